@@ -1,0 +1,509 @@
+//! `authguard.toml`: every key optional, every bad key or value an error
+//! that names the key and its line.
+//!
+//! The PAM module and `guardctl` load the same file the same way; the
+//! defaults below are the contract in DESIGN.md.
+
+use crate::addr::{self, AddrError};
+use crate::duration::HumanDuration;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where the config lives unless `--config`, `AUTHGUARD_CONFIG` or PAM's `config=` say otherwise.
+pub const DEFAULT_PATH: &str = "/etc/authguard/authguard.toml";
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists (or was named explicitly) but could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a bad value.
+    #[error("{path}: {}{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default(), key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the offending key or value, when known.
+        line: Option<usize>,
+        /// The dotted key (`policy.max_failures`), when known.
+        key: Option<String>,
+        /// What is wrong, in words.
+        message: String,
+    },
+}
+
+/// What to do when the store cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Admit the login (and log why): an outage never locks the admin out.
+    #[default]
+    Open,
+    /// Refuse the login: for hosts where an unguarded password prompt is worse.
+    Closed,
+}
+
+impl fmt::Display for FailMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailMode::Open => "open",
+            FailMode::Closed => "closed",
+        })
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// What to do when the store cannot be used.
+    pub fail_mode: FailMode,
+    /// Networks that are never banned (replaces the default list when set).
+    pub allow: Vec<Cidr>,
+    /// The SQLite store.
+    pub store: StoreConfig,
+    /// When to ban and for how long.
+    pub policy: PolicyConfig,
+    /// What the PAM module tells a refused client.
+    pub pam: PamConfig,
+    /// Where decisions are logged.
+    pub log: LogConfig,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite file.
+    pub path: PathBuf,
+    /// How long an admission may wait for another writer before the store counts as unusable.
+    pub busy_timeout: HumanDuration,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Failures within `find_time` that earn a ban.
+    pub max_failures: MaxFailures,
+    /// The window in which failures are counted.
+    pub find_time: PositiveDuration,
+    /// The first ban's length.
+    pub ban_time: PositiveDuration,
+    /// Each earlier ban of the source multiplies the ban time by this.
+    pub ban_time_factor: Factor,
+    /// No escalated ban lasts longer than this.
+    pub ban_time_max: PositiveDuration,
+    /// IPv4 sources are the address truncated to this prefix.
+    pub ipv4_prefix: Ipv4Prefix,
+    /// IPv6 sources are the address truncated to this prefix.
+    pub ipv6_prefix: Ipv6Prefix,
+}
+
+/// `[pam]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PamConfig {
+    /// Sent to a refused client as PAM_ERROR_MSG.
+    pub message: String,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The syslog datagram socket (`/dev/log`; journald listens there too).
+    pub socket: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            fail_mode: FailMode::Open,
+            allow: ["127.0.0.0/8", "::1"]
+                .iter()
+                .filter_map(|s| addr::parse_target(s).ok().map(Cidr))
+                .collect(),
+            store: StoreConfig::default(),
+            policy: PolicyConfig::default(),
+            pam: PamConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: PathBuf::from("/var/lib/authguard/authguard.db"),
+            busy_timeout: HumanDuration::secs(1),
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            max_failures: MaxFailures(5),
+            find_time: PositiveDuration(HumanDuration::secs(600)),
+            ban_time: PositiveDuration(HumanDuration::secs(600)),
+            ban_time_factor: Factor(2.0),
+            ban_time_max: PositiveDuration(HumanDuration::secs(90 * 86_400)),
+            ipv4_prefix: Ipv4Prefix(32),
+            ipv6_prefix: Ipv6Prefix(64),
+        }
+    }
+}
+
+impl Default for PamConfig {
+    fn default() -> Self {
+        PamConfig {
+            message: "Access from your address is temporarily blocked.".into(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            socket: PathBuf::from("/dev/log"),
+        }
+    }
+}
+
+/// A network in the allow list; a bare address is a one-address network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr(pub IpNet);
+
+impl TryFrom<String> for Cidr {
+    type Error = AddrError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        addr::parse_target(&s).map(Cidr)
+    }
+}
+
+macro_rules! bounded {
+    ($(#[$doc:meta])* $name:ident($inner:ty), $from:literal, $check:expr, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Deserialize)]
+        #[serde(try_from = $from)]
+        pub struct $name(pub $inner);
+
+        impl TryFrom<$inner> for $name {
+            type Error = String;
+            fn try_from(v: $inner) -> Result<Self, String> {
+                let check: fn(&$inner) -> bool = $check;
+                if check(&v) { Ok($name(v)) } else { Err(format!(concat!("{} is out of range: ", $what), v)) }
+            }
+        }
+    };
+}
+
+bounded!(
+    /// `max_failures`: at least 1.
+    MaxFailures(u32), "u32", |v| *v >= 1, "must be at least 1"
+);
+bounded!(
+    /// `ban_time_factor`: at least 1 (1 means no escalation).
+    Factor(f64), "f64", |v| v.is_finite() && *v >= 1.0, "must be a number of at least 1"
+);
+bounded!(
+    /// `ipv4_prefix`: 8 to 32; shorter would let one attacker ban a whole provider.
+    Ipv4Prefix(u8), "u8", |v| (8..=32).contains(v), "must be from 8 to 32"
+);
+bounded!(
+    /// `ipv6_prefix`: 16 to 128.
+    Ipv6Prefix(u8), "u8", |v| (16..=128).contains(v), "must be from 16 to 128"
+);
+
+/// A duration that must be longer than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "HumanDuration")]
+pub struct PositiveDuration(pub HumanDuration);
+
+impl TryFrom<HumanDuration> for PositiveDuration {
+    type Error = &'static str;
+    fn try_from(d: HumanDuration) -> Result<Self, Self::Error> {
+        if d.0.is_zero() {
+            Err("must be longer than 0s")
+        } else {
+            Ok(PositiveDuration(d))
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Like [`Config::load`], but a missing file at the *default* path means
+    /// the defaults: a fresh install with no config is a valid install.
+    pub fn load_or_default(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+        match Config::load(path) {
+            Err(ConfigError::Read { source, .. })
+                if !explicit && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(Config::default())
+            }
+            other => other,
+        }
+    }
+
+    /// Parses and validates `text`; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => locate(text, span.start),
+                None => (None, None),
+            };
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                key,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        config.check_relations().map_err(|(key, message)| {
+            let line = line_of_key(text, key);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                key: Some(key.to_owned()),
+                message,
+            }
+        })?;
+        Ok(config)
+    }
+
+    /// Checks that involve more than one key.
+    fn check_relations(&self) -> Result<(), (&'static str, String)> {
+        let p = &self.policy;
+        if p.ban_time_max.0 < p.ban_time.0 {
+            return Err((
+                "policy.ban_time_max",
+                format!(
+                    "ban_time_max ({}) is shorter than ban_time ({})",
+                    p.ban_time_max.0, p.ban_time.0
+                ),
+            ));
+        }
+        if self.pam.message.contains('\0') {
+            return Err(("pam.message", "must not contain a NUL character".into()));
+        }
+        Ok(())
+    }
+
+    /// True when `ip` is in the configured allow list.
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        self.allow.iter().any(|c| c.0.contains(&ip))
+    }
+}
+
+/// The 1-based line of byte `offset`, and the dotted key written on that line.
+fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
+    let offset = offset.min(text.len());
+    let line_no = text[..offset].matches('\n').count() + 1;
+    let mut table = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if i + 1 == line_no {
+            let key = if let Some(header) = table_header(trimmed) {
+                header
+            } else {
+                let name = trimmed
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches('"');
+                match (table.is_empty(), name.is_empty()) {
+                    (_, true) => return (Some(line_no), None),
+                    (true, false) => name.to_owned(),
+                    (false, false) => format!("{table}.{name}"),
+                }
+            };
+            return (Some(line_no), Some(key));
+        }
+        if let Some(header) = table_header(trimmed) {
+            table = header;
+        }
+    }
+    (Some(line_no), None)
+}
+
+fn table_header(line: &str) -> Option<String> {
+    let inner = line.strip_prefix('[')?.split(']').next()?;
+    Some(inner.trim().to_owned())
+}
+
+/// The line on which a dotted key (`policy.ban_time_max`) is set, if it is.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    let (want_table, want_key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let mut table = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if let Some(header) = table_header(trimmed) {
+            table = header;
+        } else if table == want_table && trimmed.split('=').next().map(str::trim) == Some(want_key)
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("authguard.toml"))
+    }
+
+    fn error_of(text: &str) -> (Option<usize>, Option<String>, String) {
+        match parse(text) {
+            Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) => (line, key, message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_file_is_the_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.policy.max_failures.0, 5);
+        assert_eq!(c.policy.find_time.0, HumanDuration::secs(600));
+        assert_eq!(c.policy.ban_time_max.0, HumanDuration::secs(90 * 86_400));
+        assert_eq!(c.policy.ipv6_prefix.0, 64);
+        assert_eq!(
+            c.store.path,
+            PathBuf::from("/var/lib/authguard/authguard.db")
+        );
+        assert!(c.allows("127.0.0.9".parse().unwrap()));
+        assert!(c.allows("::1".parse().unwrap()));
+        assert!(!c.allows("203.0.113.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = parse(
+            "fail_mode = \"closed\"\nallow = [\"10.0.0.0/8\"]\n[store]\npath = \"/tmp/x.db\"\nbusy_timeout = \"250ms\"\n",
+        );
+        // 250ms is not a unit authguard knows: the error names the key.
+        let Err(ConfigError::Invalid { key, line, .. }) = c else {
+            panic!()
+        };
+        assert_eq!(
+            (key.as_deref(), line),
+            (Some("store.busy_timeout"), Some(5))
+        );
+        let c = parse("fail_mode = \"closed\"\nallow = [\"10.0.0.0/8\"]\n[policy]\nban_time = 60\nban_time_factor = 3\n").unwrap();
+        assert_eq!(c.fail_mode, FailMode::Closed);
+        assert!(
+            !c.allows("127.0.0.1".parse().unwrap()),
+            "setting allow replaces the default list"
+        );
+        assert_eq!(c.policy.ban_time.0, HumanDuration::secs(60));
+        assert_eq!(c.policy.ban_time_factor.0, 3.0);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let (line, key, msg) = error_of("[policy]\nmax_failures = 3\nmax_failure = 4\n");
+        assert_eq!(line, Some(3));
+        assert_eq!(key.as_deref(), Some("policy.max_failure"));
+        assert!(msg.contains("unknown field"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let cases = [
+            ("[policy]\n\nfind_time = \"ten\"\n", 3, "policy.find_time"),
+            ("[policy]\nmax_failures = 0\n", 2, "policy.max_failures"),
+            ("[policy]\nipv6_prefix = 200\n", 2, "policy.ipv6_prefix"),
+            (
+                "[policy]\nban_time_factor = 0.5\n",
+                2,
+                "policy.ban_time_factor",
+            ),
+            ("[policy]\nban_time = \"0s\"\n", 2, "policy.ban_time"),
+            ("fail_mode = \"ajar\"\n", 1, "fail_mode"),
+            ("allow = [\"10.0.0.1/8\"]\n", 1, "allow"),
+            (
+                "[policy]\nban_time = \"1h\"\nban_time_max = \"10m\"\n",
+                3,
+                "policy.ban_time_max",
+            ),
+            ("[firewal]\nx = 1\n", 1, "firewal"),
+        ];
+        for (text, want_line, want_key) in cases {
+            let (line, key, msg) = error_of(text);
+            assert_eq!(line, Some(want_line), "{text}: {msg}");
+            assert_eq!(key.as_deref(), Some(want_key), "{text}: {msg}");
+        }
+    }
+
+    #[test]
+    fn error_display_names_file_line_and_key() {
+        let err = parse("[policy]\nmax_failures = \"five\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("authguard.toml: line 2: key `policy.max_failures`: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn shipped_config_documents_exactly_the_defaults() {
+        let shipped = include_str!("../../packaging/authguard.toml");
+        assert_eq!(parse(shipped).unwrap(), Config::default());
+        // Every key, uncommented, is valid and is the default.
+        let uncommented: String = shipped
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest)
+                    if rest.split('=').next().is_some_and(|k| {
+                        k.trim().chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                            && rest.contains('=')
+                    }) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(uncommented.matches('=').count() >= 14, "{uncommented}");
+        assert_eq!(parse(&uncommented).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn missing_default_file_means_defaults_but_explicit_does_not() {
+        let missing = Path::new("/nonexistent/authguard.toml");
+        assert_eq!(
+            Config::load_or_default(missing, false).unwrap(),
+            Config::default()
+        );
+        assert!(matches!(
+            Config::load_or_default(missing, true),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+}

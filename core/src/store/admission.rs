@@ -1,0 +1,459 @@
+//! Admission: the one write transaction each login attempt costs.
+//!
+//! `BEGIN IMMEDIATE` takes the write lock before anything is read, so the
+//! check (banned? how many failures?) and the write (record the attempt or
+//! create the ban) are atomic across every sshd process: a burst of N
+//! parallel attempts from one source lets exactly `max_failures` through.
+
+use super::bans::{BanLength, BanRecord, NewBan, insert_ban, mark_expired, open_bans_containing};
+use super::{Store, StoreError, allow};
+use crate::addr;
+use crate::config::PolicyConfig;
+use crate::time::Timestamp;
+use rusqlite::{OptionalExtension, Transaction, params};
+use std::net::IpAddr;
+
+/// The longest user name kept; longer ones are cut (they are still counted).
+pub const MAX_USER_BYTES: usize = 256;
+
+/// One login attempt as the PAM module sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The client's address (already canonical: mapped IPv4 is IPv4).
+    pub ip: IpAddr,
+    /// The user name as the client sent it: any bytes.
+    pub user: &'a [u8],
+    /// The PAM service (`sshd`).
+    pub service: &'a str,
+}
+
+/// What admission decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Let the password check go ahead; the attempt counts as a failure until marked a success.
+    Admitted {
+        /// The recorded attempt, for marking it a success later.
+        attempt_id: i64,
+        /// The source it counts against.
+        source: String,
+        /// Failures of the source within `find_time`, this attempt included.
+        failures: u32,
+    },
+    /// The address is in the store's allow list: admitted, not counted.
+    Allowed {
+        /// The allowed network.
+        network: String,
+    },
+    /// Refused before the password is checked.
+    Refused {
+        /// The ban in force.
+        ban: BanRecord,
+        /// True when this attempt's arrival created the ban.
+        created: bool,
+    },
+}
+
+impl Store {
+    /// Admits or refuses one attempt, recording it, in one `BEGIN IMMEDIATE` transaction.
+    pub fn admit(
+        &mut self,
+        policy: &PolicyConfig,
+        attempt: &Attempt<'_>,
+        now: Timestamp,
+    ) -> Result<Decision, StoreError> {
+        self.write(|tx| admit_in(tx, policy, attempt, now))
+    }
+
+    /// Marks a successful login: the attempt `attempt_id` if given (and
+    /// nothing else: sshd calls setcred twice, and the second call must not
+    /// mark an older failure), else the source's latest attempt by the same
+    /// user that still counts, within `find_time` (sshd runs
+    /// keyboard-interactive PAM in a forked child, so the id is lost there).
+    /// Also forgives that user's pending failures from the source.
+    /// Returns the attempt marked, if any.
+    pub fn record_success(
+        &mut self,
+        policy: &PolicyConfig,
+        ip: IpAddr,
+        user: &[u8],
+        attempt_id: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        let source = source_name(policy, ip);
+        let user = cap(user);
+        let window_start = now - find_time_secs(policy);
+        self.write(|tx| {
+            let marked: Option<i64> = match attempt_id {
+                Some(id) => tx
+                    .query_row(
+                        "UPDATE attempts SET outcome = 'success', live = 0
+                         WHERE id = ?1 AND source = ?2 AND outcome = 'pending' RETURNING id",
+                        params![id, source],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+                None => tx
+                    .query_row(
+                        "UPDATE attempts SET outcome = 'success', live = 0 WHERE id = (
+                             SELECT id FROM attempts WHERE source = ?1 AND user = ?2 AND live = 1
+                             AND outcome = 'pending' AND at > ?3 ORDER BY id DESC LIMIT 1)
+                         RETURNING id",
+                        params![source, user, window_start],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+            };
+            tx.execute(
+                "UPDATE attempts SET live = 0 WHERE source = ?1 AND user = ?2 AND live = 1",
+                params![source, user],
+            )?;
+            Ok(marked)
+        })
+    }
+}
+
+fn admit_in(
+    tx: &Transaction<'_>,
+    policy: &PolicyConfig,
+    attempt: &Attempt<'_>,
+    now: Timestamp,
+) -> Result<Decision, StoreError> {
+    if let Some(network) = allow::allowed_by(tx, attempt.ip)? {
+        return Ok(Decision::Allowed { network });
+    }
+    let source_net = addr::source_of(attempt.ip, policy.ipv4_prefix.0, policy.ipv6_prefix.0);
+    let source = addr::display(&source_net);
+
+    for ban in open_bans_containing(tx, attempt.ip)? {
+        if ban.is_active(now) {
+            record(tx, attempt, &source, "refused", false, now)?;
+            return Ok(Decision::Refused {
+                ban,
+                created: false,
+            });
+        }
+        mark_expired(tx, &ban)?;
+    }
+
+    let failures: u32 = tx.query_row(
+        "SELECT COUNT(*) FROM attempts WHERE source = ?1 AND live = 1 AND at > ?2",
+        params![source, now - find_time_secs(policy)],
+        |r| r.get(0),
+    )?;
+    if failures >= policy.max_failures.0 {
+        let ban = insert_ban(
+            tx,
+            policy,
+            &NewBan {
+                net: source_net,
+                length: BanLength::Escalated,
+                reason: &format!("{failures} failures within {}", policy.find_time.0),
+                origin: "pam",
+                failures,
+            },
+            now,
+        )?;
+        record(tx, attempt, &source, "refused", false, now)?;
+        return Ok(Decision::Refused { ban, created: true });
+    }
+    let attempt_id = record(tx, attempt, &source, "pending", true, now)?;
+    Ok(Decision::Admitted {
+        attempt_id,
+        source,
+        failures: failures + 1,
+    })
+}
+
+fn record(
+    tx: &Transaction<'_>,
+    attempt: &Attempt<'_>,
+    source: &str,
+    outcome: &str,
+    live: bool,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO attempts (at, source, address, user, service, origin, outcome, live)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pam', ?6, ?7)",
+    )?;
+    stmt.execute(params![
+        now,
+        source,
+        attempt.ip.to_string(),
+        cap(attempt.user),
+        attempt.service,
+        outcome,
+        live
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn cap(user: &[u8]) -> &[u8] {
+    &user[..user.len().min(MAX_USER_BYTES)]
+}
+
+fn find_time_secs(policy: &PolicyConfig) -> i64 {
+    i64::try_from(policy.find_time.0.0.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The store's name for the source `ip` counts against.
+pub fn source_name(policy: &PolicyConfig, ip: IpAddr) -> String {
+    addr::display(&addr::source_of(
+        ip,
+        policy.ipv4_prefix.0,
+        policy.ipv6_prefix.0,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MaxFailures, PolicyConfig};
+    use crate::store::bans::BanOutcome;
+    use crate::store::test_support::TempStore;
+
+    fn attempt(ip: &str) -> Attempt<'static> {
+        Attempt {
+            ip: ip.parse().unwrap(),
+            user: b"root",
+            service: "sshd",
+        }
+    }
+
+    #[test]
+    fn fifth_failure_then_ban_then_refusal() {
+        let t = TempStore::new("admit");
+        let mut s = t.open();
+        let p = PolicyConfig::default();
+        for i in 1..=5 {
+            match s.admit(&p, &attempt("203.0.113.7"), 1000 + i).unwrap() {
+                Decision::Admitted { failures, .. } => assert_eq!(failures, i as u32),
+                other => panic!("attempt {i}: {other:?}"),
+            }
+        }
+        let Decision::Refused { ban, created: true } =
+            s.admit(&p, &attempt("203.0.113.7"), 1006).unwrap()
+        else {
+            panic!("sixth attempt must create the ban")
+        };
+        assert_eq!(
+            (
+                ban.source.as_str(),
+                ban.level,
+                ban.failures,
+                ban.origin.as_str()
+            ),
+            ("203.0.113.7", 1, 5, "pam")
+        );
+        assert_eq!(ban.expires, Some(1006 + 600));
+        assert!(matches!(
+            s.admit(&p, &attempt("203.0.113.7"), 1007).unwrap(),
+            Decision::Refused { created: false, .. }
+        ));
+        // Another source is unaffected.
+        assert!(matches!(
+            s.admit(&p, &attempt("203.0.113.8"), 1007).unwrap(),
+            Decision::Admitted { failures: 1, .. }
+        ));
+        // After the ban the source starts from zero, and the next ban is twice as long.
+        assert!(matches!(
+            s.admit(&p, &attempt("203.0.113.7"), 1606).unwrap(),
+            Decision::Admitted { failures: 1, .. }
+        ));
+        for i in 0..4 {
+            s.admit(&p, &attempt("203.0.113.7"), 1607 + i).unwrap();
+        }
+        let Decision::Refused { ban, .. } = s.admit(&p, &attempt("203.0.113.7"), 1700).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((ban.level, ban.expires), (2, Some(1700 + 1200)));
+        let history = s
+            .history(
+                &"203.0.113.7/32".parse().unwrap(),
+                "203.0.113.7".parse().unwrap(),
+                100,
+                1700,
+            )
+            .unwrap();
+        assert_eq!(history.bans.len(), 2);
+        assert_eq!(history.bans[1].end_reason.as_deref(), Some("expired"));
+    }
+
+    #[test]
+    fn failures_outside_find_time_do_not_count() {
+        let t = TempStore::new("window");
+        let mut s = t.open();
+        let p = PolicyConfig::default();
+        for i in 0..5 {
+            s.admit(&p, &attempt("198.51.100.1"), i * 200).unwrap();
+        }
+        // At t=1000 only the attempts at 600 and 800 are within 10 minutes.
+        assert!(matches!(
+            s.admit(&p, &attempt("198.51.100.1"), 1000).unwrap(),
+            Decision::Admitted { failures: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn successes_never_add_up_and_forgive_the_users_failures() {
+        let t = TempStore::new("success");
+        let mut s = t.open();
+        let p = PolicyConfig {
+            max_failures: MaxFailures(3),
+            ..PolicyConfig::default()
+        };
+        let ip = "192.0.2.5".parse().unwrap();
+        for i in 0..10 {
+            let Decision::Admitted { attempt_id, .. } =
+                s.admit(&p, &attempt("192.0.2.5"), 100 + i).unwrap()
+            else {
+                panic!("success {i} must be admitted")
+            };
+            // Every other time the id is lost (keyboard-interactive runs in a child).
+            let id = (i % 2 == 0).then_some(attempt_id);
+            assert_eq!(
+                s.record_success(&p, ip, b"root", id, 100 + i).unwrap(),
+                Some(attempt_id)
+            );
+        }
+        // sshd calls setcred again in the session child: nothing more is marked.
+        let Decision::Admitted { attempt_id, .. } =
+            s.admit(&p, &attempt("192.0.2.5"), 150).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            s.record_success(&p, ip, b"root", Some(attempt_id), 150)
+                .unwrap(),
+            Some(attempt_id)
+        );
+        assert_eq!(
+            s.record_success(&p, ip, b"root", Some(attempt_id), 150)
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.record_success(&p, ip, b"root", None, 150).unwrap(), None);
+        // Two typos, then the right password: the typos are forgiven.
+        s.admit(&p, &attempt("192.0.2.5"), 200).unwrap();
+        s.admit(&p, &attempt("192.0.2.5"), 201).unwrap();
+        s.admit(&p, &attempt("192.0.2.5"), 202).unwrap();
+        s.record_success(&p, ip, b"root", None, 202).unwrap();
+        assert!(matches!(
+            s.admit(&p, &attempt("192.0.2.5"), 203).unwrap(),
+            Decision::Admitted { failures: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn ipv6_sources_aggregate_and_wider_bans_cover() {
+        let t = TempStore::new("v6");
+        let mut s = t.open();
+        let p = PolicyConfig {
+            max_failures: MaxFailures(2),
+            ..PolicyConfig::default()
+        };
+        s.admit(&p, &attempt("2001:db8:1:2::1"), 10).unwrap();
+        s.admit(&p, &attempt("2001:db8:1:2::2"), 11).unwrap();
+        let Decision::Refused { ban, .. } =
+            s.admit(&p, &attempt("2001:db8:1:2:ffff::3"), 12).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(ban.source, "2001:db8:1:2::/64");
+        let manual = NewBan {
+            net: "198.51.100.0/24".parse().unwrap(),
+            length: BanLength::Permanent,
+            reason: "manual",
+            origin: "manual",
+            failures: 0,
+        };
+        assert!(matches!(
+            s.ban(&p, &manual, 20).unwrap(),
+            BanOutcome::Created(_)
+        ));
+        let Decision::Refused { ban, .. } = s.admit(&p, &attempt("198.51.100.77"), 21).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (ban.source.as_str(), ban.expires),
+            ("198.51.100.0/24", None)
+        );
+    }
+
+    #[test]
+    fn unban_and_allow_lift_bans() {
+        let t = TempStore::new("unban");
+        let mut s = t.open();
+        let p = PolicyConfig {
+            max_failures: MaxFailures(1),
+            ..PolicyConfig::default()
+        };
+        s.admit(&p, &attempt("203.0.113.9"), 10).unwrap();
+        assert!(matches!(
+            s.admit(&p, &attempt("203.0.113.9"), 11).unwrap(),
+            Decision::Refused { .. }
+        ));
+        let out = s
+            .unban(Some(&"203.0.113.9/32".parse().unwrap()), false, 12)
+            .unwrap();
+        assert_eq!(out.lifted, vec!["203.0.113.9".to_string()]);
+        assert!(matches!(
+            s.admit(&p, &attempt("203.0.113.9"), 13).unwrap(),
+            Decision::Admitted { failures: 1, .. }
+        ));
+        assert!(matches!(
+            s.admit(&p, &attempt("203.0.113.9"), 14).unwrap(),
+            Decision::Refused { .. }
+        ));
+        let (added, lifted) = s
+            .allow_add(&"203.0.113.0/24".parse().unwrap(), "office", 15)
+            .unwrap();
+        assert!(added);
+        assert_eq!(lifted, vec!["203.0.113.9".to_string()]);
+        assert!(matches!(
+            s.admit(&p, &attempt("203.0.113.9"), 16).unwrap(),
+            Decision::Allowed { .. }
+        ));
+        assert!(s.active_bans(16).unwrap().is_empty());
+        assert_eq!(
+            s.all_bans().unwrap().len(),
+            2,
+            "lifted bans stay in history"
+        );
+        s.unban(Some(&"203.0.113.9/32".parse().unwrap()), true, 17)
+            .unwrap();
+        assert!(
+            s.all_bans().unwrap().is_empty(),
+            "--forget deletes the history"
+        );
+    }
+
+    #[test]
+    fn parallel_processes_never_exceed_max_failures() {
+        let t = TempStore::new("parallel");
+        let p = PolicyConfig::default();
+        let admitted = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| {
+                    let mut s = Store::open(
+                        &t.path,
+                        super::super::Access::Write,
+                        std::time::Duration::from_secs(5),
+                    )
+                    .unwrap();
+                    for _ in 0..4 {
+                        if let Decision::Admitted { .. } =
+                            s.admit(&p, &attempt("203.0.113.50"), 5000).unwrap()
+                        {
+                            admitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(admitted.into_inner(), 5);
+    }
+}

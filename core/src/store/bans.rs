@@ -1,0 +1,473 @@
+//! Bans: creating (with escalation), lifting, expiring, listing, and one
+//! source's history.
+
+use super::{Store, StoreError};
+use crate::addr;
+use crate::config::PolicyConfig;
+use crate::policy;
+use crate::time::Timestamp;
+use ipnet::IpNet;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// One ban, active or past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanRecord {
+    /// Row id.
+    pub id: i64,
+    /// The banned source: an address, or a network in CIDR form.
+    pub source: String,
+    /// When the ban began.
+    pub since: Timestamp,
+    /// When it ends by itself; `None` for a permanent ban.
+    pub expires: Option<Timestamp>,
+    /// When it was lifted or seen expired; `None` while open.
+    pub ended: Option<Timestamp>,
+    /// Why it ended: `expired`, `unbanned`, `allowed`.
+    pub end_reason: Option<String>,
+    /// Why it was made.
+    pub reason: String,
+    /// Who made it: `pam`, `manual`, later `sshd-log`, `recidive`.
+    pub origin: String,
+    /// How many bans this source has had, this one included.
+    pub level: u32,
+    /// Failures that led to it.
+    pub failures: u32,
+}
+
+impl BanRecord {
+    /// True while the ban refuses logins.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.ended.is_none() && self.expires.is_none_or(|e| e > now)
+    }
+
+    /// The ban's full length (`None`: permanent).
+    pub fn length(&self) -> Option<Duration> {
+        self.expires
+            .map(|e| Duration::from_secs(u64::try_from(e - self.since).unwrap_or(0)))
+    }
+}
+
+/// How long a new ban lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanLength {
+    /// By the policy: `ban_time × factor^(earlier bans)`, capped.
+    Escalated,
+    /// Exactly this long.
+    For(Duration),
+    /// Until lifted.
+    Permanent,
+}
+
+/// A ban to create.
+#[derive(Debug, Clone)]
+pub struct NewBan<'a> {
+    /// The source or network to ban.
+    pub net: IpNet,
+    /// How long.
+    pub length: BanLength,
+    /// Why, in words.
+    pub reason: &'a str,
+    /// Who decided (`pam`, `manual`, …).
+    pub origin: &'a str,
+    /// Failures that led to it.
+    pub failures: u32,
+}
+
+/// What `ban` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BanOutcome {
+    /// A new ban was made.
+    Created(BanRecord),
+    /// The source was banned already; its ban now ends as the new one would.
+    Updated(BanRecord),
+}
+
+/// What `unban` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unbanned {
+    /// Sources whose open bans were lifted.
+    pub lifted: Vec<String>,
+    /// Open bans that contain the address but are for a wider network (not lifted).
+    pub covered_by: Vec<String>,
+    /// Rows deleted by `--forget` (bans and attempts).
+    pub forgotten: usize,
+}
+
+/// One attempt as `show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// When.
+    pub at: Timestamp,
+    /// The client address (not aggregated).
+    pub address: String,
+    /// The user name as received (may be any bytes).
+    pub user: Vec<u8>,
+    /// PAM service.
+    pub service: String,
+    /// `pending` (no success seen: a failure), `success`, `refused`, `failure`.
+    pub outcome: String,
+    /// Who saw it (`pam`).
+    pub origin: String,
+}
+
+/// A source's history for `guardctl show`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    /// The source looked up.
+    pub source: String,
+    /// Its bans, newest first, plus open bans of wider networks that cover it.
+    pub bans: Vec<BanRecord>,
+    /// Its most recent attempts, newest first.
+    pub attempts: Vec<AttemptRecord>,
+    /// All attempts on record for it.
+    pub total_attempts: u64,
+    /// Attempts that currently count toward a ban.
+    pub live_failures: u64,
+}
+
+const BAN_COLUMNS: &str =
+    "id, source, since, expires, ended, end_reason, reason, origin, level, failures";
+
+fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<BanRecord> {
+    Ok(BanRecord {
+        id: row.get(0)?,
+        source: row.get(1)?,
+        since: row.get(2)?,
+        expires: row.get(3)?,
+        ended: row.get(4)?,
+        end_reason: row.get(5)?,
+        reason: row.get(6)?,
+        origin: row.get(7)?,
+        level: row.get(8)?,
+        failures: row.get(9)?,
+    })
+}
+
+/// `lo IN (?2, …) AND hi >= ?1`: networks (of any prefix) that contain `?1`.
+pub(crate) fn containment_clause(candidates: usize) -> String {
+    let list: Vec<String> = (2..candidates + 2).map(|i| format!("?{i}")).collect();
+    format!("lo IN ({}) AND hi >= ?1", list.join(", "))
+}
+
+/// Parameters for [`containment_clause`]: the address's key, then every candidate network key.
+pub(crate) fn containment_params(ip: IpAddr) -> Vec<[u8; 16]> {
+    let mut keys = vec![addr::key_of(addr::canonical(ip))];
+    keys.extend(addr::containing_network_keys(ip));
+    keys
+}
+
+/// Open (not yet ended) bans whose network contains `ip`, expired or not.
+pub(crate) fn open_bans_containing(
+    conn: &Connection,
+    ip: IpAddr,
+) -> Result<Vec<BanRecord>, StoreError> {
+    let keys = containment_params(ip);
+    let sql = format!(
+        "SELECT {BAN_COLUMNS} FROM bans WHERE ended IS NULL AND {}",
+        containment_clause(keys.len() - 1)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(keys.iter()), ban_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Marks an open ban that has run out as ended at its expiry.
+pub(crate) fn mark_expired(tx: &Transaction<'_>, ban: &BanRecord) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE bans SET ended = expires, end_reason = 'expired' WHERE id = ?1 AND ended IS NULL",
+        [ban.id],
+    )?;
+    Ok(())
+}
+
+/// Inserts a ban for `new.net`, computing its level and length from the
+/// source's earlier bans, and consumes the source's live failures.
+pub(crate) fn insert_ban(
+    tx: &Transaction<'_>,
+    policy: &PolicyConfig,
+    new: &NewBan<'_>,
+    now: Timestamp,
+) -> Result<BanRecord, StoreError> {
+    let source = addr::display(&new.net);
+    let earlier: u32 = tx.query_row(
+        "SELECT COUNT(*) FROM bans WHERE source = ?1",
+        [&source],
+        |r| r.get(0),
+    )?;
+    let expires = expiry(policy, new.length, earlier, now);
+    let (lo, hi) = addr::range_keys(&new.net);
+    tx.execute(
+        "INSERT INTO bans (source, lo, hi, since, expires, reason, origin, level, failures)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            source,
+            lo,
+            hi,
+            now,
+            expires,
+            new.reason,
+            new.origin,
+            earlier + 1,
+            new.failures
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    consume_failures(tx, &source)?;
+    Ok(BanRecord {
+        id,
+        source,
+        since: now,
+        expires,
+        ended: None,
+        end_reason: None,
+        reason: new.reason.to_owned(),
+        origin: new.origin.to_owned(),
+        level: earlier + 1,
+        failures: new.failures,
+    })
+}
+
+fn expiry(
+    policy: &PolicyConfig,
+    length: BanLength,
+    earlier: u32,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    match length {
+        BanLength::Permanent => None,
+        BanLength::For(d) => Some(now.saturating_add(secs(d))),
+        BanLength::Escalated => {
+            Some(now.saturating_add(secs(policy::ban_duration(policy, earlier))))
+        }
+    }
+}
+
+/// A ban or an unban starts the source again from zero failures.
+fn consume_failures(tx: &Transaction<'_>, source: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE attempts SET live = 0 WHERE source = ?1 AND live = 1",
+        [source],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Bans `new.net`. If that exact source is banned already, its open ban
+    /// is updated to the new length and reason instead of stacking a second.
+    pub fn ban(
+        &mut self,
+        policy: &PolicyConfig,
+        new: &NewBan<'_>,
+        now: Timestamp,
+    ) -> Result<BanOutcome, StoreError> {
+        self.write(|tx| {
+            let source = addr::display(&new.net);
+            let open: Option<BanRecord> = tx
+                .query_row(
+                    &format!("SELECT {BAN_COLUMNS} FROM bans WHERE source = ?1 AND ended IS NULL ORDER BY since DESC LIMIT 1"),
+                    [&source],
+                    ban_from_row,
+                )
+                .optional()?;
+            match open {
+                Some(ban) if ban.is_active(now) => {
+                    let expires = expiry(policy, new.length, ban.level - 1, now);
+                    tx.execute(
+                        "UPDATE bans SET expires = ?2, reason = ?3 WHERE id = ?1",
+                        params![ban.id, expires, new.reason],
+                    )?;
+                    Ok(BanOutcome::Updated(BanRecord {
+                        expires,
+                        reason: new.reason.to_owned(),
+                        ..ban
+                    }))
+                }
+                stale => {
+                    if let Some(ban) = stale {
+                        mark_expired(tx, &ban)?;
+                    }
+                    insert_ban(tx, policy, new, now).map(BanOutcome::Created)
+                }
+            }
+        })
+    }
+
+    /// Lifts the open bans of `net` (all open bans when `None`) and clears
+    /// their pending failures. With `forget`, also deletes the source's
+    /// history (bans and attempts): the "that was me" case.
+    pub fn unban(
+        &mut self,
+        net: Option<&IpNet>,
+        forget: bool,
+        now: Timestamp,
+    ) -> Result<Unbanned, StoreError> {
+        self.write(|tx| {
+            let mut out = Unbanned::default();
+            let lifted_sql = "UPDATE bans SET ended = ?1, end_reason = 'unbanned' WHERE ended IS NULL
+                              AND (expires IS NULL OR expires > ?1) AND source = ?2 RETURNING source";
+            match net {
+                Some(net) => {
+                    let source = addr::display(net);
+                    let mut stmt = tx.prepare(lifted_sql)?;
+                    out.lifted = stmt
+                        .query_map(params![now, source], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    consume_failures(tx, &source)?;
+                    if forget {
+                        out.forgotten += tx.execute("DELETE FROM bans WHERE source = ?1", [&source])?;
+                        out.forgotten += tx.execute("DELETE FROM attempts WHERE source = ?1", [&source])?;
+                    }
+                    if out.lifted.is_empty() {
+                        out.covered_by = open_bans_containing(tx, net.network())?
+                            .into_iter()
+                            .filter(|b| b.is_active(now) && b.source != source)
+                            .map(|b| b.source)
+                            .collect();
+                    }
+                }
+                None => {
+                    let mut stmt = tx.prepare(
+                        "UPDATE bans SET ended = ?1, end_reason = 'unbanned' WHERE ended IS NULL
+                         AND (expires IS NULL OR expires > ?1) RETURNING source",
+                    )?;
+                    out.lifted = stmt.query_map([now], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                    tx.execute("UPDATE attempts SET live = 0 WHERE live = 1", [])?;
+                    if forget {
+                        out.forgotten += tx.execute("DELETE FROM bans", [])?;
+                        out.forgotten += tx.execute("DELETE FROM attempts", [])?;
+                    }
+                }
+            }
+            out.lifted.sort();
+            Ok(out)
+        })
+    }
+
+    /// Marks every open ban that has run out as ended. Returns how many.
+    pub fn expire_due(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE bans SET ended = expires, end_reason = 'expired'
+                 WHERE ended IS NULL AND expires IS NOT NULL AND expires <= ?1",
+                [now],
+            )?)
+        })
+    }
+
+    /// Bans that refuse logins now, oldest first.
+    pub fn active_bans(&self, now: Timestamp) -> Result<Vec<BanRecord>, StoreError> {
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {BAN_COLUMNS} FROM bans WHERE ended IS NULL AND (expires IS NULL OR expires > ?1) ORDER BY since, id"
+        ))?;
+        let rows = stmt.query_map([now], ban_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every ban on record, oldest first.
+    pub fn all_bans(&self) -> Result<Vec<BanRecord>, StoreError> {
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {BAN_COLUMNS} FROM bans ORDER BY since, id"
+        ))?;
+        let rows = stmt.query_map([], ban_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The history of `source` (its own bans and attempts), plus the active
+    /// bans of wider networks containing `ip`. At most `limit` attempts.
+    pub fn history(
+        &self,
+        source: &IpNet,
+        ip: IpAddr,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<History, StoreError> {
+        let name = addr::display(source);
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {BAN_COLUMNS} FROM bans WHERE source = ?1 ORDER BY since DESC, id DESC"
+        ))?;
+        let mut bans: Vec<BanRecord> = stmt
+            .query_map([&name], ban_from_row)?
+            .collect::<Result<_, _>>()?;
+        for wider in open_bans_containing(conn, ip)? {
+            if wider.source != name && wider.is_active(now) {
+                bans.push(wider);
+            }
+        }
+        let mut stmt = conn.prepare(
+            "SELECT at, address, user, service, outcome, origin FROM attempts
+             WHERE source = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+        )?;
+        let attempts = stmt
+            .query_map(params![name, limit], |r| {
+                Ok(AttemptRecord {
+                    at: r.get(0)?,
+                    address: r.get(1)?,
+                    user: r.get(2)?,
+                    service: r.get(3)?,
+                    outcome: r.get(4)?,
+                    origin: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let (total_attempts, live_failures) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(live), 0) FROM attempts WHERE source = ?1",
+            [&name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(History {
+            source: name,
+            bans,
+            attempts,
+            total_attempts,
+            live_failures,
+        })
+    }
+}
+
+/// Totals for `guardctl status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Bans refusing logins now.
+    pub active_bans: u64,
+    /// Attempts in the last hour that did not end in success (refusals excluded).
+    pub failures_last_hour: u64,
+    /// Refused attempts in the last hour.
+    pub refused_last_hour: u64,
+    /// All attempts on record.
+    pub attempts_total: u64,
+    /// All bans on record.
+    pub bans_total: u64,
+    /// Networks in the store's allow list.
+    pub allowed: u64,
+}
+
+impl Store {
+    /// Totals for `guardctl status`.
+    pub fn summary(&self, now: Timestamp) -> Result<Summary, StoreError> {
+        let one = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64, StoreError> {
+            Ok(self.conn().query_row(sql, p, |r| r.get(0))?)
+        };
+        let hour_ago = now - 3600;
+        Ok(Summary {
+            active_bans: one(
+                "SELECT COUNT(*) FROM bans WHERE ended IS NULL AND (expires IS NULL OR expires > ?1)",
+                &[&now],
+            )?,
+            failures_last_hour: one(
+                "SELECT COUNT(*) FROM attempts WHERE at >= ?1 AND outcome IN ('pending', 'failure')",
+                &[&hour_ago],
+            )?,
+            refused_last_hour: one(
+                "SELECT COUNT(*) FROM attempts WHERE at >= ?1 AND outcome = 'refused'",
+                &[&hour_ago],
+            )?,
+            attempts_total: one("SELECT COUNT(*) FROM attempts", &[])?,
+            bans_total: one("SELECT COUNT(*) FROM bans", &[])?,
+            allowed: one("SELECT COUNT(*) FROM allow", &[])?,
+        })
+    }
+}

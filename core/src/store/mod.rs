@@ -1,0 +1,311 @@
+//! The SQLite store shared by every sshd process, `guardctl` and the daemon.
+//!
+//! - [`schema`]: tables, indexes, migrations (run by `guardctl init` only).
+//! - [`admission`]: the one write transaction that admits or refuses a login.
+//! - [`bans`]: creating, lifting, listing bans; a source's history.
+//! - [`allow`]: the allow list kept in the store.
+//!
+//! A [`Store`] is one connection, opened for one job and dropped after it:
+//! nothing here is kept in a static or across a fork.
+
+pub mod admission;
+pub mod allow;
+pub mod bans;
+pub mod schema;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use schema::SCHEMA_VERSION;
+
+/// Why the store could not be used. Each variant is a fault the PAM module
+/// survives by applying `fail_mode`, and `guardctl` reports in words.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// There is no store file at the path (run `guardctl init`).
+    #[error("no store at {0} (run `guardctl init`)")]
+    Missing(PathBuf),
+    /// The store exists but this process may not open it as asked.
+    #[error("no permission to open the store {0} (guardctl must run as root)")]
+    Permission(PathBuf),
+    /// The store was made by another version of authguard.
+    #[error(
+        "store schema version {found}, this build knows {expected} (run `guardctl init` to migrate)"
+    )]
+    SchemaMismatch {
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// [`SCHEMA_VERSION`].
+        expected: i64,
+    },
+    /// Another process held the write lock past `busy_timeout`.
+    #[error("store is locked by another process (waited {0:?})")]
+    Busy(Duration),
+    /// The work took longer than its deadline and was interrupted.
+    #[error("store operation interrupted after its deadline of {0:?}")]
+    Timeout(Duration),
+    /// The file is not a database, or its pages are damaged.
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    /// The file or its file system is read-only.
+    #[error("store is read-only: {0}")]
+    ReadOnly(String),
+    /// The disk is full.
+    #[error("disk full while writing the store")]
+    Full,
+    /// Any other SQLite or I/O failure.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        let code = e.sqlite_error_code();
+        let text = e.to_string();
+        match code {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Busy(Duration::ZERO)
+            }
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt(text),
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(text),
+            Some(ErrorCode::DiskFull) => StoreError::Full,
+            Some(ErrorCode::OperationInterrupted) => StoreError::Timeout(Duration::ZERO),
+            _ => StoreError::Other(text),
+        }
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Other(e.to_string())
+    }
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reading only (`list`, `show`, `status`).
+    Read,
+    /// Reading and writing rows; never creates the file or changes the schema.
+    Write,
+}
+
+/// One connection to the store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    timeout: Duration,
+}
+
+impl Store {
+    /// Opens an existing, initialised store. `timeout` bounds both the wait
+    /// for another writer and the run time of each statement.
+    pub fn open(path: &Path, access: Access, timeout: Duration) -> Result<Store, StoreError> {
+        let flags = match access {
+            Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
+            Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+            timeout,
+        };
+        store.configure()?;
+        let found = store.schema_version()?;
+        if found != SCHEMA_VERSION {
+            return Err(StoreError::SchemaMismatch {
+                found,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        Ok(store)
+    }
+
+    /// Creates the store (directory 0700, file 0600) or migrates it to
+    /// [`SCHEMA_VERSION`]. Idempotent: running it twice changes nothing.
+    pub fn init(path: &Path) -> Result<schema::Migration, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+            }
+        }
+        let mut conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        schema::migrate(&mut conn)
+    }
+
+    fn configure(&mut self) -> Result<(), StoreError> {
+        self.conn.busy_timeout(self.timeout)?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Bound every statement's run time too, not only lock waits: a damaged
+        // file must not keep sshd waiting. Checked every 1000 VM steps.
+        let deadline = Instant::now() + self.timeout * 2;
+        self.conn
+            .progress_handler(1000, Some(move || Instant::now() > deadline));
+        Ok(())
+    }
+
+    /// `PRAGMA user_version` of the open store.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken
+    /// first, so check-then-write sequences are atomic across processes.
+    pub(crate) fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let timeout = self.timeout;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| with_wait(e.into(), timeout))?;
+        let value = f(&tx).map_err(|e| with_wait(e, timeout))?;
+        tx.commit().map_err(|e| with_wait(e.into(), timeout))?;
+        Ok(value)
+    }
+
+    /// The underlying connection, for read queries.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// Fills in how long we waited, for Busy and Timeout errors.
+fn with_wait(e: StoreError, waited: Duration) -> StoreError {
+    match e {
+        StoreError::Busy(_) => StoreError::Busy(waited),
+        StoreError::Timeout(_) => StoreError::Timeout(waited * 2),
+        other => other,
+    }
+}
+
+/// Turns an open failure into the fault a person can act on.
+fn open_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    if e.sqlite_error_code() == Some(ErrorCode::CannotOpen) {
+        return match std::fs::metadata(path) {
+            Err(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                StoreError::Missing(path.to_owned())
+            }
+            Err(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                StoreError::Permission(path.to_owned())
+            }
+            Ok(_) if std::fs::OpenOptions::new().read(true).open(path).is_err() => {
+                StoreError::Permission(path.to_owned())
+            }
+            _ => StoreError::Other(e.to_string()),
+        };
+    }
+    e.into()
+}
+
+/// Size of the store on disk: the database plus its WAL.
+pub fn disk_size(path: &Path) -> u64 {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    [path.to_owned(), PathBuf::from(wal)]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A fresh, initialised store in its own temp directory.
+    pub struct TempStore {
+        pub dir: PathBuf,
+        pub path: PathBuf,
+    }
+
+    impl TempStore {
+        pub fn new(name: &str) -> TempStore {
+            let dir = std::env::temp_dir().join(format!(
+                "authguard-test-{name}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let path = dir.join("store").join("authguard.db");
+            Store::init(&path).unwrap();
+            TempStore { dir, path }
+        }
+
+        pub fn open(&self) -> Store {
+            Store::open(&self.path, Access::Write, Duration::from_secs(1)).unwrap()
+        }
+    }
+
+    impl Drop for TempStore {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::TempStore;
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn init_creates_private_store_and_is_idempotent() {
+        let t = TempStore::new("init");
+        let dir_mode = std::fs::metadata(t.path.parent().unwrap()).unwrap().mode() & 0o777;
+        let file_mode = std::fs::metadata(&t.path).unwrap().mode() & 0o777;
+        assert_eq!((dir_mode, file_mode), (0o700, 0o600));
+        assert_eq!(Store::init(&t.path).unwrap(), schema::Migration::UpToDate);
+        let store = t.open();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let mode: String = store
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn faults_are_named() {
+        let t = TempStore::new("faults");
+        let missing = t.dir.join("nope.db");
+        assert!(matches!(
+            Store::open(&missing, Access::Write, Duration::from_secs(1)),
+            Err(StoreError::Missing(_))
+        ));
+        let garbage = t.dir.join("garbage.db");
+        std::fs::write(&garbage, vec![0x42u8; 8192]).unwrap();
+        assert!(matches!(
+            Store::open(&garbage, Access::Write, Duration::from_secs(1)),
+            Err(StoreError::Corrupt(_))
+        ));
+        let store = t.open();
+        store
+            .conn()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            Store::open(&t.path, Access::Write, Duration::from_secs(1)),
+            Err(StoreError::SchemaMismatch { found: 99, .. })
+        ));
+    }
+}

@@ -1,0 +1,90 @@
+//! The store's schema and its migrations. Only `guardctl init` (and the
+//! package's postinst, which calls it) runs this; the PAM module never does.
+
+use rusqlite::Connection;
+
+/// The schema version this build reads and writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Each entry takes the store from version `i` to `i + 1`.
+const MIGRATIONS: [&str; 1] = [
+    // 0 → 1: attempts, bans, allow list.
+    r#"
+    -- One row per login attempt the guard saw. `live` is 1 while the attempt
+    -- counts toward a ban: a ban, an unban or the same user's success clears it.
+    CREATE TABLE attempts (
+        id       INTEGER PRIMARY KEY,
+        at       INTEGER NOT NULL,
+        source   TEXT    NOT NULL,
+        address  TEXT    NOT NULL,
+        user     BLOB    NOT NULL,
+        service  TEXT    NOT NULL,
+        origin   TEXT    NOT NULL,
+        outcome  TEXT    NOT NULL CHECK (outcome IN ('pending', 'success', 'refused', 'failure')),
+        live     INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE INDEX attempts_live ON attempts (source, at) WHERE live = 1;
+    CREATE INDEX attempts_by_source ON attempts (source, at);
+    CREATE INDEX attempts_by_time ON attempts (at);
+
+    -- Bans are history: expiry and unban set `ended`, nothing deletes a row
+    -- (but `unban --forget`). lo/hi: 16-byte range keys, IPv4 as ::ffff:a.b.c.d.
+    CREATE TABLE bans (
+        id         INTEGER PRIMARY KEY,
+        source     TEXT    NOT NULL,
+        lo         BLOB    NOT NULL,
+        hi         BLOB    NOT NULL,
+        since      INTEGER NOT NULL,
+        expires    INTEGER,
+        ended      INTEGER,
+        end_reason TEXT,
+        reason     TEXT    NOT NULL,
+        origin     TEXT    NOT NULL,
+        level      INTEGER NOT NULL,
+        failures   INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX bans_open ON bans (lo) WHERE ended IS NULL;
+    CREATE INDEX bans_by_source ON bans (source, since);
+
+    -- Networks allowed with `guardctl allow add` (the config's `allow` adds to these).
+    CREATE TABLE allow (
+        network TEXT    PRIMARY KEY,
+        lo      BLOB    NOT NULL,
+        hi      BLOB    NOT NULL,
+        added   INTEGER NOT NULL,
+        comment TEXT    NOT NULL DEFAULT ''
+    ) STRICT;
+    CREATE INDEX allow_lo ON allow (lo);
+    "#,
+];
+
+/// What `migrate` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migration {
+    /// The store already had this version.
+    UpToDate,
+    /// Created or upgraded from the given version.
+    From(i64),
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`] in one transaction. Idempotent.
+/// A store newer than this build is left alone and reported.
+pub fn migrate(conn: &mut Connection) -> Result<Migration, super::StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(super::StoreError::SchemaMismatch {
+            found,
+            expected: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(Migration::UpToDate);
+    }
+    for step in &MIGRATIONS[usize::try_from(found).unwrap_or(0)..] {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(Migration::From(found))
+}

@@ -1,0 +1,121 @@
+//! The command line, as clap types. Values are parsed into typed addresses
+//! and durations here, so a bad one is a usage error (exit 2) naming it.
+
+use authguard_core::{addr, duration};
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// See and lift authguard's bans, manage its allow list, check its set-up.
+#[derive(Debug, Parser)]
+#[command(name = "guardctl", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Config file [default: $AUTHGUARD_CONFIG or /etc/authguard/authguard.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the store, or migrate it to this version's schema (idempotent)
+    Init,
+    /// Sum up the store: active bans, recent failures, size, schema version
+    Status(JsonFlag),
+    /// List active bans (with --all, every ban on record)
+    List {
+        /// Include bans that have ended
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show one source's history: attempts and bans
+    Show {
+        /// An address or CIDR
+        #[arg(value_parser = parse_target, value_name = "ADDR")]
+        target: IpNet,
+        /// How many of the most recent attempts to show
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Ban an address or network now
+    Ban {
+        /// An address (counted as its source, e.g. its /64 for IPv6) or CIDR
+        #[arg(value_parser = parse_target, value_name = "ADDR|CIDR")]
+        target: IpNet,
+        /// How long [default: the policy's escalated ban time]
+        #[arg(long = "for", value_parser = parse_duration, value_name = "DUR", conflicts_with = "permanent")]
+        duration: Option<Duration>,
+        /// Until lifted with `guardctl unban`
+        #[arg(long)]
+        permanent: bool,
+        /// Why, for the list and the log
+        #[arg(long, default_value = "manual ban")]
+        reason: String,
+    },
+    /// Lift a ban now and clear the source's pending failures
+    Unban {
+        /// An address or CIDR
+        #[arg(value_parser = parse_target, value_name = "ADDR|CIDR", required_unless_present = "all", conflicts_with = "all")]
+        target: Option<IpNet>,
+        /// Lift every ban
+        #[arg(long)]
+        all: bool,
+        /// Also delete the source's history ("that was me")
+        #[arg(long)]
+        forget: bool,
+    },
+    /// Manage networks that are never banned
+    #[command(subcommand)]
+    Allow(AllowCommand),
+    /// Check config, store and the PAM line, and say what to fix
+    Check {
+        /// The PAM file to inspect
+        #[arg(long, value_name = "PATH", default_value = "/etc/pam.d/sshd")]
+        pam_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllowCommand {
+    /// Allow a network (lifts the bans inside it)
+    Add {
+        #[arg(value_parser = parse_target, value_name = "CIDR")]
+        target: IpNet,
+        /// A note to remember why
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Remove a network added with `allow add`
+    Remove {
+        #[arg(value_parser = parse_target, value_name = "CIDR")]
+        target: IpNet,
+    },
+    /// List allowed networks (config and store)
+    List(JsonFlag),
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct JsonFlag {
+    /// Print JSON for programs instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_target(s: &str) -> Result<IpNet, String> {
+    addr::parse_target(s).map_err(|e| e.to_string())
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match duration::parse(s) {
+        Ok(d) if d.is_zero() => Err("a ban must last longer than 0s".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -1,0 +1,214 @@
+//! `guardctl list`, `show`, `ban`, `unban`.
+
+use crate::BadInput;
+use crate::context::Context;
+use crate::output::{
+    self, BAN_HEADER, attempt_json, ban_json, ban_row, outcome_word, print_json, table,
+};
+use authguard_core::addr;
+use authguard_core::duration;
+use authguard_core::store::bans::{BanLength, BanOutcome, NewBan};
+use authguard_core::syslog::untrusted;
+use authguard_core::time;
+use ipnet::IpNet;
+use serde_json::json;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub fn list(ctx: &Context, all: bool, as_json: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.reader()?;
+    let now = time::now();
+    let bans = if all {
+        store.all_bans()?
+    } else {
+        store.active_bans(now)?
+    };
+    if as_json {
+        print_json(&json!(
+            bans.iter().map(|b| ban_json(b, now)).collect::<Vec<_>>()
+        ));
+    } else if bans.is_empty() {
+        println!(
+            "{}",
+            if all {
+                "no bans on record"
+            } else {
+                "no active bans"
+            }
+        );
+    } else {
+        let mut t = table(&BAN_HEADER);
+        for b in &bans {
+            t.add_row(ban_row(b, now));
+        }
+        println!("{t}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The source a typed address counts against: its prefix per the policy.
+/// A CIDR is taken as given.
+fn source_for(ctx: &Context, target: &IpNet) -> IpNet {
+    if target.prefix_len() == target.max_prefix_len() {
+        let p = &ctx.config.policy;
+        addr::source_of(target.addr(), p.ipv4_prefix.0, p.ipv6_prefix.0)
+    } else {
+        *target
+    }
+}
+
+pub fn show(ctx: &Context, target: &IpNet, limit: u32, as_json: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.reader()?;
+    let now = time::now();
+    let source = source_for(ctx, target);
+    let h = store.history(&source, target.addr(), limit, now)?;
+    let banned = h.bans.iter().find(|b| b.is_active(now));
+    let allowed = ctx
+        .config
+        .allow
+        .iter()
+        .find(|c| c.0.contains(&target.addr()))
+        .map(|c| addr::display(&c.0));
+    let allowed = allowed.or(store.allowed_by(target.addr())?);
+    if as_json {
+        print_json(&json!({
+            "address": addr::display(target),
+            "source": h.source,
+            "banned": banned.is_some(),
+            "allowed": allowed,
+            "pending_failures": h.live_failures,
+            "attempts_total": h.total_attempts,
+            "bans": h.bans.iter().map(|b| ban_json(b, now)).collect::<Vec<_>>(),
+            "attempts": h.attempts.iter().map(|a| attempt_json(a, now)).collect::<Vec<_>>(),
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "source {} ({} attempts on record, {} pending failures)",
+        h.source, h.total_attempts, h.live_failures
+    );
+    match (banned, &allowed) {
+        (_, Some(net)) => println!("allowed by {net}: never banned"),
+        (Some(b), None) => println!("banned: {}", output::expires_cell(b, now)),
+        (None, None) => println!("not banned"),
+    }
+    if !h.bans.is_empty() {
+        let mut t = table(&BAN_HEADER);
+        for b in &h.bans {
+            t.add_row(ban_row(b, now));
+        }
+        println!("\nbans\n{t}");
+    }
+    if !h.attempts.is_empty() {
+        let mut t = table(&["time", "when", "address", "user", "outcome", "service"]);
+        for a in &h.attempts {
+            t.add_row(vec![
+                time::rfc3339(a.at),
+                output::relative(a.at, now),
+                a.address.clone(),
+                untrusted(&a.user).into_owned(),
+                outcome_word(a, now).to_owned(),
+                a.service.clone(),
+            ]);
+        }
+        println!("\nattempts (latest {})\n{t}", h.attempts.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn ban(
+    ctx: &Context,
+    target: &IpNet,
+    duration: Option<Duration>,
+    permanent: bool,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    let net = source_for(ctx, target);
+    if let Some(allowed) = ctx
+        .config
+        .allow
+        .iter()
+        .find(|c| c.0.contains(&net.network()) && c.0.contains(&net.broadcast()))
+    {
+        return Err(BadInput(format!(
+            "{} is in the allow list ({} in {}); allowed networks are never banned",
+            addr::display(&net),
+            addr::display(&allowed.0),
+            ctx.config_path.display()
+        ))
+        .into());
+    }
+    let mut store = ctx.writer()?;
+    if let Some(allowed) = store
+        .allowed_by(net.network())?
+        .filter(|_| store.allowed_by(net.broadcast()).ok().flatten().is_some())
+    {
+        return Err(BadInput(format!(
+            "{} is in the allow list ({allowed}); run `guardctl allow remove {allowed}` first",
+            addr::display(&net)
+        ))
+        .into());
+    }
+    let length = match (permanent, duration) {
+        (true, _) => BanLength::Permanent,
+        (false, Some(d)) => BanLength::For(d),
+        (false, None) => BanLength::Escalated,
+    };
+    let now = time::now();
+    let new = NewBan {
+        net,
+        length,
+        reason,
+        origin: "manual",
+        failures: 0,
+    };
+    let (verb, ban) = match store.ban(&ctx.config.policy, &new, now)? {
+        BanOutcome::Created(b) => ("banned", b),
+        BanOutcome::Updated(b) => ("ban updated for", b),
+    };
+    let span = ban
+        .length()
+        .map(duration::human)
+        .unwrap_or_else(|| "ever".into());
+    println!(
+        "{verb} {} for {span} (level {}, until {})",
+        ban.source,
+        ban.level,
+        ban.expires
+            .map(time::rfc3339)
+            .unwrap_or_else(|| "lifted".into())
+    );
+    ctx.log(&format!(
+        "ban {} for {span} (level {}, origin manual): {}",
+        ban.source,
+        ban.level,
+        untrusted(reason.as_bytes())
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn unban(ctx: &Context, target: Option<&IpNet>, forget: bool) -> anyhow::Result<ExitCode> {
+    let net = target.map(|t| source_for(ctx, t));
+    let mut store = ctx.writer()?;
+    let out = store.unban(net.as_ref(), forget, time::now())?;
+    for source in &out.lifted {
+        println!("unbanned {source}");
+        ctx.log(&format!("unban {source} (origin manual)"));
+    }
+    if forget {
+        println!("forgot {} records", out.forgotten);
+    }
+    match (net, out.lifted.is_empty(), out.covered_by.is_empty()) {
+        (Some(net), true, false) => {
+            return Err(anyhow::anyhow!(
+                "{} has no ban of its own but is inside banned {}; unban that network instead",
+                addr::display(&net),
+                out.covered_by.join(", ")
+            ));
+        }
+        (Some(net), true, true) => println!("{} was not banned", addr::display(&net)),
+        (None, true, _) => println!("no active bans"),
+        _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}

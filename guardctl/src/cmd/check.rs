@@ -1,0 +1,176 @@
+//! `guardctl check`: is the set-up sound, and if not, what to do, in plain words.
+//! (A config that does not parse never gets here: loading it fails first,
+//! with the key and line, exit 2.)
+
+use crate::context::Context;
+use authguard_core::store::{self, Access, Store};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// One finding.
+struct Finding {
+    ok: bool,
+    what: String,
+    fix: Option<String>,
+}
+
+pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
+    let findings = [
+        config_finding(ctx),
+        store_finding(ctx),
+        pam_finding(pam_file),
+    ];
+    for f in &findings {
+        println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what);
+        if let Some(fix) = &f.fix {
+            println!("     fix: {fix}");
+        }
+    }
+    Ok(if findings.iter().all(|f| f.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn config_finding(ctx: &Context) -> Finding {
+    let what = if ctx.config_found {
+        format!("config {} is valid", ctx.config_path.display())
+    } else {
+        format!(
+            "config {} not found: the defaults are in force",
+            ctx.config_path.display()
+        )
+    };
+    Finding {
+        ok: true,
+        what,
+        fix: None,
+    }
+}
+
+fn store_finding(ctx: &Context) -> Finding {
+    let path = ctx.store_path();
+    match Store::open(path, Access::Read, std::time::Duration::from_secs(2)) {
+        Ok(_) => Finding {
+            ok: true,
+            what: format!(
+                "store {} opens, schema {}",
+                path.display(),
+                store::SCHEMA_VERSION
+            ),
+            fix: None,
+        },
+        Err(e) => Finding {
+            ok: false,
+            what: format!("store: {e}"),
+            fix: Some("run `guardctl init` as root (it creates or migrates the store)".into()),
+        },
+    }
+}
+
+/// Where the authguard line stands in a PAM file.
+#[derive(Debug, PartialEq, Eq)]
+enum PamLine {
+    /// Not there.
+    Missing,
+    /// There, before the password modules, with this control.
+    Before { control: String },
+    /// There, but after the password modules: too late to refuse first.
+    After,
+}
+
+fn pam_finding(pam_file: &Path) -> Finding {
+    const LINE: &str = "auth requisite pam_authguard.so";
+    let text = match std::fs::read_to_string(pam_file) {
+        Ok(t) => t,
+        Err(e) => {
+            return Finding {
+                ok: false,
+                what: format!("cannot read {}: {e}", pam_file.display()),
+                fix: Some("is openssh-server installed?".into()),
+            };
+        }
+    };
+    let file = pam_file.display();
+    match locate_pam_line(&text) {
+        PamLine::Before { control } if control == "requisite" || control == "required" => Finding {
+            ok: true,
+            what: format!("{file} has the authguard line before the password check"),
+            fix: None,
+        },
+        PamLine::Before { control } => Finding {
+            ok: false,
+            what: format!(
+                "{file} has pam_authguard.so as `{control}`: its refusals are not enforced"
+            ),
+            fix: Some(format!("make it `{LINE}`")),
+        },
+        PamLine::After => Finding {
+            ok: false,
+            what: format!(
+                "{file} has pam_authguard.so after the password check: offenders' passwords are still tried"
+            ),
+            fix: Some(format!("move `{LINE}` above `@include common-auth`")),
+        },
+        PamLine::Missing => Finding {
+            ok: false,
+            what: format!("{file} does not use pam_authguard.so: nothing is guarded"),
+            fix: Some(format!("add `{LINE}` above `@include common-auth`")),
+        },
+    }
+}
+
+fn locate_pam_line(text: &str) -> PamLine {
+    let mut seen_password_check = false;
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["@include", "common-auth", ..] => seen_password_check = true,
+            [kind, control, module, ..] if kind.trim_start_matches('-') == "auth" => {
+                if module.ends_with("pam_authguard.so") {
+                    return if seen_password_check {
+                        PamLine::After
+                    } else {
+                        PamLine::Before {
+                            control: (*control).to_owned(),
+                        }
+                    };
+                }
+                seen_password_check = true;
+            }
+            _ => {}
+        }
+    }
+    PamLine::Missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_line_and_its_place() {
+        let good = "# sshd\nauth requisite pam_authguard.so\n@include common-auth\n";
+        assert_eq!(
+            locate_pam_line(good),
+            PamLine::Before {
+                control: "requisite".into()
+            }
+        );
+        let late = "@include common-auth\nauth requisite pam_authguard.so\n";
+        assert_eq!(locate_pam_line(late), PamLine::After);
+        let commented = "#auth requisite pam_authguard.so\n@include common-auth\n";
+        assert_eq!(locate_pam_line(commented), PamLine::Missing);
+        let optional = "auth optional /usr/lib/x86_64-linux-gnu/security/pam_authguard.so config=/x\n@include common-auth\n";
+        assert_eq!(
+            locate_pam_line(optional),
+            PamLine::Before {
+                control: "optional".into()
+            }
+        );
+        let after_unix = "auth required pam_unix.so\nauth requisite pam_authguard.so\n";
+        assert_eq!(locate_pam_line(after_unix), PamLine::After);
+    }
+}

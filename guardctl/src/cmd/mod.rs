@@ -1,0 +1,36 @@
+//! One module per group of verbs; [`dispatch`] routes the parsed command.
+
+mod allow;
+mod bans;
+mod check;
+mod status;
+
+use crate::cli::Command;
+use crate::context::Context;
+use std::process::ExitCode;
+
+pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init => status::init(ctx),
+        Command::Status(f) => status::status(ctx, f.json),
+        Command::List { all, json } => bans::list(ctx, all, json.json),
+        Command::Show {
+            target,
+            limit,
+            json,
+        } => bans::show(ctx, &target, limit, json.json),
+        Command::Ban {
+            target,
+            duration,
+            permanent,
+            reason,
+        } => bans::ban(ctx, &target, duration, permanent, &reason),
+        Command::Unban {
+            target,
+            all: _,
+            forget,
+        } => bans::unban(ctx, target.as_ref(), forget),
+        Command::Allow(a) => allow::run(ctx, a),
+        Command::Check { pam_file } => check::check(ctx, &pam_file),
+    }
+}

@@ -1,0 +1,48 @@
+//! guardctl: authguard's command line. See and lift bans, manage the allow
+//! list, create the store, check the set-up.
+//!
+//! `main` parses the command line (clap), calls [`run`], and prints an error
+//! once, with its context. Exit status: 0 ok, 1 runtime failure, 2 bad usage
+//! or bad input. The decisions themselves live in authguard-core; this crate
+//! only turns them into tables, JSON and exit codes.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod cmd;
+mod context;
+mod output;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// An error caused by what the user typed or wrote (exit status 2).
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("guardctl: {err:#}");
+            if err.chain().any(|e| e.is::<BadInput>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    let ctx = context::Context::load(cli.config.as_deref())?;
+    cmd::dispatch(&ctx, cli.command)
+}

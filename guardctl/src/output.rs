@@ -1,0 +1,115 @@
+//! How things look: tables with human durations for people, JSON for programs.
+
+use authguard_core::duration;
+use authguard_core::store::bans::{AttemptRecord, BanRecord};
+use authguard_core::syslog::untrusted;
+use authguard_core::time::{self, Timestamp};
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A table with a header row, in the project's one style.
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_header(header.iter().copied());
+    t
+}
+
+/// A two-column table without a header, for `status`-style summaries.
+pub fn key_value_table() -> Table {
+    let mut t = Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    t
+}
+
+/// Prints a JSON value, pretty, with a trailing newline.
+pub fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+fn secs(d: i64) -> Duration {
+    Duration::from_secs(d.unsigned_abs())
+}
+
+/// `in 9m 12s`, `3m ago`, `now`.
+pub fn relative(at: Timestamp, now: Timestamp) -> String {
+    match at - now {
+        0 => "now".into(),
+        d if d > 0 => format!("in {}", duration::human(secs(d))),
+        d => format!("{} ago", duration::human(secs(d))),
+    }
+}
+
+/// What the `expires` column says about a ban.
+pub fn expires_cell(ban: &BanRecord, now: Timestamp) -> String {
+    match (ban.ended, ban.expires) {
+        (Some(ended), _) => format!(
+            "ended {} ({})",
+            relative(ended, now),
+            ban.end_reason.as_deref().unwrap_or("ended")
+        ),
+        (None, None) => "permanent".into(),
+        (None, Some(e)) if e <= now => format!("expired {}", relative(e, now)),
+        (None, Some(e)) => relative(e, now),
+    }
+}
+
+/// A ban as JSON (the `list --json` contract in DESIGN.md, plus state).
+pub fn ban_json(ban: &BanRecord, now: Timestamp) -> Value {
+    json!({
+        "address": ban.source,
+        "since": time::rfc3339(ban.since),
+        "expires": ban.expires.map(time::rfc3339),
+        "reason": ban.reason,
+        "origin": ban.origin,
+        "level": ban.level,
+        "failures": ban.failures,
+        "active": ban.is_active(now),
+        "ended": ban.ended.map(time::rfc3339),
+        "end_reason": ban.end_reason,
+    })
+}
+
+/// A row of the bans table.
+pub fn ban_row(ban: &BanRecord, now: Timestamp) -> Vec<String> {
+    vec![
+        ban.source.clone(),
+        relative(ban.since, now),
+        expires_cell(ban, now),
+        ban.failures.to_string(),
+        ban.level.to_string(),
+        ban.origin.clone(),
+        untrusted(ban.reason.as_bytes()).into_owned(),
+    ]
+}
+
+/// The bans table's header.
+pub const BAN_HEADER: [&str; 7] = [
+    "address", "since", "expires", "failures", "level", "origin", "reason",
+];
+
+/// How an attempt's outcome reads: a pending attempt older than a login
+/// can take never succeeded, so it is a failure.
+pub fn outcome_word(a: &AttemptRecord, now: Timestamp) -> &str {
+    match a.outcome.as_str() {
+        "pending" if now - a.at < 120 => "in progress",
+        "pending" | "failure" => "failed",
+        other => other,
+    }
+}
+
+/// An attempt as JSON. The user name is escaped: it is whatever the client sent.
+pub fn attempt_json(a: &AttemptRecord, now: Timestamp) -> Value {
+    json!({
+        "time": time::rfc3339(a.at),
+        "address": a.address,
+        "user": untrusted(&a.user),
+        "service": a.service,
+        "outcome": outcome_word(a, now),
+        "origin": a.origin,
+    })
+}

@@ -1,0 +1,77 @@
+//! pam_authguard: the PAM module. One line in `/etc/pam.d/sshd`:
+//!
+//! ```text
+//! auth requisite pam_authguard.so [config=PATH] [fail=open|closed]
+//! ```
+//!
+//! - `pam_sm_authenticate` admits (returns `PAM_IGNORE`, so the module can
+//!   never authenticate anyone by itself) or refuses (`PAM_AUTH_ERR`, with a
+//!   `PAM_ERROR_MSG` to the client) and records the attempt.
+//! - `pam_sm_setcred`, called by sshd after a successful login, marks the
+//!   attempt a success.
+//!
+//! This file converts PAM's world into typed options; [`ffi`] holds every
+//! `unsafe` line; [`guard`] is the plain, testable logic over authguard-core.
+//! Every hook runs inside `catch_unwind`: a panic becomes the fail mode's answer.
+
+pub mod args;
+pub mod ffi;
+pub mod guard;
+
+use args::ModuleArgs;
+use guard::Verdict;
+use pam::constants::{
+    PAM_ESTABLISH_CRED, PAM_REINITIALIZE_CRED, PAM_SILENT, PamFlag, PamResultCode,
+};
+use pam::module::{PamHandle, PamHooks};
+use std::ffi::CStr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// The module type the `pam_hooks!` macro exports entry points for.
+#[derive(Debug)]
+pub struct AuthGuard;
+pam::pam_hooks!(AuthGuard);
+
+impl PamHooks for AuthGuard {
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        let args = ModuleArgs::parse(&args);
+        let verdict = catch_unwind(AssertUnwindSafe(|| {
+            let items = ffi::read_items(pamh);
+            guard::authenticate(&args, &items)
+        }))
+        .unwrap_or_else(|_| guard::on_panic(&args, "authenticate"));
+        match verdict {
+            Verdict::Admit {
+                attempt_id: Some(id),
+            } => {
+                ffi::remember_attempt(pamh, id);
+                ffi::set_settled(pamh, false);
+                PamResultCode::PAM_IGNORE
+            }
+            // Not counted (allowed, not an address, or a fault): setcred has nothing to mark.
+            Verdict::Admit { attempt_id: None } => {
+                ffi::set_settled(pamh, true);
+                PamResultCode::PAM_IGNORE
+            }
+            Verdict::Refuse { message } => {
+                if flags & PAM_SILENT == 0 {
+                    ffi::tell_client(pamh, &message);
+                }
+                PamResultCode::PAM_AUTH_ERR
+            }
+        }
+    }
+
+    fn sm_setcred(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        if flags & (PAM_ESTABLISH_CRED | PAM_REINITIALIZE_CRED) != 0 && !ffi::is_settled(pamh) {
+            let args = ModuleArgs::parse(&args);
+            // A failure to record a success must never fail the login.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                let items = ffi::read_items(pamh);
+                guard::record_success(&args, &items, ffi::recall_attempt(pamh));
+            }));
+            ffi::set_settled(pamh, true);
+        }
+        PamResultCode::PAM_IGNORE
+    }
+}

@@ -1,0 +1,1294 @@
+//! End-to-end harness for authguard: real sshd, real PAM, real clients.
+//!
+//! Everything here runs real programs as root, in throw-away directories:
+//!
+//! * [`Guard`]: a private authguard config + store (initialised by the real
+//!   `guardctl init`) and a syslog listener on a private datagram socket that
+//!   collects every line the module and `guardctl` log.
+//! * [`Sshd`]: a private OpenSSH `sshd -D` on a free loopback port, inside its
+//!   own mount namespace where a test PAM stack is bind-mounted over
+//!   `/etc/pam.d/sshd` and copies of `/etc/passwd`, `/etc/shadow` and
+//!   `/etc/group` add the test user `agtest`. The host's files are never touched.
+//! * Clients: [`ssh_password`] / [`ssh_key`] run the real `ssh` (through
+//!   `sshpass`) from a chosen 127.0.0.0/8 source address.
+//! * [`PamService`] / [`pamtester`]: drive a PAM stack with `pamtester`,
+//!   without sshd, for hostile `PAM_RHOST` / user values.
+//!
+//! Every wait is bounded. Set `AUTHGUARD_E2E_KEEP=1` to keep the temporary
+//! directories of a run (their paths are printed) for a post-mortem.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use serde_json::Value;
+
+/// The test user that exists only inside a test sshd's mount namespace.
+pub const TEST_USER: &str = "agtest";
+/// Its password.
+pub const RIGHT_PASSWORD: &str = "right-password";
+/// A password that is not its password.
+pub const WRONG_PASSWORD: &str = "wrong-password";
+/// uid and gid of [`TEST_USER`].
+pub const TEST_UID: u32 = 64999;
+/// The text the module sends a refused client by default (`[pam] message`).
+pub const DEFAULT_BLOCK_MESSAGE: &str = "Access from your address is temporarily blocked.";
+
+/// How long one client run (ssh, pamtester, guardctl) may take before it is killed.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(40);
+
+// ---------------------------------------------------------------------------
+// Environment
+// ---------------------------------------------------------------------------
+
+/// True when the test may run. Not root: under `CI=true` this panics (the e2e
+/// tests must never be skipped in CI); elsewhere it prints a skip note and
+/// returns false. Every e2e test starts with `if !require_root() { return; }`.
+pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("root e2e tests must run under CI (running as euid {euid}); run them as root");
+    }
+    eprintln!("skipping: authguard e2e tests need root (euid is {euid})");
+    false
+}
+
+/// The workspace's target directory: `CARGO_TARGET_DIR` or `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    let dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => {
+            let d = PathBuf::from(d);
+            if d.is_absolute() {
+                d
+            } else {
+                // Cargo resolves a relative CARGO_TARGET_DIR against the cwd of
+                // the `cargo` invocation, normally the workspace root.
+                workspace_dir().join(d)
+            }
+        }
+        _ => workspace_dir().join("target"),
+    };
+    dir.canonicalize().unwrap_or(dir)
+}
+
+fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn artifact(name: &str) -> PathBuf {
+    let path = target_dir().join("debug").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// `target/debug/libpam_authguard.so`; panics if it was not built.
+pub fn pam_module_path() -> PathBuf {
+    artifact("libpam_authguard.so")
+}
+
+/// `target/debug/guardctl`; panics if it was not built.
+pub fn guardctl_path() -> PathBuf {
+    artifact("guardctl")
+}
+
+fn keep_dirs() -> bool {
+    std::env::var_os("AUTHGUARD_E2E_KEEP").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+fn tempdir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("create a temporary directory");
+    // sshd reads authorized_keys as the test user: the path must be traversable.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod temporary directory");
+    dir
+}
+
+fn release_dir(dir: Option<tempfile::TempDir>) {
+    if let Some(dir) = dir {
+        if keep_dirs() {
+            eprintln!("AUTHGUARD_E2E_KEEP: kept {}", dir.path().display());
+            std::mem::forget(dir);
+        }
+    }
+}
+
+/// A finished child process.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Its stdout, lossily decoded.
+    pub stdout: String,
+    /// Its stderr, lossily decoded.
+    pub stderr: String,
+    /// Wall-clock time from spawn to exit.
+    pub elapsed: Duration,
+    /// True when it had to be killed after the timeout.
+    pub timed_out: bool,
+}
+
+impl Finished {
+    /// Exit code, or None when it died by a signal.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The signal that ended it, if any.
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    /// A one-paragraph description for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "status {:?}{} after {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status,
+            if self.timed_out {
+                " (KILLED: timed out)"
+            } else {
+                ""
+            },
+            self.elapsed,
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
+    }
+}
+
+/// Runs `cmd` (stdin from `input`, or /dev/null) in its own process group,
+/// killing the group if it runs longer than `timeout`.
+pub fn run_with_timeout(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Finished {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let out = reader(child.stdout.take());
+    let err = reader(child.stderr.take());
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            kill_group(child.id(), libc::SIGKILL);
+            break child.wait().expect("wait for killed child");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = start.elapsed();
+    Finished {
+        status,
+        stdout: String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
+        elapsed,
+        timed_out,
+    }
+}
+
+fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+fn kill_group(pgid: u32, signal: i32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid > 1 {
+        // SAFETY: kill(2) with a negative pid signals the process group we
+        // created for our own child; no memory is involved.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Finished {
+    let shown = format!("{cmd:?}");
+    let f = run_with_timeout(cmd, None, CLIENT_TIMEOUT);
+    assert!(f.status.success(), "{shown} failed: {}", f.describe());
+    f
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Parses a command's stdout as JSON, panicking with the output when it is not.
+pub fn parse_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Describes a finished `guardctl` run for assertion messages.
+pub fn describe_output(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        String::from_utf8_lossy(&out.stderr).trim_end()
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Guard: config, store, syslog listener
+// ---------------------------------------------------------------------------
+
+/// The settings a [`Guard`] writes into its `authguard.toml`; a builder.
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// `fail_mode`: "open" or "closed".
+    pub fail_mode: String,
+    /// `allow`: CIDRs never banned.
+    pub allow: Vec<String>,
+    /// `[policy] max_failures`.
+    pub max_failures: u32,
+    /// `[policy] find_time`.
+    pub find_time: String,
+    /// `[policy] ban_time`.
+    pub ban_time: String,
+    /// `[store] busy_timeout`.
+    pub busy_timeout: String,
+    /// Raw TOML lines appended at the end (after `[log]`): start them with a
+    /// table header such as `[pam]`.
+    pub extra: Vec<String>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            fail_mode: "open".into(),
+            allow: vec!["127.0.0.1/32".into()],
+            max_failures: 5,
+            find_time: "10m".into(),
+            ban_time: "10m".into(),
+            busy_timeout: "1s".into(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl GuardConfig {
+    /// Sets `fail_mode`.
+    pub fn fail_mode(mut self, mode: &str) -> Self {
+        self.fail_mode = mode.into();
+        self
+    }
+
+    /// Sets `[policy] max_failures`.
+    pub fn max_failures(mut self, n: u32) -> Self {
+        self.max_failures = n;
+        self
+    }
+
+    /// Sets `[store] busy_timeout`.
+    pub fn busy_timeout(mut self, d: &str) -> Self {
+        self.busy_timeout = d.into();
+        self
+    }
+
+    /// Appends a raw TOML line (after every table the harness writes).
+    pub fn extra(mut self, line: &str) -> Self {
+        self.extra.push(line.into());
+        self
+    }
+
+    /// Creates the guard: writes the config, runs `guardctl init`, starts the listener.
+    pub fn start(self) -> Guard {
+        Guard::start(self)
+    }
+
+    fn render(&self, dir: &Path) -> String {
+        let q = |s: &str| toml_string(s);
+        let allow: Vec<String> = self.allow.iter().map(|a| q(a)).collect();
+        let mut t = String::new();
+        let _ = writeln!(t, "fail_mode = {}", q(&self.fail_mode));
+        let _ = writeln!(t, "allow = [{}]", allow.join(", "));
+        let _ = writeln!(t, "\n[store]");
+        let _ = writeln!(
+            t,
+            "path = {}",
+            q(&dir.join("store/authguard.db").to_string_lossy())
+        );
+        let _ = writeln!(t, "busy_timeout = {}", q(&self.busy_timeout));
+        let _ = writeln!(t, "\n[policy]");
+        let _ = writeln!(t, "max_failures = {}", self.max_failures);
+        let _ = writeln!(t, "find_time = {}", q(&self.find_time));
+        let _ = writeln!(t, "ban_time = {}", q(&self.ban_time));
+        let _ = writeln!(t, "\n[log]");
+        let _ = writeln!(t, "socket = {}", q(&dir.join("log.sock").to_string_lossy()));
+        if !self.extra.is_empty() {
+            t.push('\n');
+            for line in &self.extra {
+                t.push_str(line);
+                t.push('\n');
+            }
+        }
+        t
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A test's private authguard: config, store and syslog listener in a tempdir.
+#[derive(Debug)]
+pub struct Guard {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    config: Mutex<GuardConfig>,
+    lines: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl Guard {
+    /// A guard with the default test config (see [`GuardConfig::default`]).
+    pub fn new() -> Guard {
+        GuardConfig::default().start()
+    }
+
+    /// A builder for a guard with changed settings.
+    pub fn builder() -> GuardConfig {
+        GuardConfig::default()
+    }
+
+    fn start(config: GuardConfig) -> Guard {
+        let dir = tempdir("ag-guard-");
+        let path = dir.path().to_path_buf();
+        let socket = path.join("log.sock");
+        let rx = UnixDatagram::bind(&socket).expect("bind the test syslog socket");
+        rx.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("set socket timeout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        // Every line is also appended to <dir>/syslog.log, with the time it
+        // arrived, for post-mortems (AUTHGUARD_E2E_KEEP=1).
+        let mut file = std::fs::File::create(path.join("syslog.log")).expect("create syslog.log");
+        let started = Instant::now();
+        let listener = {
+            let lines = Arc::clone(&lines);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(n) = rx.recv(&mut buf) {
+                        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        let _ = writeln!(
+                            file,
+                            "+{:.3}s {}",
+                            started.elapsed().as_secs_f64(),
+                            line.escape_debug()
+                        );
+                        lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                    }
+                }
+            })
+        };
+        let guard = Guard {
+            dir: Some(dir),
+            path,
+            config: Mutex::new(config),
+            lines,
+            stop,
+            listener: Some(listener),
+        };
+        guard.write_config();
+        let out = guard.guardctl(&["init"]);
+        assert!(
+            out.status.success(),
+            "`guardctl init` failed: {}\n--- config ---\n{}",
+            describe_output(&out),
+            std::fs::read_to_string(guard.config_path()).unwrap_or_default()
+        );
+        guard
+    }
+
+    fn write_config(&self) {
+        let text = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .render(&self.path);
+        std::fs::write(self.config_path(), text).expect("write authguard.toml");
+    }
+
+    /// Changes settings and rewrites `authguard.toml` (the module reads it on each login).
+    pub fn set_config(&self, change: impl FnOnce(&mut GuardConfig)) {
+        change(&mut self.config.lock().unwrap_or_else(|e| e.into_inner()));
+        self.write_config();
+    }
+
+    /// The guard's directory.
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+
+    /// `<dir>/authguard.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join("authguard.toml")
+    }
+
+    /// `<dir>/store/authguard.db`.
+    pub fn store_path(&self) -> PathBuf {
+        self.path.join("store/authguard.db")
+    }
+
+    /// `<dir>/log.sock`, the syslog socket the module writes to.
+    pub fn log_socket_path(&self) -> PathBuf {
+        self.path.join("log.sock")
+    }
+
+    /// Deletes the store file and its `-wal` / `-shm` companions.
+    pub fn remove_store(&self) {
+        let db = self.store_path();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = db.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+    }
+
+    /// Runs `guardctl --config <toml> ARGS…` (bounded in time).
+    pub fn guardctl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(guardctl_path());
+        cmd.arg("--config").arg(self.config_path()).args(args);
+        let f = run_with_timeout(&mut cmd, None, CLIENT_TIMEOUT);
+        assert!(!f.timed_out, "guardctl {args:?} hung: {}", f.describe());
+        Output {
+            status: f.status,
+            stdout: f.stdout.into_bytes(),
+            stderr: f.stderr.into_bytes(),
+        }
+    }
+
+    /// Runs guardctl and panics unless it exits 0.
+    pub fn guardctl_ok(&self, args: &[&str]) -> Output {
+        let out = self.guardctl(args);
+        assert!(
+            out.status.success(),
+            "guardctl {args:?} failed: {}\n{}",
+            describe_output(&out),
+            self.diag()
+        );
+        out
+    }
+
+    /// `guardctl list --json` as a JSON array (panics if it is not one).
+    pub fn list(&self) -> Vec<Value> {
+        let out = self.guardctl_ok(&["list", "--json"]);
+        match parse_json(&out) {
+            Value::Array(a) => a,
+            other => panic!("`guardctl list --json` is not an array: {other}"),
+        }
+    }
+
+    /// The ban object for `address` in `guardctl list --json`, if listed.
+    pub fn listed(&self, address: &str) -> Option<Value> {
+        self.list()
+            .into_iter()
+            .find(|b| b.get("address").and_then(Value::as_str) == Some(address))
+    }
+
+    /// `guardctl show ADDR --json`.
+    pub fn show(&self, address: &str) -> Value {
+        parse_json(&self.guardctl_ok(&["show", address, "--json"]))
+    }
+
+    /// Every datagram received so far, in arrival order.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How many datagrams have been received so far.
+    pub fn log_len(&self) -> usize {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Waits until a received line contains `substr`.
+    pub fn wait_for_log(&self, substr: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || {
+            self.log_lines().iter().any(|l| l.contains(substr))
+        })
+    }
+
+    /// Waits until more than `n` lines have been received; returns the lines after the first `n`.
+    pub fn wait_for_lines_after(&self, n: usize, timeout: Duration) -> Vec<String> {
+        wait_until(timeout, || self.log_len() > n);
+        self.log_lines().split_off(n.min(self.log_len()))
+    }
+
+    /// The config and the log, for assertion messages.
+    pub fn diag(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "--- {} ---", self.config_path().display());
+        s.push_str(&std::fs::read_to_string(self.config_path()).unwrap_or_default());
+        let _ = writeln!(s, "--- syslog lines ---");
+        for l in self.log_lines() {
+            let _ = writeln!(s, "{}", l.escape_debug());
+        }
+        s
+    }
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard::new()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.listener.take() {
+            let _ = h.join();
+        }
+        release_dir(self.dir.take());
+    }
+}
+
+/// The message part of an RFC 3164 line (`<pri>Mmm dd hh:mm:ss ident[pid]: MESSAGE`).
+pub fn syslog_message(line: &str) -> &str {
+    match line.find("]: ") {
+        Some(i) => &line[i + 3..],
+        None => line,
+    }
+}
+
+/// The ident of an RFC 3164 line (`pam_authguard`, `authguard`, …).
+pub fn syslog_ident(line: &str) -> &str {
+    let after_header = line.find('>').map_or(line, |i| &line[i + 1..]);
+    // "Mmm dd hh:mm:ss ident[pid]: …": the ident is the 4th space-separated
+    // field, but the day is padded ("Nov  4"), so split on whitespace.
+    let mut it = after_header.split_whitespace();
+    let _ = (it.next(), it.next(), it.next());
+    let ident = it.next().unwrap_or("");
+    ident.split('[').next().unwrap_or("")
+}
+
+// ---------------------------------------------------------------------------
+// Sshd
+// ---------------------------------------------------------------------------
+
+/// Which PAM stack a test sshd uses.
+#[derive(Debug, Clone)]
+pub enum Stack {
+    /// authguard first (requisite, `config=` the guard's toml), then the
+    /// reached-marker, then pam_unix (the default).
+    Guarded(PathBuf),
+    /// The same without the authguard line (a baseline).
+    Unguarded,
+    /// The test's own stack text. `{dir}` is replaced by the sshd's directory,
+    /// `{reached}` by the reached-marker script, `{module}` by the module's path.
+    Custom(String),
+}
+
+/// A PAM stack line that records `$PAM_RHOST $PAM_USER` in `reached.log`:
+/// whatever passes this line got past authguard.
+pub const REACHED_LINE: &str = "auth optional pam_exec.so quiet {reached}";
+
+/// The default test stack, with or without the authguard line (`config` = guard toml).
+///
+/// pam_unix runs with `nodelay`: its 2 s delay after a wrong password says
+/// nothing about authguard and would only make the tests slow.
+pub fn default_stack(config: Option<&Path>) -> String {
+    let mut s = String::new();
+    if let Some(config) = config {
+        let _ = writeln!(s, "auth requisite {{module}} config={}", config.display());
+    }
+    let _ = writeln!(s, "{REACHED_LINE}");
+    s.push_str("auth required pam_unix.so nodelay\n");
+    s.push_str("account required pam_unix.so\n");
+    s.push_str("session required pam_unix.so\n");
+    s
+}
+
+/// A private OpenSSH sshd in its own mount namespace on a loopback port.
+#[derive(Debug)]
+pub struct Sshd {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    port: u16,
+    child: Child,
+}
+
+impl Sshd {
+    /// sshd with the default authguard stack for `guard`.
+    pub fn start(guard: &Guard) -> Sshd {
+        Sshd::with_stack(Stack::Guarded(guard.config_path()))
+    }
+
+    /// sshd with the default stack minus authguard.
+    pub fn start_unguarded() -> Sshd {
+        Sshd::with_stack(Stack::Unguarded)
+    }
+
+    /// sshd with the given stack.
+    pub fn with_stack(stack: Stack) -> Sshd {
+        let dir = tempdir("ag-sshd-");
+        let path = dir.path().to_path_buf();
+        let reached = path.join("reached.sh");
+        let stack_text = match &stack {
+            Stack::Guarded(config) => default_stack(Some(config)),
+            Stack::Unguarded => default_stack(None),
+            Stack::Custom(text) => text.clone(),
+        };
+        let stack_text = stack_text
+            .replace("{dir}", &path.to_string_lossy())
+            .replace("{reached}", &reached.to_string_lossy());
+        let stack_text = if stack_text.contains("{module}") {
+            stack_text.replace("{module}", &pam_module_path().to_string_lossy())
+        } else {
+            stack_text
+        };
+        write_file(&path.join("pam.sshd"), &stack_text, 0o644);
+        write_file(
+            &reached,
+            &format!(
+                "#!/bin/sh\nprintf '%s %s\\n' \"$PAM_RHOST\" \"$PAM_USER\" >> '{}'\n",
+                path.join("reached.log").display()
+            ),
+            0o755,
+        );
+        make_user_files(&path);
+        run_ok(
+            Command::new("ssh-keygen")
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "authguard-e2e-host",
+                    "-f",
+                ])
+                .arg(path.join("host_ed25519")),
+        );
+        let auth_keys = path.join("authorized_keys");
+        std::fs::create_dir_all(&auth_keys).expect("mkdir authorized_keys");
+        std::fs::set_permissions(&auth_keys, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod authorized_keys");
+        std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd (privilege separation)");
+
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            write_sshd_config(&path, port);
+            let _ = std::fs::remove_file(path.join("sshd.log"));
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(
+                    "set -e; mount --bind \"$1\" /etc/pam.d/sshd; mount --bind \"$2\" /etc/passwd; \
+                     mount --bind \"$3\" /etc/shadow; mount --bind \"$4\" /etc/group; \
+                     exec /usr/sbin/sshd -D -E \"$5\" -f \"$6\"",
+                )
+                .arg("sh")
+                .arg(path.join("pam.sshd"))
+                .arg(path.join("passwd"))
+                .arg(path.join("shadow"))
+                .arg(path.join("group"))
+                .arg(path.join("sshd.log"))
+                .arg(path.join("sshd_config"))
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(path.join("sshd.out")).expect("create sshd.out"))
+                .stderr(std::fs::File::create(path.join("sshd.err")).expect("create sshd.err"))
+                .process_group(0);
+            let mut child = cmd.spawn().expect("spawn unshare … sshd");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut exited = None;
+            let mut up = false;
+            while Instant::now() < deadline {
+                if let Some(status) = child.try_wait().expect("wait for sshd") {
+                    exited = Some(status);
+                    break;
+                }
+                if TcpStream::connect_timeout(
+                    &([127, 0, 0, 1], port).into(),
+                    Duration::from_millis(200),
+                )
+                .is_ok()
+                {
+                    up = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            if up {
+                return Sshd {
+                    dir: Some(dir),
+                    path,
+                    port,
+                    child,
+                };
+            }
+            if exited.is_none() {
+                kill_group(child.id(), libc::SIGKILL);
+            }
+            let _ = child.wait();
+            last_log = format!(
+                "exit {:?}\n--- sshd.log ---\n{}\n--- sshd stderr ---\n{}",
+                exited,
+                std::fs::read_to_string(path.join("sshd.log")).unwrap_or_default(),
+                std::fs::read_to_string(path.join("sshd.err")).unwrap_or_default()
+            );
+            if !last_log.contains("Address already in use") {
+                break;
+            }
+        }
+        panic!("test sshd did not start listening within 10 s: {last_log}");
+    }
+
+    /// The port sshd listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The sshd's directory.
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+
+    /// Lines of `reached.log` (`RHOST USER`): attempts that got past authguard.
+    pub fn reached_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path.join("reached.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// How many attempts from `rhost` got past authguard to pam_unix.
+    pub fn reached_count(&self, rhost: &str) -> usize {
+        self.reached_lines()
+            .iter()
+            .filter(|l| l.split(' ').next() == Some(rhost))
+            .count()
+    }
+
+    /// sshd's own log (`-E`).
+    pub fn sshd_log(&self) -> String {
+        std::fs::read_to_string(self.path.join("sshd.log")).unwrap_or_default()
+    }
+
+    /// sshd's log and reached.log, for assertion messages.
+    pub fn diag(&self) -> String {
+        let log = self.sshd_log();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(60)..];
+        format!(
+            "--- sshd.log (last {} lines) ---\n{}\n--- reached.log ---\n{}\n",
+            tail.len(),
+            tail.join("\n"),
+            self.reached_lines().join("\n")
+        )
+    }
+
+    /// Password or keyboard-interactive login as the test user from `source`.
+    pub fn login(&self, source: &str, password: &str, method: Method) -> ClientResult {
+        ssh_password(self.port, source, TEST_USER, password, method)
+    }
+
+    /// Creates (once) a client key pair in the sshd's directory and authorizes
+    /// it for the test user; returns the private key's path.
+    pub fn client_key(&self) -> PathBuf {
+        let key = self.path.join("client_ed25519");
+        if !key.exists() {
+            run_ok(
+                Command::new("ssh-keygen")
+                    .args([
+                        "-q",
+                        "-t",
+                        "ed25519",
+                        "-N",
+                        "",
+                        "-C",
+                        "authguard-e2e-client",
+                        "-f",
+                    ])
+                    .arg(&key),
+            );
+            let public =
+                std::fs::read_to_string(key.with_extension("pub")).expect("read client .pub");
+            write_file(
+                &self.path.join("authorized_keys").join(TEST_USER),
+                &public,
+                0o644,
+            );
+        }
+        key
+    }
+
+    /// Public-key login as the test user from `source` with [`Sshd::client_key`].
+    pub fn login_with_key(&self, source: &str) -> ClientResult {
+        let key = self.client_key();
+        ssh_key(self.port, source, TEST_USER, &key)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        kill_group(self.child.id(), libc::SIGTERM);
+        let exited = wait_until(Duration::from_secs(3), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        if !exited {
+            kill_group(self.child.id(), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+        release_dir(self.dir.take());
+    }
+}
+
+fn write_file(path: &Path, text: &str, mode: u32) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+fn write_sshd_config(dir: &Path, port: u16) {
+    let d = dir.display();
+    let mut cfg = format!(
+        "Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host_ed25519
+PidFile {d}/sshd.pid
+UsePAM yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication yes
+PubkeyAuthentication yes
+AuthorizedKeysFile {d}/authorized_keys/%u
+StrictModes no
+PermitRootLogin no
+MaxAuthTries 6
+MaxStartups 100:30:200
+LoginGraceTime 30
+LogLevel VERBOSE
+UseDNS no
+PrintMotd no
+"
+    );
+    let path = dir.join("sshd_config");
+    write_file(&path, &cfg, 0o644);
+    // Newer OpenSSH (9.8+) penalises sources that fail to authenticate; that
+    // would mask what authguard does, so switch it off where it exists.
+    let t = run_with_timeout(
+        Command::new("/usr/sbin/sshd")
+            .arg("-T")
+            .arg("-f")
+            .arg(&path),
+        None,
+        CLIENT_TIMEOUT,
+    );
+    assert!(
+        t.status.success(),
+        "sshd -T rejects the test config: {}",
+        t.describe()
+    );
+    if t.stdout.contains("persourcepenalties") {
+        cfg.push_str("PerSourcePenalties no\n");
+        write_file(&path, &cfg, 0o644);
+    }
+}
+
+/// Copies passwd/shadow/group with the test user appended, and its home.
+fn make_user_files(dir: &Path) {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("mkdir home");
+    std::os::unix::fs::chown(&home, Some(TEST_UID), Some(TEST_UID)).expect("chown home");
+    let hash = run_ok(Command::new("openssl").args(["passwd", "-6", RIGHT_PASSWORD]))
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(
+        hash.starts_with("$6$"),
+        "openssl passwd -6 printed {hash:?}"
+    );
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+        / 86_400;
+    let read = |p: &str| {
+        let mut s = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {p}: {e}"));
+        if !s.is_empty() && !s.ends_with('\n') {
+            s.push('\n');
+        }
+        s
+    };
+    let passwd = read("/etc/passwd")
+        + &format!(
+            "{TEST_USER}:x:{TEST_UID}:{TEST_UID}:authguard e2e:{}:/bin/sh\n",
+            home.display()
+        );
+    let shadow = read("/etc/shadow") + &format!("{TEST_USER}:{hash}:{days}:0:99999:7:::\n");
+    let group = read("/etc/group") + &format!("{TEST_USER}:x:{TEST_UID}:\n");
+    write_file(&dir.join("passwd"), &passwd, 0o644);
+    write_file(&dir.join("shadow"), &shadow, 0o600);
+    write_file(&dir.join("group"), &group, 0o644);
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------
+
+/// How the ssh client offers the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// SSH `password` authentication (sshd runs PAM in its monitor).
+    Password,
+    /// SSH `keyboard-interactive` (sshd runs PAM in a child process).
+    KeyboardInteractive,
+}
+
+impl Method {
+    fn ssh_name(self) -> &'static str {
+        match self {
+            Method::Password => "password",
+            Method::KeyboardInteractive => "keyboard-interactive",
+        }
+    }
+}
+
+/// What one ssh client run did.
+#[derive(Debug, Clone)]
+pub struct ClientResult {
+    /// The source address it connected from.
+    pub source: String,
+    /// Exit code of sshpass/ssh (None: killed by a signal).
+    pub status: Option<i32>,
+    /// Remote command output.
+    pub stdout: String,
+    /// ssh's diagnostics (and whatever sshd sent to be shown).
+    pub stderr: String,
+    /// Wall-clock time of the whole client run.
+    pub elapsed: Duration,
+    /// True when the run had to be killed.
+    pub timed_out: bool,
+}
+
+impl ClientResult {
+    /// The login worked and the remote command ran.
+    pub fn logged_in(&self) -> bool {
+        self.status == Some(0) && self.stdout.contains("logged-in")
+    }
+
+    /// A one-paragraph description for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "ssh from {}: status {:?}{} after {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.source,
+            self.status,
+            if self.timed_out {
+                " (KILLED: timed out)"
+            } else {
+                ""
+            },
+            self.elapsed,
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
+    }
+}
+
+fn ssh_common_args(port: u16, source_ip: &str, log_level: &str) -> Vec<String> {
+    [
+        "-F",
+        "/dev/null",
+        "-b",
+        source_ip,
+        "-p",
+        &port.to_string(),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        &format!("LogLevel={log_level}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn finish_client(source: &str, f: Finished) -> ClientResult {
+    ClientResult {
+        source: source.to_owned(),
+        status: f.status.code(),
+        stdout: f.stdout,
+        stderr: f.stderr,
+        elapsed: f.elapsed,
+        timed_out: f.timed_out,
+    }
+}
+
+/// `sshpass -p PASSWORD ssh … -b SOURCE -p PORT USER@127.0.0.1 'echo logged-in'`
+/// with one password prompt and ssh's `LogLevel=ERROR`.
+pub fn ssh_password(
+    port: u16,
+    source_ip: &str,
+    user: &str,
+    password: &str,
+    method: Method,
+) -> ClientResult {
+    ssh_password_at_level(port, source_ip, user, password, method, "ERROR")
+}
+
+/// Like [`ssh_password`] with the client's `LogLevel` given (`INFO` is ssh's
+/// default: what a person running `ssh` sees).
+pub fn ssh_password_at_level(
+    port: u16,
+    source_ip: &str,
+    user: &str,
+    password: &str,
+    method: Method,
+    log_level: &str,
+) -> ClientResult {
+    let mut cmd = Command::new("sshpass");
+    cmd.arg("-p")
+        .arg(password)
+        .arg("ssh")
+        .args(ssh_common_args(port, source_ip, log_level))
+        .args([
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            &format!("PreferredAuthentications={}", method.ssh_name()),
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "-o",
+            "BatchMode=no",
+        ])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("echo logged-in");
+    finish_client(source_ip, run_with_timeout(&mut cmd, None, CLIENT_TIMEOUT))
+}
+
+/// Public-key login with the private key `key`.
+pub fn ssh_key(port: u16, source_ip: &str, user: &str, key: &Path) -> ClientResult {
+    let mut cmd = Command::new("ssh");
+    cmd.args(ssh_common_args(port, source_ip, "ERROR"))
+        .arg("-i")
+        .arg(key)
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PreferredAuthentications=publickey",
+            "-o",
+            "BatchMode=yes",
+        ])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("echo logged-in");
+    finish_client(source_ip, run_with_timeout(&mut cmd, None, CLIENT_TIMEOUT))
+}
+
+// ---------------------------------------------------------------------------
+// pamtester
+// ---------------------------------------------------------------------------
+
+/// The PAM service name of a [`PamService`].
+pub const PAM_SERVICE: &str = "authguard-test";
+
+/// A PAM service file `authguard-test` in a tempdir, run by `pamtester` in a
+/// mount namespace where that tempdir is `/etc/pam.d`.
+#[derive(Debug)]
+pub struct PamService {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl PamService {
+    /// A service with the given stack text (`{reached}`, `{module}` and `{dir}`
+    /// are replaced as for [`Stack::Custom`]).
+    pub fn new(stack: &str) -> PamService {
+        let dir = tempdir("ag-pam-");
+        let path = dir.path().to_path_buf();
+        let reached = path.join("reached.sh");
+        write_file(
+            &reached,
+            &format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$PAM_RHOST\" >> '{}'\n",
+                path.join("reached.log").display()
+            ),
+            0o755,
+        );
+        let mut text = stack
+            .replace("{dir}", &path.to_string_lossy())
+            .replace("{reached}", &reached.to_string_lossy());
+        if text.contains("{module}") {
+            text = text.replace("{module}", &pam_module_path().to_string_lossy());
+        }
+        write_file(&path.join(PAM_SERVICE), &text, 0o644);
+        PamService {
+            dir: Some(dir),
+            path,
+        }
+    }
+
+    /// authguard (requisite, the guard's config), the reached-marker, then `rest`.
+    pub fn guarded(guard: &Guard, rest: &str) -> PamService {
+        PamService::new(&format!(
+            "auth requisite {{module}} config={}\n{REACHED_LINE}\n{rest}",
+            guard.config_path().display()
+        ))
+    }
+
+    /// authguard, then pam_permit: every attempt authguard admits succeeds.
+    pub fn permit(guard: &Guard) -> PamService {
+        PamService::guarded(
+            guard,
+            "auth required pam_permit.so\naccount required pam_permit.so\n",
+        )
+    }
+
+    /// authguard, then pam_deny: every attempt authguard admits fails (a wrong password).
+    pub fn deny(guard: &Guard) -> PamService {
+        PamService::guarded(
+            guard,
+            "auth required pam_deny.so\naccount required pam_permit.so\n",
+        )
+    }
+
+    /// `pamtester -v -I rhost=RHOST authguard-test USER OPS…` (RHOST and USER may be any bytes).
+    pub fn run(&self, rhost: impl AsRef<OsStr>, user: impl AsRef<OsStr>, ops: &[&str]) -> Finished {
+        let mut item = OsString::from("rhost=");
+        item.push(rhost.as_ref());
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "set -e; mount --bind \"$1\" /etc/pam.d; shift; \
+                 exec pamtester -v -I \"$@\"",
+            )
+            .arg("sh")
+            .arg(&self.path)
+            .arg(item)
+            .arg(PAM_SERVICE)
+            .arg(user.as_ref())
+            .args(ops);
+        let f = run_with_timeout(&mut cmd, None, CLIENT_TIMEOUT);
+        assert!(!f.timed_out, "pamtester hung: {}", f.describe());
+        f
+    }
+
+    /// How many runs got past authguard (lines in reached.log equal to `rhost`).
+    pub fn reached_count(&self, rhost: &str) -> usize {
+        std::fs::read(self.path.join("reached.log"))
+            .unwrap_or_default()
+            .split_inclusive(|&b| b == b'\n')
+            .filter(|l| l.strip_suffix(b"\n").unwrap_or(l) == rhost.as_bytes())
+            .count()
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        release_dir(self.dir.take());
+    }
+}
+
+/// One `authenticate setcred` run of authguard + pam_permit for `guard`.
+pub fn pamtester(guard: &Guard, rhost: impl AsRef<OsStr>, user: impl AsRef<OsStr>) -> Finished {
+    PamService::permit(guard).run(rhost, user, &["authenticate", "setcred"])
+}
+
+/// Reads the first line of a child's stdout (used to wait for a helper to be ready).
+pub fn read_line_with_timeout<R: Read + Send + 'static>(
+    pipe: R,
+    timeout: Duration,
+) -> Option<(String, BufReader<R>)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(pipe);
+        let mut line = String::new();
+        let ok = r.read_line(&mut line).is_ok_and(|n| n > 0);
+        let _ = tx.send(ok.then_some((line, r)));
+    });
+    rx.recv_timeout(timeout).ok().flatten()
+}
+
+/// Bytes → OsString (for non-UTF-8 user names and hosts).
+pub fn os(bytes: &[u8]) -> OsString {
+    OsStr::from_bytes(bytes).to_os_string()
+}
