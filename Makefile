@@ -58,7 +58,7 @@ install: build
 
 test: test-deps
 	$(CARGO) build --workspace
-	$(CARGO) test --workspace
+	timeout 1800 $(CARGO) test --workspace
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -66,7 +66,7 @@ lint:
 
 bench: test-deps
 	$(CARGO) build --release -p pam_authguard -p authguard-bench
-	$(CARGO) run --release -p authguard-bench -- all
+	./target/release/authguard-bench all
 
 clean:
 	$(CARGO) clean

@@ -28,6 +28,8 @@ pub enum Severity {
 
 /// LOG_AUTHPRIV, as in `<syslog.h>`.
 const FACILITY_AUTHPRIV: u8 = 10;
+/// The longest a log line may wait for room in the syslog socket's queue.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(20);
 /// Longest message sent; the rest is cut (a 10 KB user name must not make a 10 KB log line).
 const MAX_MESSAGE: usize = 1024;
 
@@ -70,6 +72,9 @@ impl Logger {
             &message,
         );
         if let Ok(sock) = UnixDatagram::unbound() {
+            // A stalled syslog daemon must never stall sshd: a full socket
+            // queue blocks a send, so bound it and drop the line instead.
+            let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
             let _ = sock.send_to(line.as_bytes(), &self.socket);
         }
     }
@@ -165,6 +170,28 @@ mod tests {
         assert_eq!(untrusted(b"\xff\xfe"), "\\xff\\xfe");
         assert_eq!(untrusted("zoë".as_bytes()), "zoë");
         assert_eq!(untrusted(b"say \"hi\""), "say \\x22hi\\x22");
+    }
+
+    #[test]
+    fn a_stalled_syslog_never_blocks_the_caller() {
+        let dir = std::env::temp_dir().join(format!("ag-syslog-stall-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.sock");
+        let _ = std::fs::remove_file(&path);
+        // A receiver that never reads: its queue fills after a few datagrams.
+        let _rx = UnixDatagram::bind(&path).unwrap();
+        let log = Logger::new(&path, "authguard");
+        let start = std::time::Instant::now();
+        for i in 0..100 {
+            log.log(Severity::Info, &format!("line {i}"));
+        }
+        // 100 lines, most dropped after SEND_TIMEOUT each: bounded, not hung.
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and durations here, so a bad one is a usage error (exit 2) naming it.
 
 use authguard_core::{addr, duration};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use ipnet::IpNet;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,9 +60,10 @@ pub enum Command {
         reason: String,
     },
     /// Lift a ban now and clear the source's pending failures
+    #[command(group(ArgGroup::new("which").required(true).args(["target", "all"])))]
     Unban {
         /// An address or CIDR
-        #[arg(value_parser = parse_target, value_name = "ADDR|CIDR", required_unless_present = "all", conflicts_with = "all")]
+        #[arg(value_parser = parse_target, value_name = "ADDR|CIDR")]
         target: Option<IpNet>,
         /// Lift every ban
         #[arg(long)]

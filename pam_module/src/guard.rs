@@ -381,15 +381,13 @@ mod tests {
                     authenticate(&f.args, &items(rhost, b"x")),
                     Verdict::Admit { attempt_id: None }
                 );
+                // Read as we go: the test socket's queue holds only ~10 datagrams.
+                let lines = f.lines();
+                let counted = lines.iter().filter(|l| l.contains("not counted")).count();
+                assert_eq!(counted, 1, "{lines:#?}");
+                assert!(lines.iter().all(|l| !l.contains('\n')));
             }
         }
-        let lines = f.lines();
-        assert_eq!(
-            lines.iter().filter(|l| l.contains("not counted")).count(),
-            12,
-            "{lines:#?}"
-        );
-        assert!(lines.iter().all(|l| !l.contains('\n')));
     }
 
     #[test]

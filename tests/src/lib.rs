@@ -1233,14 +1233,27 @@ impl PamService {
 
     /// `pamtester -v -I rhost=RHOST authguard-test USER OPS…` (RHOST and USER may be any bytes).
     pub fn run(&self, rhost: impl AsRef<OsStr>, user: impl AsRef<OsStr>, ops: &[&str]) -> Finished {
+        self.run_after("true", rhost, user, ops)
+    }
+
+    /// Like [`PamService::run`], but first runs the shell commands `setup`
+    /// inside the same private mount namespace (to mount a full or read-only
+    /// file system over the store, say). The host never sees those mounts.
+    pub fn run_after(
+        &self,
+        setup: &str,
+        rhost: impl AsRef<OsStr>,
+        user: impl AsRef<OsStr>,
+        ops: &[&str],
+    ) -> Finished {
         let mut item = OsString::from("rhost=");
         item.push(rhost.as_ref());
         let mut cmd = Command::new("unshare");
         cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(
-                "set -e; mount --bind \"$1\" /etc/pam.d; shift; \
-                 exec pamtester -v -I \"$@\"",
-            )
+            .arg(format!(
+                "set -e; {setup}; mount --bind \"$1\" /etc/pam.d; shift; \
+                 exec pamtester -v -I \"$@\""
+            ))
             .arg("sh")
             .arg(&self.path)
             .arg(item)

@@ -62,15 +62,22 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        let code = e.sqlite_error_code();
+        let extended = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => f.extended_code,
+            _ => 0,
+        };
         let text = e.to_string();
-        match code {
+        match e.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 StoreError::Busy(Duration::ZERO)
             }
             Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt(text),
             Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(text),
             Some(ErrorCode::DiskFull) => StoreError::Full,
+            // The WAL index (-shm) could not grow: on Linux that is ENOSPC.
+            Some(ErrorCode::SystemIoFailure) if extended == rusqlite::ffi::SQLITE_IOERR_SHMSIZE => {
+                StoreError::Full
+            }
             Some(ErrorCode::OperationInterrupted) => StoreError::Timeout(Duration::ZERO),
             _ => StoreError::Other(text),
         }
@@ -114,8 +121,11 @@ impl Store {
             path: path.to_owned(),
             timeout,
         };
-        store.configure()?;
-        let found = store.schema_version()?;
+        // SQLite opens lazily: "cannot open" may surface at the first statement.
+        store.configure().map_err(|e| reclassify_open(path, e))?;
+        let found = store
+            .schema_version()
+            .map_err(|e| reclassify_open(path, e))?;
         if found != SCHEMA_VERSION {
             return Err(StoreError::SchemaMismatch {
                 found,
@@ -173,18 +183,72 @@ impl Store {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let timeout = self.timeout;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| with_wait(e.into(), timeout))?;
+        let tx = self.begin_immediate()?;
         let value = f(&tx).map_err(|e| with_wait(e, timeout))?;
         tx.commit().map_err(|e| with_wait(e.into(), timeout))?;
         Ok(value)
     }
 
+    /// Takes the write lock (`BEGIN IMMEDIATE`) within `timeout`.
+    ///
+    /// SQLite's own busy handler sleeps 1, 2, 5 … 100 ms between tries, so
+    /// under a burst of logins a waiter can sleep long after the lock is
+    /// free and even run out its timeout (which would admit uncounted). We
+    /// retry with short, jittered sleeps (50 µs doubling to 1 ms) instead.
+    fn begin_immediate(&self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(50);
+        let mut jitter = Jitter::seeded();
+        self.conn.busy_timeout(Duration::ZERO)?;
+        let result = loop {
+            match rusqlite::Transaction::new_unchecked(
+                &self.conn,
+                rusqlite::TransactionBehavior::Immediate,
+            ) {
+                Ok(tx) => break Ok(tx),
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {
+                    if start.elapsed() >= self.timeout {
+                        break Err(StoreError::Busy(self.timeout));
+                    }
+                    std::thread::sleep(
+                        jitter
+                            .spread(pause)
+                            .min(self.timeout.saturating_sub(start.elapsed())),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(1));
+                }
+                Err(e) => break Err(e.into()),
+            }
+        };
+        self.conn.busy_timeout(self.timeout)?;
+        result
+    }
+
     /// The underlying connection, for read queries.
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+}
+
+/// A tiny xorshift generator: spreads retry sleeps so waiters do not retry
+/// in lockstep. Not for anything secret.
+struct Jitter(u64);
+
+impl Jitter {
+    fn seeded() -> Jitter {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        Jitter((u64::from(std::process::id()) << 32 | u64::from(nanos)) | 1)
+    }
+
+    /// `d` scaled by a factor in [0.5, 1.5).
+    fn spread(&mut self, d: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        d.mul_f64(0.5 + (self.0 % 1000) as f64 / 1000.0)
     }
 }
 
@@ -200,20 +264,62 @@ fn with_wait(e: StoreError, waited: Duration) -> StoreError {
 /// Turns an open failure into the fault a person can act on.
 fn open_error(path: &Path, e: rusqlite::Error) -> StoreError {
     if e.sqlite_error_code() == Some(ErrorCode::CannotOpen) {
-        return match std::fs::metadata(path) {
-            Err(io) if io.kind() == std::io::ErrorKind::NotFound => {
-                StoreError::Missing(path.to_owned())
-            }
-            Err(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
-                StoreError::Permission(path.to_owned())
-            }
-            Ok(_) if std::fs::OpenOptions::new().read(true).open(path).is_err() => {
-                StoreError::Permission(path.to_owned())
-            }
-            _ => StoreError::Other(e.to_string()),
-        };
+        return why_cannot_open(path).unwrap_or_else(|| StoreError::Other(e.to_string()));
     }
     e.into()
+}
+
+/// A generic error from the first statements after open, made specific.
+fn reclassify_open(path: &Path, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Other(text) if text.contains("unable to open") => {
+            why_cannot_open(path).unwrap_or(StoreError::Other(text))
+        }
+        other => other,
+    }
+}
+
+/// Asks the OS why the store (or its -wal/-shm companions) cannot be opened.
+fn why_cannot_open(path: &Path) -> Option<StoreError> {
+    use std::io::ErrorKind;
+    let denied = |p: &Path| StoreError::Permission(p.to_owned());
+    match std::fs::metadata(path) {
+        Err(io) if io.kind() == ErrorKind::NotFound => {
+            return Some(StoreError::Missing(path.to_owned()));
+        }
+        Err(io) if io.kind() == ErrorKind::PermissionDenied => return Some(denied(path)),
+        _ => {}
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Err(io) if io.kind() == ErrorKind::ReadOnlyFilesystem => Some(StoreError::ReadOnly(
+            format!("{} is on a read-only file system", path.display()),
+        )),
+        Err(io) if io.kind() == ErrorKind::PermissionDenied => Some(denied(path)),
+        Err(_) => None,
+        // The file itself is writable: its directory is not (no -wal/-shm can be made).
+        Ok(_) => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let probe = dir.join(format!(".authguard-probe-{}", std::process::id()));
+            match std::fs::File::create(&probe) {
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&probe);
+                    None
+                }
+                Err(io) if io.kind() == ErrorKind::ReadOnlyFilesystem => {
+                    Some(StoreError::ReadOnly(format!(
+                        "{} is on a read-only file system",
+                        dir.display()
+                    )))
+                }
+                Err(io) if io.kind() == ErrorKind::StorageFull => Some(StoreError::Full),
+                Err(_) => Some(denied(dir)),
+            }
+        }
+    }
 }
 
 /// Size of the store on disk: the database plus its WAL.

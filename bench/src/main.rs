@@ -1,0 +1,207 @@
+//! authguard-bench: what authguard costs a login. `make bench` runs `all`.
+//!
+//! - This file: the command line, the machine header, the temp dir, and the
+//!   hidden subcommands the bench re-executes itself with.
+//! - [`admission`]: decision latency with 1–64 concurrent processes on one store.
+//! - [`pam`]: a whole `pamtester` run, authguard vs pam_permit vs pam_faillock.
+//! - [`stats`]: percentiles and the table style.
+#![forbid(unsafe_code)]
+
+mod admission;
+mod pam;
+mod stats;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "authguard-bench",
+    about = "Benchmarks authguard: admission latency and a whole PAM run",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Options of `all` when no subcommand is given.
+    #[command(flatten)]
+    opts: Opts,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Both parts, one after the other (the default).
+    All(Opts),
+    /// Admission decision latency only.
+    Admission(Opts),
+    /// The whole PAM run only (needs root).
+    Pam(Opts),
+    /// One admission worker process (started by `admission`).
+    #[command(hide = true)]
+    Worker(admission::WorkerArgs),
+    /// The pamtester loop inside the private mount namespace (started by `pam`).
+    #[command(hide = true)]
+    Pamloop(pam::LoopArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct Opts {
+    /// Old attempts in the store before the admission runs.
+    #[arg(long, default_value_t = 200_000)]
+    history_attempts: usize,
+    /// Old bans in the store before the admission runs.
+    #[arg(long, default_value_t = 5_000)]
+    history_bans: usize,
+    /// Distinct sources of that history.
+    #[arg(long, default_value_t = 20_000)]
+    history_sources: usize,
+    /// Counted pamtester rounds (each runs every stack once).
+    #[arg(long, default_value_t = 200)]
+    rounds: usize,
+    /// Uncounted pamtester rounds first.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authguard-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    let (admission, pam, opts) = match cli.command {
+        Some(Cmd::Worker(a)) => return admission::worker(&a),
+        Some(Cmd::Pamloop(a)) => return pam::pamloop(&a),
+        None => (true, true, cli.opts),
+        Some(Cmd::All(o)) => (true, true, o),
+        Some(Cmd::Admission(o)) => (true, false, o),
+        Some(Cmd::Pam(o)) => (false, true, o),
+    };
+    let began = Instant::now();
+    let exe = std::env::current_exe().context("finding the bench's own executable")?;
+    let dir = TempDir::new()?;
+    let root = is_root()?;
+    if pam && root {
+        pam::preflight().context("PAM benchmark")?;
+    }
+
+    let mut out = header();
+    let mut missed = Vec::new();
+    if admission {
+        let size = admission::HistorySize {
+            attempts: opts.history_attempts,
+            bans: opts.history_bans,
+            sources: opts.history_sources.max(1),
+        };
+        let report = admission::run(&exe, dir.path(), size).context("admission benchmark")?;
+        out.push_str(&format!("\n{}\n{}\n", report.caption(), report.table()));
+        for note in report.notes() {
+            out.push_str(&format!("note: {note}\n"));
+        }
+        if !report.target_met() {
+            missed.push("admission p99 ≤ 1 ms at 64 processes");
+        }
+    }
+    if pam && !root {
+        out.push_str(
+            "\nWhole PAM run: skipped, not root (it needs a private mount namespace \
+             to put its services in /etc/pam.d without touching the host's).\n",
+        );
+    } else if pam {
+        let report =
+            pam::run(&exe, dir.path(), opts.rounds, opts.warmup).context("PAM benchmark")?;
+        out.push_str(&format!(
+            "\n{}\n{}\nauthguard's store after the run: {}\n",
+            report.caption(),
+            report.table(),
+            report.recorded()
+        ));
+        if !report.target_met() {
+            missed.push("authguard ≤ 1.10× permit");
+        }
+    }
+    let missed = if missed.is_empty() {
+        "none".to_owned()
+    } else {
+        missed.join(", ")
+    };
+    let skipped = if pam && !root {
+        " (PAM run skipped)"
+    } else {
+        ""
+    };
+    out.push_str(&format!(
+        "\nbench wall time: {:.1}s; targets missed: {missed}{skipped}\n",
+        began.elapsed().as_secs_f64(),
+    ));
+    print!("{out}");
+    Ok(())
+}
+
+/// The command line and the machine, printed above the tables.
+fn header() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|_| "?".into());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "authguard benchmark\ncommand: {}\nmachine: nproc {cpus} ({model}), kernel {kernel}, temp dir {}\n",
+        args.join(" "),
+        std::env::temp_dir().display()
+    )
+}
+
+/// Whether the effective user is root (read from /proc: no unsafe `geteuid`).
+fn is_root() -> Result<bool> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .context("no Uid line in /proc/self/status")?;
+    Ok(euid == "0")
+}
+
+/// The bench's scratch directory, removed when the bench ends.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let path = std::env::temp_dir().join(format!("authguard-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

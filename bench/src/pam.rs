@@ -1,0 +1,377 @@
+//! A whole PAM run: `pamtester … authenticate setcred`, wall clock of the
+//! process, for three stacks run round-robin (permit, authguard, faillock).
+//!
+//! pamtester only reads services from `/etc/pam.d`, and the host's must never
+//! be touched: the loop runs in a private mount namespace (`unshare --mount
+//! --propagation private`) where a temp dir is bind-mounted over `/etc/pam.d`.
+//! `/etc/passwd` is likewise shadowed there by a copy that knows `benchuser`,
+//! because pam_faillock does nothing at all for a user that does not exist.
+//! The namespace goes away with the loop; nothing outside the temp dir changes.
+
+use crate::stats::{self, Summary, fmt_us, mark};
+use anyhow::{Context, Result, bail, ensure};
+use authguard_core::store::Store;
+use comfy_table::Table;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// The address every run claims to come from.
+const RHOST: &str = "203.0.113.10";
+/// The user every run logs in as.
+const USER: &str = "benchuser";
+/// authguard may cost at most this much over the bare permit stack.
+const TARGET_RATIO: f64 = 1.10;
+
+/// The three stacks, in the order each round runs them.
+const STACKS: [&str; 3] = ["permit", "authguard", "faillock"];
+
+/// The PAM service name of a stack.
+fn service(stack: &str) -> String {
+    format!("authguard-bench-{stack}")
+}
+
+/// The PAM part's results.
+#[derive(Debug)]
+pub struct Report {
+    module: PathBuf,
+    rounds: usize,
+    warmup: usize,
+    /// Per stack, every counted run's wall time (µs).
+    runs: BTreeMap<String, Vec<f64>>,
+    recorded: String,
+}
+
+/// `<workspace>/target/release/libpam_authguard.so`.
+fn module_path() -> PathBuf {
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
+    bench
+        .parent()
+        .unwrap_or(bench)
+        .join("target/release/libpam_authguard.so")
+}
+
+/// Checks what the PAM run needs before anything is measured, and returns
+/// the module's path.
+pub fn preflight() -> Result<PathBuf> {
+    let module = module_path();
+    ensure!(
+        module.is_file(),
+        "the PAM module is missing at {}: build it first with \
+         `cargo build --release -p pam_authguard` (`make bench` does)",
+        module.display()
+    );
+    for tool in ["pamtester", "unshare", "mount"] {
+        ensure!(
+            in_path(tool),
+            "`{tool}` is not installed (apt-get install pamtester util-linux; `make test-deps` does)"
+        );
+    }
+    Ok(module.canonicalize()?)
+}
+
+/// Sets up the stacks in `dir` and runs the loop in a private mount namespace.
+pub fn run(exe: &Path, dir: &Path, rounds: usize, warmup: usize) -> Result<Report> {
+    let module = preflight()?;
+
+    let pam_d = dir.join("pam.d");
+    let faillock = dir.join("faillock");
+    let store = dir.join("store").join("authguard.db");
+    let config = dir.join("authguard.toml");
+    std::fs::create_dir_all(&pam_d)?;
+    std::fs::create_dir_all(&faillock)?;
+    Store::init(&store).context("initialising the PAM stack's store")?;
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = {:?}\n\n[log]\nsocket = {:?}\n",
+            store.display().to_string(),
+            dir.join("log.sock").display().to_string()
+        ),
+    )?;
+    let permit = "auth required pam_permit.so\naccount required pam_permit.so\n";
+    let stacks = [
+        ("permit", permit.to_owned()),
+        (
+            "authguard",
+            format!(
+                "auth requisite {} config={}\n{permit}",
+                module.display(),
+                config.display()
+            ),
+        ),
+        (
+            "faillock",
+            format!(
+                "auth required pam_faillock.so preauth dir={f}\n\
+                 auth required pam_permit.so\n\
+                 auth required pam_faillock.so authsucc dir={f}\n\
+                 account required pam_permit.so\n",
+                f = faillock.display()
+            ),
+        ),
+    ];
+    for (stack, text) in &stacks {
+        std::fs::write(pam_d.join(service(stack)), text)?;
+    }
+    let passwd = dir.join("passwd");
+    let mut users = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
+    if !users.lines().any(|l| l.starts_with(&format!("{USER}:"))) {
+        users.push_str(&format!(
+            "{USER}:x:64999:64999:authguard bench:/nonexistent:/usr/sbin/nologin\n"
+        ));
+    }
+    std::fs::write(&passwd, users)?;
+
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "set -e; mount --bind \"$1\" /etc/pam.d; mount --bind \"$2\" /etc/passwd; \
+             shift 2; exec \"$@\"",
+        )
+        .arg("sh")
+        .arg(&pam_d)
+        .arg(&passwd)
+        .arg(exe)
+        .arg("pamloop")
+        .args(["--rounds", &rounds.to_string()])
+        .args(["--warmup", &warmup.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running unshare")?;
+    ensure!(
+        out.status.success(),
+        "the pamtester loop failed ({}); see its messages above",
+        out.status
+    );
+    let mut runs: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for line in String::from_utf8(out.stdout)?.lines() {
+        let (stack, us) = line.split_once(' ').context("bad pamloop line")?;
+        runs.entry(stack.to_owned())
+            .or_default()
+            .push(us.parse().context("bad pamloop time")?);
+    }
+    for stack in STACKS {
+        let n = runs.get(stack).map_or(0, Vec::len);
+        ensure!(n == rounds, "{stack}: {n} timed runs, expected {rounds}");
+    }
+    let recorded = verify(&store, rounds + warmup)?;
+    ensure!(
+        faillock.join(USER).is_file(),
+        "pam_faillock kept no tally file for {USER}: it did not do its work"
+    );
+    Ok(Report {
+        module,
+        rounds,
+        warmup,
+        runs,
+        recorded,
+    })
+}
+
+/// Checks that authguard really ran every time and never banned the rhost
+/// (setcred marks each attempt a success). Returns what it recorded.
+fn verify(store: &Path, runs: usize) -> Result<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let bans: i64 = conn.query_row("SELECT COUNT(*) FROM bans", [], |r| r.get(0))?;
+    if bans > 0 {
+        let sources: String =
+            conn.query_row("SELECT group_concat(source, ', ') FROM bans", [], |r| {
+                r.get(0)
+            })?;
+        bail!(
+            "BROKEN: authguard banned {sources} during the PAM run although every \
+             attempt was a success (setcred): the timings are not of an admitted login"
+        );
+    }
+    let mut stmt =
+        conn.prepare("SELECT outcome, COUNT(*) FROM attempts WHERE address = ?1 GROUP BY outcome")?;
+    let counts: BTreeMap<String, i64> = stmt
+        .query_map([RHOST], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let successes = counts.get("success").copied().unwrap_or(0);
+    ensure!(
+        usize::try_from(successes) == Ok(runs) && counts.len() == 1,
+        "authguard recorded {counts:?} for {RHOST}, expected {runs} successes: \
+         the module did not admit and record every run (is it failing open?)"
+    );
+    Ok(format!("{successes} attempts, all marked success, no ban"))
+}
+
+fn in_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
+}
+
+/// Arguments of the hidden `pamloop` subcommand.
+#[derive(Debug, clap::Args)]
+pub struct LoopArgs {
+    /// Counted rounds.
+    #[arg(long)]
+    rounds: usize,
+    /// Rounds run first and not counted.
+    #[arg(long)]
+    warmup: usize,
+}
+
+/// Inside the namespace: runs the stacks round-robin and prints
+/// `<stack> <µs>` for each counted run.
+pub fn pamloop(a: &LoopArgs) -> Result<()> {
+    let pam_d = std::fs::read_dir("/etc/pam.d")?
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name() == service("permit").as_str());
+    ensure!(
+        pam_d,
+        "pamloop must run where the bench's services are /etc/pam.d (use `authguard-bench pam`)"
+    );
+    let mut out = String::new();
+    for round in 0..a.warmup + a.rounds {
+        for stack in STACKS {
+            let t = Instant::now();
+            let status = Command::new("pamtester")
+                .args(["-I", &format!("rhost={RHOST}")])
+                .arg(service(stack))
+                .arg(USER)
+                .args(["authenticate", "setcred"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .context("running pamtester")?;
+            let us = t.elapsed().as_secs_f64() * 1e6;
+            ensure!(
+                status.success(),
+                "pamtester failed on the {stack} stack in round {round}: {status}"
+            );
+            if round >= a.warmup {
+                out.push_str(&format!("{stack} {us:.1}\n"));
+            }
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+impl Report {
+    /// What was run.
+    pub fn caption(&self) -> String {
+        format!(
+            "Whole PAM run: `pamtester -I rhost={RHOST} SERVICE {USER} authenticate setcred`, \
+             process wall time.\n{} rounds of permit, authguard, faillock in turn, after {} \
+             uncounted warm-up rounds. Module: {}",
+            self.rounds,
+            self.warmup,
+            self.module.display()
+        )
+    }
+
+    /// The per-stack table.
+    pub fn table(&self) -> Table {
+        let mut t = stats::table(&[
+            "stack",
+            "runs",
+            "p50",
+            "mean",
+            "p99",
+            "max",
+            "× permit (p50)",
+            "× permit (mean)",
+            "target ≤ 1.10× permit",
+        ]);
+        let base = self.summary("permit");
+        for stack in STACKS {
+            let Some(s) = self.summary(stack) else {
+                continue;
+            };
+            let (r50, rmean) = match base {
+                Some(b) => (s.p50 / b.p50, s.mean / b.mean),
+                None => (f64::NAN, f64::NAN),
+            };
+            let target = if stack == "authguard" {
+                mark(r50 <= TARGET_RATIO && rmean <= TARGET_RATIO).to_owned()
+            } else {
+                String::new()
+            };
+            t.add_row(vec![
+                stack.to_owned(),
+                s.n.to_string(),
+                fmt_us(s.p50),
+                fmt_us(s.mean),
+                fmt_us(s.p99),
+                fmt_us(s.max),
+                format!("{r50:.2}×"),
+                format!("{rmean:.2}×"),
+                target,
+            ]);
+        }
+        t
+    }
+
+    /// What authguard's store showed after the run.
+    pub fn recorded(&self) -> &str {
+        &self.recorded
+    }
+
+    /// Whether authguard stayed within the target, by p50 and by mean.
+    pub fn target_met(&self) -> bool {
+        match (self.summary("permit"), self.summary("authguard")) {
+            (Some(b), Some(a)) => a.p50 / b.p50 <= TARGET_RATIO && a.mean / b.mean <= TARGET_RATIO,
+            _ => false,
+        }
+    }
+
+    fn summary(&self, stack: &str) -> Option<Summary> {
+        self.runs.get(stack).and_then(|v| Summary::of(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use authguard_core::config::PolicyConfig;
+    use authguard_core::store::admission::{Attempt, Decision};
+    use authguard_core::store::bans::{BanLength, NewBan};
+    use authguard_core::store::{Access, Store};
+    use std::time::Duration;
+
+    #[test]
+    fn verify_fails_loudly_on_a_ban_or_a_missing_record() {
+        let dir = std::env::temp_dir().join(format!("authguard-bench-test-{}", std::process::id()));
+        let path = dir.join("authguard.db");
+        Store::init(&path).unwrap();
+        let policy = PolicyConfig::default();
+        let mut s = Store::open(&path, Access::Write, Duration::from_secs(1)).unwrap();
+        let attempt = Attempt {
+            ip: RHOST.parse().unwrap(),
+            user: USER.as_bytes(),
+            service: "sshd",
+        };
+        for now in 1..=3 {
+            let Decision::Admitted { attempt_id, .. } = s.admit(&policy, &attempt, now).unwrap()
+            else {
+                panic!("not admitted")
+            };
+            s.record_success(&policy, attempt.ip, attempt.user, Some(attempt_id), now)
+                .unwrap();
+        }
+        assert!(verify(&path, 3).is_ok());
+        assert!(verify(&path, 4).is_err(), "a run authguard did not record");
+        let ban = NewBan {
+            net: "203.0.113.10/32".parse().unwrap(),
+            length: BanLength::Permanent,
+            reason: "test",
+            origin: "manual",
+            failures: 0,
+        };
+        s.ban(&policy, &ban, 4).unwrap();
+        let err = verify(&path, 3).unwrap_err().to_string();
+        assert!(
+            err.contains("BROKEN") && err.contains("203.0.113.10"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
