@@ -75,6 +75,8 @@ pub struct Config {
     pub pam: PamConfig,
     /// Where decisions are logged.
     pub log: LogConfig,
+    /// How bans reach the packet filter.
+    pub firewall: FirewallConfig,
 }
 
 /// `[store]`
@@ -123,6 +125,53 @@ pub struct LogConfig {
     pub socket: PathBuf,
 }
 
+/// `[firewall]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirewallConfig {
+    /// Which packet filter bans are pushed into.
+    pub backend: FirewallBackend,
+    /// The TCP ports whose new connections banned sources lose.
+    pub ports: Vec<u16>,
+    /// What happens to a banned source's packets.
+    pub action: FirewallAction,
+    /// How often the daemon rebuilds the firewall from the store regardless.
+    pub resync: PositiveDuration,
+}
+
+/// `[firewall] backend`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallBackend {
+    /// nftables, table `inet authguard`.
+    #[default]
+    Nftables,
+    /// No firewall: PAM refusals only.
+    None,
+}
+
+/// `[firewall] action`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallAction {
+    /// Silently drop (the scanner waits for a timeout).
+    #[default]
+    Drop,
+    /// Answer with a TCP reset.
+    Reject,
+}
+
+impl Default for FirewallConfig {
+    fn default() -> Self {
+        FirewallConfig {
+            backend: FirewallBackend::Nftables,
+            ports: vec![22],
+            action: FirewallAction::Drop,
+            resync: PositiveDuration(HumanDuration::secs(30)),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -135,6 +184,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             pam: PamConfig::default(),
             log: LogConfig::default(),
+            firewall: FirewallConfig::default(),
         }
     }
 }
@@ -299,6 +349,12 @@ impl Config {
                     "ban_time_max ({}) is shorter than ban_time ({})",
                     p.ban_time_max.0, p.ban_time.0
                 ),
+            ));
+        }
+        if self.firewall.ports.is_empty() || self.firewall.ports.contains(&0) {
+            return Err((
+                "firewall.ports",
+                "must list at least one port from 1 to 65535".into(),
             ));
         }
         if self.pam.message.contains('\0') {

@@ -75,6 +75,8 @@ pub enum Command {
     /// Manage networks that are never banned
     #[command(subcommand)]
     Allow(AllowCommand),
+    /// Keep the firewall in step with the store (runs in the foreground, for systemd)
+    Daemon,
     /// Check config, store and the PAM line, and say what to fix
     Check {
         /// The PAM file to inspect

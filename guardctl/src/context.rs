@@ -69,6 +69,12 @@ impl Context {
             .max(std::time::Duration::from_secs(5))
     }
 
+    /// Logs to syslog and stderr: the daemon's voice (systemd's journal reads stderr).
+    pub fn say(&self, message: &str) {
+        self.log.log(Severity::Notice, message);
+        eprintln!("authguard: {message}");
+    }
+
     /// Logs an action to syslog (ident `authguard`) as the PAM module logs its decisions.
     pub fn log(&self, message: &str) {
         self.log.log(Severity::Notice, message);

@@ -10,6 +10,7 @@
 mod cli;
 mod cmd;
 mod context;
+mod firewall;
 mod output;
 
 use clap::Parser;

@@ -376,6 +376,12 @@ impl GuardConfig {
         let _ = writeln!(t, "ban_time = {}", q(&self.ban_time));
         let _ = writeln!(t, "\n[log]");
         let _ = writeln!(t, "socket = {}", q(&dir.join("log.sock").to_string_lossy()));
+        // Tests run guardctl in the host's network namespace: never let it
+        // touch the host's ruleset. Firewall tests add their own `[firewall]`
+        // table (and run inside network namespaces they create).
+        if !self.extra.iter().any(|l| l.trim() == "[firewall]") {
+            let _ = writeln!(t, "\n[firewall]\nbackend = \"none\"");
+        }
         if !self.extra.is_empty() {
             t.push('\n');
             for line in &self.extra {

@@ -171,6 +171,14 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
+    /// Changes whenever *another* connection commits (`PRAGMA data_version`):
+    /// how the daemon notices new bans without re-reading everything.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     /// The store's file.
     pub fn path(&self) -> &Path {
         &self.path

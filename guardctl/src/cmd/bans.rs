@@ -184,6 +184,7 @@ pub fn ban(
         ban.level,
         untrusted(reason.as_bytes())
     ));
+    crate::firewall::push_now(&ctx.config, &store);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -197,6 +198,9 @@ pub fn unban(ctx: &Context, target: Option<&IpNet>, forget: bool) -> anyhow::Res
     }
     if forget {
         println!("forgot {} records", out.forgotten);
+    }
+    if !out.lifted.is_empty() {
+        crate::firewall::push_now(&ctx.config, &store);
     }
     match (net, out.lifted.is_empty(), out.covered_by.is_empty()) {
         (Some(net), true, false) => {

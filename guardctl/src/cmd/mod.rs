@@ -3,6 +3,7 @@
 mod allow;
 mod bans;
 mod check;
+mod daemon;
 mod status;
 
 use crate::cli::Command;
@@ -32,5 +33,6 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         } => bans::unban(ctx, target.as_ref(), forget),
         Command::Allow(a) => allow::run(ctx, a),
         Command::Check { pam_file } => check::check(ctx, &pam_file),
+        Command::Daemon => daemon::daemon(ctx),
     }
 }

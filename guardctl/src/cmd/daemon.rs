@@ -1,0 +1,79 @@
+//! `guardctl daemon`: runs in the foreground under systemd and keeps the
+//! firewall in step with the store.
+//!
+//! It holds one store connection for its whole life: it notices other
+//! processes' commits through `PRAGMA data_version` (a cheap read every
+//! 250 ms, no busy loop), and, as a side effect, keeps SQLite from
+//! checkpointing the WAL at every PAM module close.
+
+use crate::context::Context;
+use crate::firewall::{Change, Desired, Sync};
+use authguard_core::config::FirewallBackend;
+use authguard_core::time;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// How often the daemon looks at the store's change counter.
+const POLL: Duration = Duration::from_millis(250);
+
+pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let mut store = ctx.writer()?;
+    let resync = ctx.config.firewall.resync.0.0;
+    let enabled = ctx.config.firewall.backend == FirewallBackend::Nftables;
+    let mut sync = Sync::new(&ctx.config.firewall);
+    let mut seen_version = None;
+    let mut next_resync = Instant::now();
+    let mut next_expiry = None;
+    ctx.say(&format!(
+        "daemon started (store {}, firewall {}, resync {})",
+        ctx.store_path().display(),
+        if enabled { "nftables" } else { "none" },
+        ctx.config.firewall.resync.0
+    ));
+    loop {
+        let now = time::now();
+        let version = store.data_version().ok();
+        let resync_due = Instant::now() >= next_resync;
+        let expiry_due = next_expiry.is_some_and(|e| e <= now);
+        if version != seen_version || resync_due || expiry_due {
+            seen_version = version;
+            if let Err(e) = store.expire_due(now) {
+                ctx.say(&format!("cannot mark expired bans: {e}"));
+            }
+            match Desired::load(&ctx.config, &store, now) {
+                Ok(desired) => {
+                    next_expiry = desired.next_expiry();
+                    if enabled {
+                        report(ctx, sync.sync(&desired, resync_due, now));
+                    }
+                }
+                Err(e) => ctx.say(&format!("cannot read the store: {e:#}")),
+            }
+            if resync_due {
+                next_resync = Instant::now() + resync;
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn report(ctx: &Context, result: anyhow::Result<Change>) {
+    match result {
+        Ok(Change::Nothing) => {}
+        Ok(Change::Incremental { added, removed }) => {
+            for net in added {
+                ctx.say(&format!("firewall: drop {net}"));
+            }
+            for net in removed {
+                ctx.say(&format!("firewall: lift {net}"));
+            }
+        }
+        Ok(Change::Rebuilt { why, bans }) => {
+            ctx.say(&format!(
+                "firewall: rebuilt table inet authguard with {bans} bans ({why})"
+            ));
+        }
+        // Never exit on a firewall fault: the next resync tries again.
+        Err(e) => ctx.say(&format!("firewall: not updated: {e:#}")),
+    }
+}

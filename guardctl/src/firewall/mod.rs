@@ -1,0 +1,247 @@
+//! Bans as packet-filter state: what the firewall should hold, computed
+//! from the store and the config, and pushed by [`nft`].
+//!
+//! The store is the truth; the firewall is a cache of it. Every change is
+//! one atomic nft batch, and a full rebuild runs at start, every `resync`
+//! and after any nft error, so a flushed ruleset or a crash mid-way always
+//! converges back.
+
+pub mod nft;
+
+use authguard_core::config::Config;
+use authguard_core::store::Store;
+use authguard_core::time::Timestamp;
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+
+/// What the firewall should hold at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// Banned networks and when each ban ends (`None`: permanent).
+    pub bans: BTreeMap<IpNet, Option<Timestamp>>,
+    /// Networks accepted ahead of any drop.
+    pub allowed: Vec<IpNet>,
+}
+
+impl Desired {
+    /// Reads the active bans and the allow lists.
+    pub fn load(config: &Config, store: &Store, now: Timestamp) -> anyhow::Result<Desired> {
+        let mut allowed: Vec<IpNet> = config.allow.iter().map(|c| c.0).collect();
+        for entry in store.allow_list()? {
+            if let Ok(net) = entry.network.parse::<IpNet>() {
+                allowed.push(net);
+            } else if let Ok(ip) = entry.network.parse::<std::net::IpAddr>() {
+                allowed.push(IpNet::from(ip));
+            }
+        }
+        let bans = store
+            .active_bans(now)?
+            .into_iter()
+            .filter_map(|b| parse_source(&b.source).map(|net| (net, b.expires)));
+        Ok(Desired::from_parts(bans, allowed))
+    }
+
+    /// Builds the set from raw parts: drops bans inside an allowed network
+    /// (allowed networks never enter a set) and bans covered by a wider ban
+    /// (interval sets refuse overlapping elements), keeping the longer expiry.
+    pub fn from_parts(
+        bans: impl IntoIterator<Item = (IpNet, Option<Timestamp>)>,
+        allowed: Vec<IpNet>,
+    ) -> Desired {
+        let mut merged: BTreeMap<IpNet, Option<Timestamp>> = BTreeMap::new();
+        for (net, expires) in bans {
+            if allowed.iter().any(|a| a.contains(&net)) {
+                continue;
+            }
+            let entry = merged.entry(net).or_insert(expires);
+            *entry = later(*entry, expires);
+        }
+        let nets: Vec<IpNet> = merged.keys().copied().collect();
+        merged.retain(|net, _| !nets.iter().any(|wider| wider != net && wider.contains(net)));
+        Desired {
+            bans: merged,
+            allowed,
+        }
+    }
+
+    /// True when the kernel's ban elements are these bans: none stale, none
+    /// missing (a ban ending within two seconds may already be gone).
+    pub fn matches(&self, held: &std::collections::BTreeSet<IpNet>, now: Timestamp) -> bool {
+        let stale = held.iter().any(|n| !self.bans.contains_key(n));
+        let missing = self
+            .bans
+            .iter()
+            .any(|(n, e)| !held.contains(n) && e.is_none_or(|e| e > now + 2));
+        !stale && !missing
+    }
+
+    /// The earliest ban expiry, when the daemon should look again.
+    pub fn next_expiry(&self) -> Option<Timestamp> {
+        self.bans.values().flatten().min().copied()
+    }
+}
+
+/// Keeps nftables in step with [`Desired`] states: small add/delete batches
+/// for changes, a full rebuild when the kernel's table differs or a batch fails.
+#[derive(Debug)]
+pub struct Sync {
+    config: authguard_core::config::FirewallConfig,
+    applied: Option<Desired>,
+}
+
+/// What one [`Sync::sync`] did, for the log.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Already in step.
+    Nothing,
+    /// Elements added and removed.
+    Incremental {
+        added: Vec<IpNet>,
+        removed: Vec<IpNet>,
+    },
+    /// The table was (re)built whole, and why.
+    Rebuilt { why: String, bans: usize },
+}
+
+impl Sync {
+    /// A syncer that has applied nothing yet (the first sync rebuilds).
+    pub fn new(config: &authguard_core::config::FirewallConfig) -> Sync {
+        Sync {
+            config: config.clone(),
+            applied: None,
+        }
+    }
+
+    /// Brings the firewall to `desired`. With `verify`, first compares with
+    /// what the kernel holds (a flushed ruleset is noticed there).
+    pub fn sync(
+        &mut self,
+        desired: &Desired,
+        verify: bool,
+        now: Timestamp,
+    ) -> anyhow::Result<Change> {
+        if verify {
+            match nft::current_bans()? {
+                None => return self.rebuild(desired, "table missing", now),
+                Some(held) if !desired.matches(&held, now) => {
+                    return self.rebuild(desired, "table differs from the store", now);
+                }
+                Some(_) => {}
+            }
+        }
+        let Some(applied) = &self.applied else {
+            return self.rebuild(desired, "start", now);
+        };
+        if applied == desired {
+            return Ok(Change::Nothing);
+        }
+        if applied.allowed != desired.allowed {
+            return self.rebuild(desired, "allow list changed", now);
+        }
+        let removed: Vec<IpNet> = applied
+            .bans
+            .keys()
+            .filter(|n| !desired.bans.contains_key(n))
+            .copied()
+            .collect();
+        let added: Vec<(IpNet, Option<Timestamp>)> = desired
+            .bans
+            .iter()
+            .filter(|(n, e)| applied.bans.get(n) != Some(e))
+            .map(|(n, e)| (*n, *e))
+            .collect();
+        let changed: Vec<IpNet> = added
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| applied.bans.contains_key(n))
+            .collect();
+        let script = nft::render_changes(
+            &added,
+            &[removed.as_slice(), changed.as_slice()].concat(),
+            now,
+        );
+        match nft::apply(&script) {
+            Ok(()) => {
+                self.applied = Some(desired.clone());
+                Ok(Change::Incremental {
+                    added: added.into_iter().map(|(n, _)| n).collect(),
+                    removed,
+                })
+            }
+            Err(e) => self.rebuild(desired, &format!("batch failed ({e})"), now),
+        }
+    }
+
+    fn rebuild(&mut self, desired: &Desired, why: &str, now: Timestamp) -> anyhow::Result<Change> {
+        self.applied = None;
+        nft::apply(&nft::render_full(desired, &self.config, now))?;
+        self.applied = Some(desired.clone());
+        Ok(Change::Rebuilt {
+            why: why.to_owned(),
+            bans: desired.bans.len(),
+        })
+    }
+}
+
+/// `guardctl ban`/`unban`/`allow` change the firewall themselves, at once,
+/// when they can (nftables backend, root, nft present); the daemon
+/// reconciles anyway, so a failure here is a note, not an error.
+pub fn push_now(config: &Config, store: &Store) {
+    use authguard_core::config::FirewallBackend;
+    if config.firewall.backend != FirewallBackend::Nftables {
+        return;
+    }
+    let now = authguard_core::time::now();
+    let result = Desired::load(config, store, now)
+        .and_then(|d| nft::apply(&nft::render_full(&d, &config.firewall, now)));
+    match result {
+        Ok(()) => println!("firewall updated"),
+        Err(e) => {
+            eprintln!("note: firewall not updated now ({e:#}); `guardctl daemon` will catch up")
+        }
+    }
+}
+
+fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (None, _) | (_, None) => None,
+        (Some(x), Some(y)) => Some(x.max(y)),
+    }
+}
+
+/// A store `source` (`203.0.113.7` or `2001:db8::/64`) as a network.
+pub fn parse_source(source: &str) -> Option<IpNet> {
+    source
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| source.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        parse_source(s).unwrap()
+    }
+
+    #[test]
+    fn allowed_and_covered_bans_never_enter_the_set() {
+        let d = Desired::from_parts(
+            [
+                (net("203.0.113.7"), Some(100)),
+                (net("203.0.113.0/24"), Some(50)),
+                (net("192.0.2.9"), None),
+                (net("198.51.100.4"), Some(70)),
+                (net("2001:db8:1:2::/64"), None),
+            ],
+            vec![net("192.0.2.0/24")],
+        );
+        let got: Vec<String> = d.bans.keys().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            ["198.51.100.4/32", "203.0.113.0/24", "2001:db8:1:2::/64"]
+        );
+        assert_eq!(d.next_expiry(), Some(50));
+    }
+}
