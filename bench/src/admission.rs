@@ -10,7 +10,7 @@
 use crate::stats::{self, Summary, fmt_us, mark, thousands};
 use anyhow::{Context, Result, bail, ensure};
 use authguard_core::addr;
-use authguard_core::config::{MaxFailures, PolicyConfig};
+use authguard_core::config::{Config, MaxFailures, PolicyConfig};
 use authguard_core::policy;
 use authguard_core::store::admission::{Attempt, Decision};
 use authguard_core::store::{Access, Store, StoreError, disk_size};
@@ -280,9 +280,12 @@ pub struct WorkerArgs {
 /// One worker process: waits for the common start, makes its decisions,
 /// then prints a summary line and one latency (µs) per line.
 pub fn worker(a: &WorkerArgs) -> Result<()> {
-    let policy = PolicyConfig {
-        max_failures: MaxFailures(a.max_failures),
-        ..PolicyConfig::default()
+    let config = Config {
+        policy: PolicyConfig {
+            max_failures: MaxFailures(a.max_failures),
+            ..PolicyConfig::default()
+        },
+        ..Config::default()
     };
     let attempt = Attempt {
         ip: a.source,
@@ -303,7 +306,7 @@ pub fn worker(a: &WorkerArgs) -> Result<()> {
     for _ in 0..a.iterations {
         let t = Instant::now();
         let decision = Store::open(&a.store, Access::Write, BUSY_TIMEOUT)
-            .and_then(|mut store| store.admit(&policy, &attempt, time::now()));
+            .and_then(|mut store| store.admit(&config, &attempt, time::now()));
         latencies.push(t.elapsed());
         match decision {
             Ok(Decision::Admitted { .. } | Decision::Allowed { .. }) => c.admitted += 1,

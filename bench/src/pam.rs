@@ -331,7 +331,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use authguard_core::config::PolicyConfig;
+    use authguard_core::config::Config;
     use authguard_core::store::admission::{Attempt, Decision};
     use authguard_core::store::bans::{BanLength, NewBan};
     use authguard_core::store::{Access, Store};
@@ -342,7 +342,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("authguard-bench-test-{}", std::process::id()));
         let path = dir.join("authguard.db");
         Store::init(&path).unwrap();
-        let policy = PolicyConfig::default();
+        let config = Config::default();
+        let policy = &config.policy;
         let mut s = Store::open(&path, Access::Write, Duration::from_secs(1)).unwrap();
         let attempt = Attempt {
             ip: RHOST.parse().unwrap(),
@@ -350,11 +351,11 @@ mod tests {
             service: "sshd",
         };
         for now in 1..=3 {
-            let Decision::Admitted { attempt_id, .. } = s.admit(&policy, &attempt, now).unwrap()
+            let Decision::Admitted { attempt_id, .. } = s.admit(&config, &attempt, now).unwrap()
             else {
                 panic!("not admitted")
             };
-            s.record_success(&policy, attempt.ip, attempt.user, Some(attempt_id), now)
+            s.record_success(policy, attempt.ip, attempt.user, Some(attempt_id), now)
                 .unwrap();
         }
         assert!(verify(&path, 3).is_ok());
@@ -366,7 +367,7 @@ mod tests {
             origin: "manual",
             failures: 0,
         };
-        s.ban(&policy, &ban, 4).unwrap();
+        s.ban(&config, &ban, 4).unwrap();
         let err = verify(&path, 3).unwrap_err().to_string();
         assert!(
             err.contains("BROKEN") && err.contains("203.0.113.10"),

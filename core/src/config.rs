@@ -77,6 +77,54 @@ pub struct Config {
     pub log: LogConfig,
     /// How bans reach the packet filter.
     pub firewall: FirewallConfig,
+    /// Long bans for repeat offenders.
+    pub recidive: RecidiveConfig,
+}
+
+/// `[recidive]`: a source banned `bans` times within `window` gets the long ban.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecidiveConfig {
+    /// Bans within `window` that make a repeat offender (0: rule off).
+    pub bans: u32,
+    /// The window in which bans are counted.
+    pub window: PositiveDuration,
+    /// The repeat offender's ban (never shorter than its escalated ban).
+    pub ban_time: PositiveDuration,
+    /// Which ports the long ban closes.
+    pub scope: BanScope,
+}
+
+/// Which ports a ban closes in the firewall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BanScope {
+    /// The guarded ports (`[firewall] ports`).
+    #[default]
+    Ports,
+    /// Every port, like fail2ban's recidive jail.
+    All,
+}
+
+impl BanScope {
+    /// The store's and JSON's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BanScope::Ports => "ports",
+            BanScope::All => "all",
+        }
+    }
+}
+
+impl Default for RecidiveConfig {
+    fn default() -> Self {
+        RecidiveConfig {
+            bans: 3,
+            window: PositiveDuration(HumanDuration::secs(7 * 86_400)),
+            ban_time: PositiveDuration(HumanDuration::secs(30 * 86_400)),
+            scope: BanScope::All,
+        }
+    }
 }
 
 /// `[store]`
@@ -185,6 +233,7 @@ impl Default for Config {
             pam: PamConfig::default(),
             log: LogConfig::default(),
             firewall: FirewallConfig::default(),
+            recidive: RecidiveConfig::default(),
         }
     }
 }

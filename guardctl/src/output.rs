@@ -68,6 +68,7 @@ pub fn ban_json(ban: &BanRecord, now: Timestamp) -> Value {
         "origin": ban.origin,
         "level": ban.level,
         "failures": ban.failures,
+        "scope": ban.scope,
         "active": ban.is_active(now),
         "ended": ban.ended.map(time::rfc3339),
         "end_reason": ban.end_reason,

@@ -123,7 +123,7 @@ pub fn authenticate(args: &ModuleArgs, items: &Items) -> Verdict {
         Access::Write,
         config.store.busy_timeout.0,
     )
-    .and_then(|mut store| store.admit(&config.policy, &attempt, now));
+    .and_then(|mut store| store.admit(config, &attempt, now));
     match decision {
         Ok(d) => decide(config, log, ip, &user, d),
         Err(e) => fault(

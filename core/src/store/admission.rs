@@ -8,7 +8,7 @@
 use super::bans::{BanLength, BanRecord, NewBan, insert_ban, mark_expired, open_bans_containing};
 use super::{Store, StoreError, allow};
 use crate::addr;
-use crate::config::PolicyConfig;
+use crate::config::{Config, PolicyConfig};
 use crate::time::Timestamp;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::net::IpAddr;
@@ -57,11 +57,11 @@ impl Store {
     /// Admits or refuses one attempt, recording it, in one `BEGIN IMMEDIATE` transaction.
     pub fn admit(
         &mut self,
-        policy: &PolicyConfig,
+        config: &Config,
         attempt: &Attempt<'_>,
         now: Timestamp,
     ) -> Result<Decision, StoreError> {
-        self.write(|tx| admit_in(tx, policy, attempt, now))
+        self.write(|tx| admit_in(tx, config, attempt, now))
     }
 
     /// Marks a successful login: the attempt `attempt_id` if given (and
@@ -114,10 +114,11 @@ impl Store {
 
 fn admit_in(
     tx: &Transaction<'_>,
-    policy: &PolicyConfig,
+    config: &Config,
     attempt: &Attempt<'_>,
     now: Timestamp,
 ) -> Result<Decision, StoreError> {
+    let policy = &config.policy;
     if let Some(network) = allow::allowed_by(tx, attempt.ip)? {
         return Ok(Decision::Allowed { network });
     }
@@ -143,7 +144,7 @@ fn admit_in(
     if failures >= policy.max_failures.0 {
         let ban = insert_ban(
             tx,
-            policy,
+            config,
             &NewBan {
                 net: source_net,
                 length: BanLength::Escalated,
@@ -208,9 +209,19 @@ pub fn source_name(policy: &PolicyConfig, ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MaxFailures, PolicyConfig};
+    use crate::config::{Config, MaxFailures, PolicyConfig};
     use crate::store::bans::BanOutcome;
     use crate::store::test_support::TempStore;
+
+    fn with_max_failures(n: u32) -> Config {
+        Config {
+            policy: PolicyConfig {
+                max_failures: MaxFailures(n),
+                ..PolicyConfig::default()
+            },
+            ..Config::default()
+        }
+    }
 
     fn attempt(ip: &str) -> Attempt<'static> {
         Attempt {
@@ -224,7 +235,7 @@ mod tests {
     fn fifth_failure_then_ban_then_refusal() {
         let t = TempStore::new("admit");
         let mut s = t.open();
-        let p = PolicyConfig::default();
+        let p = Config::default();
         for i in 1..=5 {
             match s.admit(&p, &attempt("203.0.113.7"), 1000 + i).unwrap() {
                 Decision::Admitted { failures, .. } => assert_eq!(failures, i as u32),
@@ -281,10 +292,62 @@ mod tests {
     }
 
     #[test]
+    fn third_ban_within_the_window_is_the_long_recidive_ban_on_all_ports() {
+        let t = TempStore::new("recidive");
+        let mut s = t.open();
+        let c = with_max_failures(1);
+        let mut bans = Vec::new();
+        // Banned at t=1, 1001 and 3001: each ban (10m, 20m) has ended before the next.
+        for start in [0, 1000, 3000] {
+            s.admit(&c, &attempt("203.0.113.66"), start).unwrap();
+            let Decision::Refused { ban, created: true } =
+                s.admit(&c, &attempt("203.0.113.66"), start + 1).unwrap()
+            else {
+                panic!("no ban at {start}")
+            };
+            bans.push(ban);
+        }
+        assert_eq!(
+            (bans[0].origin.as_str(), bans[0].scope.as_str()),
+            ("pam", "ports")
+        );
+        assert_eq!(
+            (bans[1].origin.as_str(), bans[1].expires),
+            ("pam", Some(1001 + 1200))
+        );
+        let long = &bans[2];
+        assert_eq!(
+            (long.origin.as_str(), long.scope.as_str(), long.level),
+            ("recidive", "all", 3)
+        );
+        assert_eq!(long.expires, Some(3001 + 30 * 86_400));
+        assert!(
+            long.reason.starts_with("3 bans within 1w"),
+            "{}",
+            long.reason
+        );
+
+        // With the rule off, the third ban is an ordinary escalated one.
+        let t = TempStore::new("recidive-off");
+        let mut s = t.open();
+        let mut off = with_max_failures(1);
+        off.recidive.bans = 0;
+        for start in [0, 1000, 3000] {
+            s.admit(&off, &attempt("203.0.113.67"), start).unwrap();
+            s.admit(&off, &attempt("203.0.113.67"), start + 1).unwrap();
+        }
+        let last = s.active_bans(3001).unwrap().pop().unwrap();
+        assert_eq!(
+            (last.origin.as_str(), last.scope.as_str(), last.expires),
+            ("pam", "ports", Some(3001 + 2400))
+        );
+    }
+
+    #[test]
     fn failures_outside_find_time_do_not_count() {
         let t = TempStore::new("window");
         let mut s = t.open();
-        let p = PolicyConfig::default();
+        let p = Config::default();
         for i in 0..5 {
             s.admit(&p, &attempt("198.51.100.1"), i * 200).unwrap();
         }
@@ -299,10 +362,7 @@ mod tests {
     fn successes_never_add_up_and_forgive_the_users_failures() {
         let t = TempStore::new("success");
         let mut s = t.open();
-        let p = PolicyConfig {
-            max_failures: MaxFailures(3),
-            ..PolicyConfig::default()
-        };
+        let p = with_max_failures(3);
         let ip = "192.0.2.5".parse().unwrap();
         for i in 0..10 {
             let Decision::Admitted { attempt_id, .. } =
@@ -313,7 +373,8 @@ mod tests {
             // Every other time the id is lost (keyboard-interactive runs in a child).
             let id = (i % 2 == 0).then_some(attempt_id);
             assert_eq!(
-                s.record_success(&p, ip, b"root", id, 100 + i).unwrap(),
+                s.record_success(&p.policy, ip, b"root", id, 100 + i)
+                    .unwrap(),
                 Some(attempt_id)
             );
         }
@@ -324,21 +385,24 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            s.record_success(&p, ip, b"root", Some(attempt_id), 150)
+            s.record_success(&p.policy, ip, b"root", Some(attempt_id), 150)
                 .unwrap(),
             Some(attempt_id)
         );
         assert_eq!(
-            s.record_success(&p, ip, b"root", Some(attempt_id), 150)
+            s.record_success(&p.policy, ip, b"root", Some(attempt_id), 150)
                 .unwrap(),
             None
         );
-        assert_eq!(s.record_success(&p, ip, b"root", None, 150).unwrap(), None);
+        assert_eq!(
+            s.record_success(&p.policy, ip, b"root", None, 150).unwrap(),
+            None
+        );
         // Two typos, then the right password: the typos are forgiven.
         s.admit(&p, &attempt("192.0.2.5"), 200).unwrap();
         s.admit(&p, &attempt("192.0.2.5"), 201).unwrap();
         s.admit(&p, &attempt("192.0.2.5"), 202).unwrap();
-        s.record_success(&p, ip, b"root", None, 202).unwrap();
+        s.record_success(&p.policy, ip, b"root", None, 202).unwrap();
         assert!(matches!(
             s.admit(&p, &attempt("192.0.2.5"), 203).unwrap(),
             Decision::Admitted { failures: 1, .. }
@@ -349,10 +413,7 @@ mod tests {
     fn ipv6_sources_aggregate_and_wider_bans_cover() {
         let t = TempStore::new("v6");
         let mut s = t.open();
-        let p = PolicyConfig {
-            max_failures: MaxFailures(2),
-            ..PolicyConfig::default()
-        };
+        let p = with_max_failures(2);
         s.admit(&p, &attempt("2001:db8:1:2::1"), 10).unwrap();
         s.admit(&p, &attempt("2001:db8:1:2::2"), 11).unwrap();
         let Decision::Refused { ban, .. } =
@@ -386,10 +447,7 @@ mod tests {
     fn unban_and_allow_lift_bans() {
         let t = TempStore::new("unban");
         let mut s = t.open();
-        let p = PolicyConfig {
-            max_failures: MaxFailures(1),
-            ..PolicyConfig::default()
-        };
+        let p = with_max_failures(1);
         s.admit(&p, &attempt("203.0.113.9"), 10).unwrap();
         assert!(matches!(
             s.admit(&p, &attempt("203.0.113.9"), 11).unwrap(),
@@ -433,7 +491,7 @@ mod tests {
     #[test]
     fn parallel_processes_never_exceed_max_failures() {
         let t = TempStore::new("parallel");
-        let p = PolicyConfig::default();
+        let p = Config::default();
         let admitted = std::sync::atomic::AtomicU32::new(0);
         std::thread::scope(|scope| {
             for _ in 0..16 {

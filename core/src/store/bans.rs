@@ -3,7 +3,7 @@
 
 use super::{Store, StoreError};
 use crate::addr;
-use crate::config::PolicyConfig;
+use crate::config::{BanScope, Config, PolicyConfig, RecidiveConfig};
 use crate::policy;
 use crate::time::Timestamp;
 use ipnet::IpNet;
@@ -34,6 +34,8 @@ pub struct BanRecord {
     pub level: u32,
     /// Failures that led to it.
     pub failures: u32,
+    /// Which ports it closes in the firewall: `ports` or `all`.
+    pub scope: String,
 }
 
 impl BanRecord {
@@ -128,7 +130,7 @@ pub struct History {
 }
 
 const BAN_COLUMNS: &str =
-    "id, source, since, expires, ended, end_reason, reason, origin, level, failures";
+    "id, source, since, expires, ended, end_reason, reason, origin, level, failures, scope";
 
 fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<BanRecord> {
     Ok(BanRecord {
@@ -142,6 +144,7 @@ fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<BanRecord> {
         origin: row.get(7)?,
         level: row.get(8)?,
         failures: row.get(9)?,
+        scope: row.get(10)?,
     })
 }
 
@@ -183,10 +186,12 @@ pub(crate) fn mark_expired(tx: &Transaction<'_>, ban: &BanRecord) -> Result<(), 
 }
 
 /// Inserts a ban for `new.net`, computing its level and length from the
-/// source's earlier bans, and consumes the source's live failures.
+/// source's earlier bans, and consumes the source's live failures. If this
+/// ban makes the source a repeat offender (`[recidive]`), it becomes the
+/// long recidive ban instead.
 pub(crate) fn insert_ban(
     tx: &Transaction<'_>,
-    policy: &PolicyConfig,
+    config: &Config,
     new: &NewBan<'_>,
     now: Timestamp,
 ) -> Result<BanRecord, StoreError> {
@@ -196,21 +201,43 @@ pub(crate) fn insert_ban(
         [&source],
         |r| r.get(0),
     )?;
-    let expires = expiry(policy, new.length, earlier, now);
+    let mut expires = expiry(&config.policy, new.length, earlier, now);
+    let (mut origin, mut reason, mut scope) = (
+        new.origin.to_owned(),
+        new.reason.to_owned(),
+        BanScope::Ports,
+    );
+    // An explicit length from the admin (`--for`, `--permanent`) is kept as given.
+    let offence = match new.length {
+        BanLength::Escalated => repeat_offence(tx, &config.recidive, &source, now)?,
+        _ => None,
+    };
+    if let Some(n) = offence {
+        let r = &config.recidive;
+        let long = Some(now.saturating_add(secs(r.ban_time.0.0)));
+        expires = match (expires, long) {
+            (None, _) | (_, None) => None,
+            (Some(a), Some(b)) => Some(a.max(b)),
+        };
+        origin = "recidive".into();
+        reason = format!("{n} bans within {} ({})", r.window.0, new.reason);
+        scope = r.scope;
+    }
     let (lo, hi) = addr::range_keys(&new.net);
     tx.execute(
-        "INSERT INTO bans (source, lo, hi, since, expires, reason, origin, level, failures)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO bans (source, lo, hi, since, expires, reason, origin, level, failures, scope)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             source,
             lo,
             hi,
             now,
             expires,
-            new.reason,
-            new.origin,
+            reason,
+            origin,
             earlier + 1,
-            new.failures
+            new.failures,
+            scope.as_str()
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -222,11 +249,35 @@ pub(crate) fn insert_ban(
         expires,
         ended: None,
         end_reason: None,
-        reason: new.reason.to_owned(),
-        origin: new.origin.to_owned(),
+        reason,
+        origin,
         level: earlier + 1,
         failures: new.failures,
+        scope: scope.as_str().to_owned(),
     })
+}
+
+/// How many bans `source` will have had within the recidive window, this
+/// new one included, when that reaches `[recidive] bans`.
+fn repeat_offence(
+    tx: &Transaction<'_>,
+    recidive: &RecidiveConfig,
+    source: &str,
+    now: Timestamp,
+) -> Result<Option<u32>, StoreError> {
+    if recidive.bans == 0 {
+        return Ok(None);
+    }
+    let within: u32 = tx.query_row(
+        "SELECT COUNT(*) FROM bans WHERE source = ?1 AND since > ?2",
+        params![source, now - secs(recidive.window.0.0)],
+        |r| r.get(0),
+    )?;
+    Ok((within + 1 >= recidive.bans).then_some(within + 1))
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 fn expiry(
@@ -259,7 +310,7 @@ impl Store {
     /// is updated to the new length and reason instead of stacking a second.
     pub fn ban(
         &mut self,
-        policy: &PolicyConfig,
+        config: &Config,
         new: &NewBan<'_>,
         now: Timestamp,
     ) -> Result<BanOutcome, StoreError> {
@@ -274,7 +325,7 @@ impl Store {
                 .optional()?;
             match open {
                 Some(ban) if ban.is_active(now) => {
-                    let expires = expiry(policy, new.length, ban.level - 1, now);
+                    let expires = expiry(&config.policy, new.length, ban.level - 1, now);
                     tx.execute(
                         "UPDATE bans SET expires = ?2, reason = ?3 WHERE id = ?1",
                         params![ban.id, expires, new.reason],
@@ -289,7 +340,7 @@ impl Store {
                     if let Some(ban) = stale {
                         mark_expired(tx, &ban)?;
                     }
-                    insert_ban(tx, policy, new, now).map(BanOutcome::Created)
+                    insert_ban(tx, config, new, now).map(BanOutcome::Created)
                 }
             }
         })

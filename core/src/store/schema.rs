@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -56,6 +56,16 @@ const MIGRATIONS: [&str; 1] = [
     ) STRICT;
     CREATE INDEX allow_lo ON allow (lo);
     "#,
+    // 1 → 2: which ports a ban closes (recidive bans close all), and a
+    // key-value table for the daemon's heartbeat.
+    r#"
+    ALTER TABLE bans ADD COLUMN scope TEXT NOT NULL DEFAULT 'ports' CHECK (scope IN ('ports', 'all'));
+    CREATE INDEX bans_since ON bans (since);
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// What `migrate` did.
@@ -87,4 +97,35 @@ pub fn migrate(conn: &mut Connection) -> Result<Migration, super::StoreError> {
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(Migration::From(found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_1_store_migrates_and_keeps_its_bans() {
+        let dir = std::env::temp_dir().join(format!("ag-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v1.db");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO bans (source, lo, hi, since, expires, reason, origin, level, failures)
+             VALUES ('203.0.113.7', x'00', x'00', 1, NULL, 'r', 'pam', 1, 5)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::From(1));
+        let (source, scope): (String, String) = conn
+            .query_row("SELECT source, scope FROM bans", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((source.as_str(), scope.as_str()), ("203.0.113.7", "ports"));
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::UpToDate);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

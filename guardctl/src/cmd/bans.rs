@@ -162,7 +162,7 @@ pub fn ban(
         origin: "manual",
         failures: 0,
     };
-    let (verb, ban) = match store.ban(&ctx.config.policy, &new, now)? {
+    let (verb, ban) = match store.ban(&ctx.config, &new, now)? {
         BanOutcome::Created(b) => ("banned", b),
         BanOutcome::Updated(b) => ("ban updated for", b),
     };
@@ -178,10 +178,18 @@ pub fn ban(
             .map(time::rfc3339)
             .unwrap_or_else(|| "lifted".into())
     );
+    if ban.origin == "recidive" {
+        println!(
+            "repeat offender: {} (all ports: {})",
+            ban.reason,
+            ban.scope == "all"
+        );
+    }
     ctx.log(&format!(
-        "ban {} for {span} (level {}, origin manual): {}",
+        "ban {} for {span} (level {}, origin {}): {}",
         ban.source,
         ban.level,
+        ban.origin,
         untrusted(reason.as_bytes())
     ));
     crate::firewall::push_now(&ctx.config, &store);

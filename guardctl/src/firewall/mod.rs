@@ -14,11 +14,20 @@ use authguard_core::time::Timestamp;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 
+/// One banned network as the firewall holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// When the ban ends (`None`: permanent).
+    pub expires: Option<Timestamp>,
+    /// True for bans with scope `all` (every port), false for the guarded ports.
+    pub all_ports: bool,
+}
+
 /// What the firewall should hold at one instant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Desired {
-    /// Banned networks and when each ban ends (`None`: permanent).
-    pub bans: BTreeMap<IpNet, Option<Timestamp>>,
+    /// Banned networks.
+    pub bans: BTreeMap<IpNet, Entry>,
     /// Networks accepted ahead of any drop.
     pub allowed: Vec<IpNet>,
 }
@@ -34,30 +43,44 @@ impl Desired {
                 allowed.push(IpNet::from(ip));
             }
         }
-        let bans = store
-            .active_bans(now)?
-            .into_iter()
-            .filter_map(|b| parse_source(&b.source).map(|net| (net, b.expires)));
+        let bans = store.active_bans(now)?.into_iter().filter_map(|b| {
+            let all_ports = b.scope == "all";
+            parse_source(&b.source).map(|net| {
+                (
+                    net,
+                    Entry {
+                        expires: b.expires,
+                        all_ports,
+                    },
+                )
+            })
+        });
         Ok(Desired::from_parts(bans, allowed))
     }
 
     /// Builds the set from raw parts: drops bans inside an allowed network
     /// (allowed networks never enter a set) and bans covered by a wider ban
-    /// (interval sets refuse overlapping elements), keeping the longer expiry.
+    /// of the same or broader scope (interval sets refuse overlapping
+    /// elements). Two bans of one network merge: the longer, the broader.
     pub fn from_parts(
-        bans: impl IntoIterator<Item = (IpNet, Option<Timestamp>)>,
+        bans: impl IntoIterator<Item = (IpNet, Entry)>,
         allowed: Vec<IpNet>,
     ) -> Desired {
-        let mut merged: BTreeMap<IpNet, Option<Timestamp>> = BTreeMap::new();
-        for (net, expires) in bans {
+        let mut merged: BTreeMap<IpNet, Entry> = BTreeMap::new();
+        for (net, entry) in bans {
             if allowed.iter().any(|a| a.contains(&net)) {
                 continue;
             }
-            let entry = merged.entry(net).or_insert(expires);
-            *entry = later(*entry, expires);
+            let slot = merged.entry(net).or_insert(entry);
+            slot.expires = later(slot.expires, entry.expires);
+            slot.all_ports |= entry.all_ports;
         }
-        let nets: Vec<IpNet> = merged.keys().copied().collect();
-        merged.retain(|net, _| !nets.iter().any(|wider| wider != net && wider.contains(net)));
+        let snapshot = merged.clone();
+        merged.retain(|net, e| {
+            !snapshot.iter().any(|(wider, w)| {
+                wider != net && wider.contains(net) && (w.all_ports || !e.all_ports)
+            })
+        });
         Desired {
             bans: merged,
             allowed,
@@ -71,13 +94,13 @@ impl Desired {
         let missing = self
             .bans
             .iter()
-            .any(|(n, e)| !held.contains(n) && e.is_none_or(|e| e > now + 2));
+            .any(|(n, e)| !held.contains(n) && e.expires.is_none_or(|e| e > now + 2));
         !stale && !missing
     }
 
     /// The earliest ban expiry, when the daemon should look again.
     pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.bans.values().flatten().min().copied()
+        self.bans.values().filter_map(|e| e.expires).min()
     }
 }
 
@@ -144,7 +167,7 @@ impl Sync {
             .filter(|n| !desired.bans.contains_key(n))
             .copied()
             .collect();
-        let added: Vec<(IpNet, Option<Timestamp>)> = desired
+        let added: Vec<(IpNet, Entry)> = desired
             .bans
             .iter()
             .filter(|(n, e)| applied.bans.get(n) != Some(e))
@@ -155,11 +178,13 @@ impl Sync {
             .map(|(n, _)| *n)
             .filter(|n| applied.bans.contains_key(n))
             .collect();
-        let script = nft::render_changes(
-            &added,
-            &[removed.as_slice(), changed.as_slice()].concat(),
-            now,
-        );
+        // A changed ban is removed (from the set it was in) and added again.
+        let gone: Vec<(IpNet, Entry)> = removed
+            .iter()
+            .chain(&changed)
+            .filter_map(|n| applied.bans.get(n).map(|e| (*n, *e)))
+            .collect();
+        let script = nft::render_changes(&added, &gone, now);
         match nft::apply(&script) {
             Ok(()) => {
                 self.applied = Some(desired.clone());
@@ -227,20 +252,41 @@ mod tests {
 
     #[test]
     fn allowed_and_covered_bans_never_enter_the_set() {
+        let ports = |e| Entry {
+            expires: e,
+            all_ports: false,
+        };
+        let all = |e| Entry {
+            expires: e,
+            all_ports: true,
+        };
         let d = Desired::from_parts(
             [
-                (net("203.0.113.7"), Some(100)),
-                (net("203.0.113.0/24"), Some(50)),
-                (net("192.0.2.9"), None),
-                (net("198.51.100.4"), Some(70)),
-                (net("2001:db8:1:2::/64"), None),
+                (net("203.0.113.7"), ports(Some(100))),
+                (net("203.0.113.0/24"), ports(Some(50))),
+                (net("192.0.2.9"), ports(None)),
+                (net("198.51.100.4"), ports(Some(70))),
+                (net("2001:db8:1:2::/64"), ports(None)),
+                // A recidive ban inside a ports-only network ban stays: it closes more.
+                (net("198.51.100.0/24"), ports(Some(90))),
+                (net("198.51.100.9"), all(Some(500))),
+                (net("198.51.100.4"), all(Some(60))),
             ],
             vec![net("192.0.2.0/24")],
         );
         let got: Vec<String> = d.bans.keys().map(ToString::to_string).collect();
+        let want = [
+            "198.51.100.0/24",
+            "198.51.100.4/32",
+            "198.51.100.9/32",
+            "203.0.113.0/24",
+            "2001:db8:1:2::/64",
+        ];
+        assert_eq!(got, want);
         assert_eq!(
-            got,
-            ["198.51.100.4/32", "203.0.113.0/24", "2001:db8:1:2::/64"]
+            d.bans[&net("198.51.100.4")],
+            all(Some(70)),
+            "merged: longer and broader"
         );
         assert_eq!(d.next_expiry(), Some(50));
     }

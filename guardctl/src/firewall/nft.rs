@@ -2,7 +2,7 @@
 //! read back with `nft -j list`. Addresses reach nft as typed values
 //! formatted by Rust, on stdin, never through a shell.
 
-use super::Desired;
+use super::{Desired, Entry};
 use authguard_core::config::{FirewallAction, FirewallConfig};
 use authguard_core::time::Timestamp;
 use ipnet::IpNet;
@@ -22,9 +22,10 @@ pub fn render_full(desired: &Desired, config: &FirewallConfig, now: Timestamp) -
         .map(u16::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    let verdict = match config.action {
-        FirewallAction::Drop => "drop",
-        FirewallAction::Reject => "reject with tcp reset",
+    let (verdict, all_verdict) = match config.action {
+        FirewallAction::Drop => ("drop", "drop"),
+        // Only TCP can be reset; other protocols get an ICMP refusal.
+        FirewallAction::Reject => ("reject with tcp reset", "reject"),
     };
     let mut s = String::new();
     // Creating then deleting makes the delete safe when the table is absent.
@@ -33,6 +34,8 @@ pub fn render_full(desired: &Desired, config: &FirewallConfig, now: Timestamp) -
     for (name, kind, timeout) in [
         ("ban4", "ipv4_addr", true),
         ("ban6", "ipv6_addr", true),
+        ("ban4_all", "ipv4_addr", true),
+        ("ban6_all", "ipv6_addr", true),
         ("allow4", "ipv4_addr", false),
         ("allow6", "ipv6_addr", false),
     ] {
@@ -47,15 +50,23 @@ pub fn render_full(desired: &Desired, config: &FirewallConfig, now: Timestamp) -
         s,
         "  chain input {{\n    type filter hook input priority filter - 10; policy accept;\n    \
          ip saddr @allow4 accept\n    ip6 saddr @allow6 accept\n    \
+         ip saddr @ban4_all {all_verdict}\n    \
+         ip6 saddr @ban6_all {all_verdict}\n    \
          ip saddr @ban4 tcp dport {{ {ports} }} {verdict}\n    \
          ip6 saddr @ban6 tcp dport {{ {ports} }} {verdict}\n  }}\n}}"
     );
     let allowed: Vec<(IpNet, Option<Timestamp>)> =
         desired.allowed.iter().map(|n| (*n, None)).collect();
-    add_elements(&mut s, "allow", &allowed, now);
-    let bans: Vec<(IpNet, Option<Timestamp>)> =
-        desired.bans.iter().map(|(n, e)| (*n, *e)).collect();
-    add_elements(&mut s, "ban", &bans, now);
+    add_elements(&mut s, "allow", "", &allowed, now);
+    for (suffix, all_ports) in [("", false), ("_all", true)] {
+        let bans: Vec<(IpNet, Option<Timestamp>)> = desired
+            .bans
+            .iter()
+            .filter(|(_, e)| e.all_ports == all_ports)
+            .map(|(n, e)| (*n, e.expires))
+            .collect();
+        add_elements(&mut s, "ban", suffix, &bans, now);
+    }
     s
 }
 
@@ -63,36 +74,40 @@ pub fn render_full(desired: &Desired, config: &FirewallConfig, now: Timestamp) -
 /// preceded by an add of the same element, so removing one the kernel has
 /// already timed out is not an error (nft 1.0.6 has no `destroy element`).
 pub fn render_changes(
-    added: &[(IpNet, Option<Timestamp>)],
-    removed: &[IpNet],
+    added: &[(IpNet, Entry)],
+    removed: &[(IpNet, Entry)],
     now: Timestamp,
 ) -> String {
     let mut s = String::new();
-    for net in removed {
-        let set = set_of(net);
+    for (net, entry) in removed {
+        let set = set_of(net, entry);
         let addr = element(net, None, now).unwrap_or_default();
         let _ = writeln!(s, "add element {TABLE} {set} {{ {addr} }}");
         let _ = writeln!(s, "delete element {TABLE} {set} {{ {addr} }}");
     }
-    for (net, expires) in added {
-        if let Some(e) = element(net, *expires, now) {
-            let _ = writeln!(s, "add element {TABLE} {} {{ {e} }}", set_of(net));
+    for (net, entry) in added {
+        if let Some(e) = element(net, entry.expires, now) {
+            let _ = writeln!(s, "add element {TABLE} {} {{ {e} }}", set_of(net, entry));
         }
     }
     s
 }
 
-fn set_of(net: &IpNet) -> &'static str {
-    match net {
-        IpNet::V4(_) => "ban4",
-        IpNet::V6(_) => "ban6",
+fn set_of(net: &IpNet, entry: &Entry) -> &'static str {
+    match (net, entry.all_ports) {
+        (IpNet::V4(_), false) => "ban4",
+        (IpNet::V6(_), false) => "ban6",
+        (IpNet::V4(_), true) => "ban4_all",
+        (IpNet::V6(_), true) => "ban6_all",
     }
 }
 
-/// Appends `add element` lines for `elements` to the `<prefix>4`/`<prefix>6` sets.
+/// Appends `add element` lines for `elements` to the
+/// `<prefix>4<suffix>` / `<prefix>6<suffix>` sets.
 fn add_elements(
     s: &mut String,
     prefix: &str,
+    suffix: &str,
     elements: &[(IpNet, Option<Timestamp>)],
     now: Timestamp,
 ) {
@@ -106,7 +121,7 @@ fn add_elements(
         for chunk in items.chunks(4096) {
             let _ = writeln!(
                 s,
-                "add element {TABLE} {prefix}{family} {{ {} }}",
+                "add element {TABLE} {prefix}{family}{suffix} {{ {} }}",
                 chunk.join(", ")
             );
         }
@@ -176,7 +191,7 @@ pub fn parse_listing(json: &serde_json::Value) -> Option<BTreeSet<IpNet>> {
     let mut nets = BTreeSet::new();
     for set in items.iter().filter_map(|i| i.get("set")) {
         let name = set.get("name").and_then(|n| n.as_str()).unwrap_or("");
-        if name != "ban4" && name != "ban6" {
+        if !["ban4", "ban6", "ban4_all", "ban6_all"].contains(&name) {
             continue;
         }
         for elem in set
@@ -219,8 +234,27 @@ mod tests {
     fn renders_one_atomic_batch_with_timeouts() {
         let d = Desired::from_parts(
             [
-                (parse_source("203.0.113.7").unwrap(), Some(1600)),
-                (parse_source("2001:db8::/64").unwrap(), None),
+                (
+                    parse_source("203.0.113.7").unwrap(),
+                    Entry {
+                        expires: Some(1600),
+                        all_ports: false,
+                    },
+                ),
+                (
+                    parse_source("2001:db8::/64").unwrap(),
+                    Entry {
+                        expires: None,
+                        all_ports: false,
+                    },
+                ),
+                (
+                    parse_source("198.51.100.3").unwrap(),
+                    Entry {
+                        expires: Some(1100),
+                        all_ports: true,
+                    },
+                ),
             ],
             vec![parse_source("127.0.0.0/8").unwrap()],
         );
@@ -241,6 +275,15 @@ mod tests {
         assert!(
             s.contains("add element inet authguard allow4 { 127.0.0.0/8 }"),
             "{s}"
+        );
+        assert!(s.contains("ip saddr @ban4_all drop"), "{s}");
+        assert!(
+            s.contains("add element inet authguard ban4_all { 198.51.100.3 timeout 100s }"),
+            "{s}"
+        );
+        assert!(
+            !s.contains("ban4 { 198.51.100.3"),
+            "an all-ports ban is not also a ports ban: {s}"
         );
     }
 
