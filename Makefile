@@ -9,12 +9,13 @@ MULTIARCH  := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc 
 PAMDIR     ?= /usr/lib/$(MULTIARCH)/security
 SBINDIR    ?= /usr/sbin
 CONFDIR    ?= /etc/authguard
+UNITDIR    ?= /lib/systemd/system
 PAM_LINE   := auth requisite pam_authguard.so
 
 # What building needs (libpam0g-dev: the module links libpam) and what the
 # end-to-end tests drive (a real sshd, client, pamtester, sqlite3 for locks).
 BUILD_DEPS := build-essential pkg-config libpam0g-dev
-TEST_DEPS  := openssh-server openssh-client sshpass pamtester sqlite3 openssl util-linux libpam-modules
+TEST_DEPS  := openssh-server openssh-client sshpass pamtester sqlite3 openssl util-linux libpam-modules nftables iproute2 python3 systemd
 
 .PHONY: all build install deps test-deps test lint bench clean
 
@@ -49,6 +50,14 @@ install: build
 		install -m 0644 packaging/authguard.toml $(CONFDIR)/authguard.toml; \
 	fi
 	$(SBINDIR)/guardctl init
+	install -d -m 0755 $(UNITDIR)
+	install -m 0644 packaging/authguard.service $(UNITDIR)/authguard.service
+	@if [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload && systemctl enable --now authguard.service && \
+		echo "authguard.service enabled and started"; \
+	else \
+		echo "systemd is not running here: start the firewall daemon yourself: guardctl daemon &"; \
+	fi
 	@echo
 	@echo "authguard is installed. Add this line to /etc/pam.d/sshd, above '@include common-auth':"
 	@echo
