@@ -24,6 +24,7 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut seen_version = None;
     let mut next_resync = Instant::now();
     let mut next_expiry = None;
+    let started = time::now();
     ctx.say(&format!(
         "daemon started (store {}, firewall {}, resync {})",
         ctx.store_path().display(),
@@ -40,14 +41,33 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
             if let Err(e) = store.expire_due(now) {
                 ctx.say(&format!("cannot mark expired bans: {e}"));
             }
+            let mut last_error = None;
+            let mut bans = 0;
             match Desired::load(&ctx.config, &store, now) {
                 Ok(desired) => {
                     next_expiry = desired.next_expiry();
+                    bans = desired.bans.len();
                     if enabled {
-                        report(ctx, sync.sync(&desired, resync_due, now));
+                        last_error = report(ctx, sync.sync(&desired, resync_due, now));
                     }
                 }
-                Err(e) => ctx.say(&format!("cannot read the store: {e:#}")),
+                Err(e) => {
+                    ctx.say(&format!("cannot read the store: {e:#}"));
+                    last_error = Some(format!("{e:#}"));
+                }
+            }
+            let beat = Heartbeat {
+                pid: std::process::id(),
+                started,
+                last_sync: now,
+                bans,
+                last_error,
+            };
+            if let Err(e) = store.set_meta(
+                HEARTBEAT_KEY,
+                &serde_json::to_string(&beat).unwrap_or_default(),
+            ) {
+                ctx.say(&format!("cannot record the heartbeat: {e}"));
             }
             if resync_due {
                 next_resync = Instant::now() + resync;
@@ -57,7 +77,26 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn report(ctx: &Context, result: anyhow::Result<Change>) {
+/// The `meta` key of the daemon's [`Heartbeat`].
+pub const HEARTBEAT_KEY: &str = "daemon";
+
+/// What the daemon records after each pass, for `guardctl status`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Heartbeat {
+    /// The daemon's process id.
+    pub pid: u32,
+    /// When it started.
+    pub started: i64,
+    /// When it last brought the firewall in step (or tried to).
+    pub last_sync: i64,
+    /// Ban elements it wants in the firewall.
+    pub bans: usize,
+    /// The last pass's error, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// Logs what a sync did; returns the error text if it failed.
+fn report(ctx: &Context, result: anyhow::Result<Change>) -> Option<String> {
     match result {
         Ok(Change::Nothing) => {}
         Ok(Change::Incremental { added, removed }) => {
@@ -74,6 +113,10 @@ fn report(ctx: &Context, result: anyhow::Result<Change>) {
             ));
         }
         // Never exit on a firewall fault: the next resync tries again.
-        Err(e) => ctx.say(&format!("firewall: not updated: {e:#}")),
+        Err(e) => {
+            ctx.say(&format!("firewall: not updated: {e:#}"));
+            return Some(format!("{e:#}"));
+        }
     }
+    None
 }

@@ -47,6 +47,8 @@ pub fn status(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
     let s = store.summary(now)?;
     let size = store::disk_size(ctx.store_path());
     let schema = store.schema_version()?;
+    let daemon = daemon_state(ctx, &store, now);
+    let firewall = firewall_state(ctx, &store, now);
     if as_json {
         print_json(&json!({
             "store": { "path": ctx.store_path(), "size_bytes": size, "schema_version": schema },
@@ -57,6 +59,8 @@ pub fn status(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
             "attempts_total": s.attempts_total,
             "bans_total": s.bans_total,
             "allowed_networks": s.allowed + ctx.config.allow.len() as u64,
+            "daemon": daemon.json,
+            "firewall": firewall.json,
         }));
         return Ok(ExitCode::SUCCESS);
     }
@@ -84,6 +88,8 @@ pub fn status(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
         ("store", ctx.store_path().display().to_string()),
         ("store size", human_bytes(size)),
         ("schema version", schema.to_string()),
+        ("daemon", daemon.text),
+        ("firewall", firewall.text),
         ("config", config),
     ] {
         t.add_row(vec![k.to_string(), v]);
@@ -99,4 +105,101 @@ fn human_bytes(n: u64) -> String {
         n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
         n => format!("{n} B"),
     }
+}
+
+/// A status line for people and an object for programs.
+struct Part {
+    text: String,
+    json: serde_json::Value,
+}
+
+/// Is the daemon alive, and when did it last sync? From its heartbeat in
+/// the store and `/proc`.
+fn daemon_state(ctx: &Context, store: &authguard_core::store::Store, now: i64) -> Part {
+    use super::daemon::{HEARTBEAT_KEY, Heartbeat};
+    let beat: Option<Heartbeat> = store
+        .meta(HEARTBEAT_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_str(&v).ok());
+    let Some(beat) = beat else {
+        return Part {
+            text: "never ran (start `guardctl daemon` or authguard.service)".into(),
+            json: json!({ "alive": false }),
+        };
+    };
+    // A live daemon writes at least every resync.
+    let fresh = now - beat.last_sync <= 2 * ctx.config.firewall.resync.0.0.as_secs() as i64 + 5;
+    let alive = fresh && std::path::Path::new(&format!("/proc/{}", beat.pid)).exists();
+    let ago = crate::output::relative(beat.last_sync, now);
+    let text = match (alive, &beat.last_error) {
+        (true, None) => format!("running (pid {}, last sync {ago})", beat.pid),
+        (true, Some(e)) => format!("running (pid {}), last sync {ago} FAILED: {e}", beat.pid),
+        (false, _) => format!("NOT running (last seen {ago})"),
+    };
+    let json = json!({
+        "alive": alive,
+        "pid": beat.pid,
+        "started": time::rfc3339(beat.started),
+        "last_sync": time::rfc3339(beat.last_sync),
+        "last_error": beat.last_error,
+    });
+    Part { text, json }
+}
+
+/// Does the firewall hold exactly what the store says?
+fn firewall_state(ctx: &Context, store: &authguard_core::store::Store, now: i64) -> Part {
+    use crate::firewall::{Desired, nft};
+    use authguard_core::config::FirewallBackend;
+    if ctx.config.firewall.backend == FirewallBackend::None {
+        return Part {
+            text: "none (backend = \"none\")".into(),
+            json: json!({ "backend": "none" }),
+        };
+    }
+    let want = Desired::load(&ctx.config, store, now)
+        .map(|d| d.bans)
+        .unwrap_or_default();
+    let (text, held_count, in_step) = match nft::current_bans() {
+        Ok(Some(held)) => {
+            let desired = Desired {
+                bans: want.clone(),
+                allowed: Vec::new(),
+            };
+            let ok = desired.matches(&held, now);
+            let text = if ok {
+                format!("in step: {} elements in store and firewall", want.len())
+            } else {
+                format!(
+                    "DIFFERS: store {} elements, firewall {} (the daemon repairs this at its next resync)",
+                    want.len(),
+                    held.len()
+                )
+            };
+            (text, Some(held.len()), Some(ok))
+        }
+        Ok(None) => (
+            format!(
+                "table inet authguard MISSING (store has {} elements)",
+                want.len()
+            ),
+            Some(0),
+            Some(want.is_empty()),
+        ),
+        Err(e) => (
+            format!(
+                "cannot read nftables ({e:#}); store has {} elements",
+                want.len()
+            ),
+            None,
+            None,
+        ),
+    };
+    let json = json!({
+        "backend": "nftables",
+        "store_elements": want.len(),
+        "firewall_elements": held_count,
+        "in_step": in_step,
+    });
+    Part { text, json }
 }
