@@ -135,6 +135,8 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// How long an admission may wait for another writer before the store counts as unusable.
     pub busy_timeout: HumanDuration,
+    /// Attempts and ended bans older than this are deleted by the daemon.
+    pub retention: PositiveDuration,
 }
 
 /// `[policy]`
@@ -243,6 +245,7 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("/var/lib/authguard/authguard.db"),
             busy_timeout: HumanDuration::secs(1),
+            retention: PositiveDuration(HumanDuration::secs(180 * 86_400)),
         }
     }
 }
@@ -397,6 +400,15 @@ impl Config {
                 format!(
                     "ban_time_max ({}) is shorter than ban_time ({})",
                     p.ban_time_max.0, p.ban_time.0
+                ),
+            ));
+        }
+        if self.store.retention.0 < self.recidive.window.0 && self.recidive.bans > 0 {
+            return Err((
+                "store.retention",
+                format!(
+                    "retention ({}) is shorter than recidive.window ({}): history would be deleted before the recidive rule can count it",
+                    self.store.retention.0, self.recidive.window.0
                 ),
             ));
         }
@@ -556,6 +568,7 @@ mod tests {
                 "policy.ban_time_max",
             ),
             ("[firewal]\nx = 1\n", 1, "firewal"),
+            ("[store]\nretention = \"1d\"\n", 2, "store.retention"),
         ];
         for (text, want_line, want_key) in cases {
             let (line, key, msg) = error_of(text);

@@ -210,7 +210,7 @@ pub fn source_name(policy: &PolicyConfig, ip: IpAddr) -> String {
 mod tests {
     use super::*;
     use crate::config::{Config, MaxFailures, PolicyConfig};
-    use crate::store::bans::BanOutcome;
+    use crate::store::bans::{BanLength, BanOutcome, NewBan};
     use crate::store::test_support::TempStore;
 
     fn with_max_failures(n: u32) -> Config {
@@ -341,6 +341,48 @@ mod tests {
             (last.origin.as_str(), last.scope.as_str(), last.expires),
             ("pam", "ports", Some(3001 + 2400))
         );
+    }
+
+    #[test]
+    fn retention_purges_old_history_in_batches_and_keeps_active_bans() {
+        let t = TempStore::new("purge");
+        let mut s = t.open();
+        let c = with_max_failures(1);
+        for i in 0..30 {
+            s.admit(&c, &attempt(&format!("198.51.100.{i}")), 100)
+                .unwrap();
+        }
+        // An old ban that ended, and an old permanent one that is still active.
+        s.admit(&c, &attempt("203.0.113.1"), 100).unwrap();
+        s.admit(&c, &attempt("203.0.113.1"), 101).unwrap();
+        s.expire_due(10_000).unwrap();
+        let forever = NewBan {
+            net: "203.0.113.2/32".parse().unwrap(),
+            length: BanLength::Permanent,
+            reason: "r",
+            origin: "manual",
+            failures: 0,
+        };
+        s.ban(&c, &forever, 100).unwrap();
+        s.admit(&c, &attempt("192.0.2.1"), 50_000).unwrap();
+        let mut purged = 0;
+        loop {
+            let n = s.purge_batch(20_000, 10).unwrap();
+            assert!(n <= 20, "a batch is small");
+            if n == 0 {
+                break;
+            }
+            purged += n;
+        }
+        assert_eq!(purged, 30 + 2 + 1, "old attempts and the ended ban");
+        let left: Vec<String> = s
+            .all_bans()
+            .unwrap()
+            .into_iter()
+            .map(|b| b.source)
+            .collect();
+        assert_eq!(left, ["203.0.113.2"], "an active ban is never purged");
+        assert_eq!(s.summary(50_000).unwrap().attempts_total, 1);
     }
 
     #[test]

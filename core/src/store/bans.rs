@@ -408,6 +408,24 @@ impl Store {
         })
     }
 
+    /// Deletes up to `limit` attempts and ended bans older than `cutoff`, in
+    /// one short transaction (the daemon calls it in a loop, so the write
+    /// lock is never held long enough to delay a login). Returns how many.
+    pub fn purge_batch(&mut self, cutoff: Timestamp, limit: u32) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            let attempts = tx.execute(
+                "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at < ?1 LIMIT ?2)",
+                params![cutoff, limit],
+            )?;
+            let bans = tx.execute(
+                "DELETE FROM bans WHERE id IN
+                 (SELECT id FROM bans WHERE ended IS NOT NULL AND ended < ?1 LIMIT ?2)",
+                params![cutoff, limit],
+            )?;
+            Ok(attempts + bans)
+        })
+    }
+
     /// Bans that refuse logins now, oldest first.
     pub fn active_bans(&self, now: Timestamp) -> Result<Vec<BanRecord>, StoreError> {
         let mut stmt = self.conn().prepare(&format!(

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 /// How often the daemon looks at the store's change counter.
 const POLL: Duration = Duration::from_millis(250);
+/// How often old history is purged (`[store] retention`).
+const PURGE_EVERY: Duration = Duration::from_secs(86_400);
+/// Rows per purge transaction: small, so no login waits behind it.
+const PURGE_BATCH: u32 = 500;
 
 pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut store = ctx.writer()?;
@@ -25,6 +29,7 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut next_resync = Instant::now();
     let mut next_expiry = None;
     let started = time::now();
+    let mut next_purge = Instant::now();
     ctx.say(&format!(
         "daemon started (store {}, firewall {}, resync {})",
         ctx.store_path().display(),
@@ -73,7 +78,35 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
                 next_resync = Instant::now() + resync;
             }
         }
+        if Instant::now() >= next_purge {
+            purge(ctx, &mut store);
+            next_purge = Instant::now() + PURGE_EVERY;
+        }
         std::thread::sleep(POLL);
+    }
+}
+
+/// Deletes history older than `[store] retention`, a small batch at a
+/// time with a pause between, so logins never queue behind it.
+fn purge(ctx: &Context, store: &mut authguard_core::store::Store) {
+    let retention = ctx.config.store.retention.0;
+    let cutoff = time::now() - i64::try_from(retention.0.as_secs()).unwrap_or(i64::MAX);
+    let mut total = 0;
+    loop {
+        match store.purge_batch(cutoff, PURGE_BATCH) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => {
+                ctx.say(&format!("retention: purge stopped: {e}"));
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if total > 0 {
+        ctx.say(&format!(
+            "retention: deleted {total} records older than {retention}"
+        ));
     }
 }
 
