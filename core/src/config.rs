@@ -157,6 +157,13 @@ pub struct PolicyConfig {
     pub ipv4_prefix: Ipv4Prefix,
     /// IPv6 sources are the address truncated to this prefix.
     pub ipv6_prefix: Ipv6Prefix,
+    /// Distinct banned sources within one subnet (inside the recidive
+    /// window) that get the subnet itself banned; 0 turns the rule off.
+    pub subnet_offenders: u32,
+    /// The IPv4 subnet of the subnet rule.
+    pub subnet_ipv4_prefix: Ipv4Prefix,
+    /// The IPv6 subnet of the subnet rule.
+    pub subnet_ipv6_prefix: Ipv6Prefix,
 }
 
 /// `[pam]`
@@ -260,6 +267,9 @@ impl Default for PolicyConfig {
             ban_time_max: PositiveDuration(HumanDuration::secs(90 * 86_400)),
             ipv4_prefix: Ipv4Prefix(32),
             ipv6_prefix: Ipv6Prefix(64),
+            subnet_offenders: 0,
+            subnet_ipv4_prefix: Ipv4Prefix(24),
+            subnet_ipv6_prefix: Ipv6Prefix(48),
         }
     }
 }

@@ -164,7 +164,24 @@ fn decide(
             );
             Verdict::Admit { attempt_id: None }
         }
-        Decision::Refused { ban, created } => {
+        Decision::Refused {
+            ban,
+            created,
+            subnet,
+        } => {
+            if let Some(net) = subnet {
+                let length = net
+                    .length()
+                    .map(duration::human)
+                    .unwrap_or_else(|| "ever".into());
+                log.log(
+                    Severity::Notice,
+                    &format!(
+                        "ban {} for {length}: {} (level {}, origin subnet)",
+                        net.source, net.reason, net.level
+                    ),
+                );
+            }
             let length = ban
                 .length()
                 .map(duration::human)

@@ -5,7 +5,9 @@
 //! create the ban) are atomic across every sshd process: a burst of N
 //! parallel attempts from one source lets exactly `max_failures` through.
 
-use super::bans::{BanLength, BanRecord, NewBan, insert_ban, mark_expired, open_bans_containing};
+use super::bans::{
+    BanLength, BanRecord, NewBan, insert_ban, mark_expired, open_bans_containing, subnet_rule,
+};
 use super::{Store, StoreError, allow};
 use crate::addr;
 use crate::config::{Config, PolicyConfig};
@@ -50,6 +52,9 @@ pub enum Decision {
         ban: BanRecord,
         /// True when this attempt's arrival created the ban.
         created: bool,
+        /// A subnet ban this new ban tipped (the subnet rule), if any.
+        /// Boxed: rare, and it would double the size of every decision.
+        subnet: Option<Box<BanRecord>>,
     },
 }
 
@@ -131,6 +136,7 @@ fn admit_in(
             return Ok(Decision::Refused {
                 ban,
                 created: false,
+                subnet: None,
             });
         }
         mark_expired(tx, &ban)?;
@@ -155,7 +161,12 @@ fn admit_in(
             now,
         )?;
         record(tx, attempt, &source, "refused", false, now)?;
-        return Ok(Decision::Refused { ban, created: true });
+        let subnet = subnet_rule(tx, config, &source_net, now)?.map(Box::new);
+        return Ok(Decision::Refused {
+            ban,
+            created: true,
+            subnet,
+        });
     }
     let attempt_id = record(tx, attempt, &source, "pending", true, now)?;
     Ok(Decision::Admitted {
@@ -242,8 +253,9 @@ mod tests {
                 other => panic!("attempt {i}: {other:?}"),
             }
         }
-        let Decision::Refused { ban, created: true } =
-            s.admit(&p, &attempt("203.0.113.7"), 1006).unwrap()
+        let Decision::Refused {
+            ban, created: true, ..
+        } = s.admit(&p, &attempt("203.0.113.7"), 1006).unwrap()
         else {
             panic!("sixth attempt must create the ban")
         };
@@ -300,8 +312,9 @@ mod tests {
         // Banned at t=1, 1001 and 3001: each ban (10m, 20m) has ended before the next.
         for start in [0, 1000, 3000] {
             s.admit(&c, &attempt("203.0.113.66"), start).unwrap();
-            let Decision::Refused { ban, created: true } =
-                s.admit(&c, &attempt("203.0.113.66"), start + 1).unwrap()
+            let Decision::Refused {
+                ban, created: true, ..
+            } = s.admit(&c, &attempt("203.0.113.66"), start + 1).unwrap()
             else {
                 panic!("no ban at {start}")
             };
@@ -383,6 +396,58 @@ mod tests {
             .collect();
         assert_eq!(left, ["203.0.113.2"], "an active ban is never purged");
         assert_eq!(s.summary(50_000).unwrap().attempts_total, 1);
+    }
+
+    #[test]
+    fn enough_banned_sources_in_one_subnet_ban_the_subnet() {
+        let t = TempStore::new("subnet");
+        let mut s = t.open();
+        let mut c = with_max_failures(1);
+        c.policy.subnet_offenders = 3;
+        let ban_of = |s: &mut Store, ip: &str, at| {
+            s.admit(&c, &attempt(ip), at).unwrap();
+            match s.admit(&c, &attempt(ip), at + 1).unwrap() {
+                Decision::Refused {
+                    created: true,
+                    subnet,
+                    ..
+                } => subnet,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(ban_of(&mut s, "198.51.100.1", 10).is_none());
+        assert!(ban_of(&mut s, "198.51.100.2", 20).is_none());
+        assert!(
+            ban_of(&mut s, "192.0.2.3", 30).is_none(),
+            "another /24 does not count"
+        );
+        let subnet = ban_of(&mut s, "198.51.100.3", 40).expect("third source in the /24");
+        assert_eq!(
+            (subnet.source.as_str(), subnet.origin.as_str()),
+            ("198.51.100.0/24", "subnet")
+        );
+        assert!(
+            subnet.reason.starts_with("3 banned sources"),
+            "{}",
+            subnet.reason
+        );
+        // The whole /24 is refused now, even a source never seen.
+        let Decision::Refused { ban, .. } = s.admit(&c, &attempt("198.51.100.200"), 50).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(ban.source, "198.51.100.0/24");
+        // IPv6: three /64s inside one /48.
+        for (i, ip) in ["2001:db8:5:1::1", "2001:db8:5:2::1", "2001:db8:5:3::1"]
+            .iter()
+            .enumerate()
+        {
+            let got = ban_of(&mut s, ip, 100 + 10 * i as i64);
+            assert_eq!(
+                got.map(|b| b.source),
+                (i == 2).then(|| "2001:db8:5::/48".to_string())
+            );
+        }
     }
 
     #[test]
@@ -473,7 +538,7 @@ mod tests {
         };
         assert!(matches!(
             s.ban(&p, &manual, 20).unwrap(),
-            BanOutcome::Created(_)
+            BanOutcome::Created(..)
         ));
         let Decision::Refused { ban, .. } = s.admit(&p, &attempt("198.51.100.77"), 21).unwrap()
         else {

@@ -80,8 +80,8 @@ pub struct NewBan<'a> {
 /// What `ban` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BanOutcome {
-    /// A new ban was made.
-    Created(BanRecord),
+    /// A new ban was made (and, if it tipped the subnet rule, the subnet's ban).
+    Created(BanRecord, Option<BanRecord>),
     /// The source was banned already; its ban now ends as the new one would.
     Updated(BanRecord),
 }
@@ -257,6 +257,62 @@ pub(crate) fn insert_ban(
     })
 }
 
+/// The subnet rule: once `subnet_offenders` distinct sources inside one
+/// subnet (`subnet_ipv4_prefix`/`subnet_ipv6_prefix`) have been banned within
+/// the recidive window, the subnet itself is banned (origin `subnet`).
+/// Called after a ban of `banned` is made; returns the subnet ban if this
+/// one tipped it.
+pub(crate) fn subnet_rule(
+    tx: &Transaction<'_>,
+    config: &Config,
+    banned: &IpNet,
+    now: Timestamp,
+) -> Result<Option<BanRecord>, StoreError> {
+    let p = &config.policy;
+    if p.subnet_offenders == 0 {
+        return Ok(None);
+    }
+    let subnet = addr::source_of(
+        banned.network(),
+        p.subnet_ipv4_prefix.0,
+        p.subnet_ipv6_prefix.0,
+    );
+    if subnet.prefix_len() >= banned.prefix_len() {
+        return Ok(None);
+    }
+    let (lo, hi) = addr::range_keys(&subnet);
+    let name = addr::display(&subnet);
+    let already: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM bans WHERE source = ?1 AND ended IS NULL
+         AND (expires IS NULL OR expires > ?2))",
+        params![name, now],
+        |r| r.get(0),
+    )?;
+    if already {
+        return Ok(None);
+    }
+    let sources: u32 = tx.query_row(
+        "SELECT COUNT(DISTINCT source) FROM bans WHERE lo >= ?1 AND hi <= ?2 AND since > ?3 AND source != ?4",
+        params![lo, hi, now - secs(config.recidive.window.0.0), name],
+        |r| r.get(0),
+    )?;
+    if sources < p.subnet_offenders {
+        return Ok(None);
+    }
+    let reason = format!(
+        "{sources} banned sources within {}",
+        config.recidive.window.0
+    );
+    let new = NewBan {
+        net: subnet,
+        length: BanLength::Escalated,
+        reason: &reason,
+        origin: "subnet",
+        failures: 0,
+    };
+    insert_ban(tx, config, &new, now).map(Some)
+}
+
 /// How many bans `source` will have had within the recidive window, this
 /// new one included, when that reaches `[recidive] bans`.
 fn repeat_offence(
@@ -340,7 +396,9 @@ impl Store {
                     if let Some(ban) = stale {
                         mark_expired(tx, &ban)?;
                     }
-                    insert_ban(tx, config, new, now).map(BanOutcome::Created)
+                    let ban = insert_ban(tx, config, new, now)?;
+                    let subnet = subnet_rule(tx, config, &new.net, now)?;
+                    Ok(BanOutcome::Created(ban, subnet))
                 }
             }
         })

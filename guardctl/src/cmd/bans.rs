@@ -163,7 +163,16 @@ pub fn ban(
         failures: 0,
     };
     let (verb, ban) = match store.ban(&ctx.config, &new, now)? {
-        BanOutcome::Created(b) => ("banned", b),
+        BanOutcome::Created(b, subnet) => {
+            if let Some(net) = subnet {
+                println!("subnet rule: banned {} ({})", net.source, net.reason);
+                ctx.log(&format!(
+                    "ban {}: {} (level {}, origin subnet)",
+                    net.source, net.reason, net.level
+                ));
+            }
+            ("banned", b)
+        }
         BanOutcome::Updated(b) => ("ban updated for", b),
     };
     let span = ban
