@@ -340,6 +340,33 @@ mod tests {
             long.reason
         );
 
+        // Tightening the rule later: the sweep catches sources already over it.
+        let mut strict = with_max_failures(1);
+        strict.recidive.bans = 2;
+        let t2 = TempStore::new("recidive-sweep");
+        let mut s2 = t2.open();
+        let mut lax = with_max_failures(1);
+        lax.recidive.bans = 0;
+        for start in [0, 1000] {
+            s2.admit(&lax, &attempt("203.0.113.68"), start).unwrap();
+            s2.admit(&lax, &attempt("203.0.113.68"), start + 1).unwrap();
+        }
+        let swept = s2.recidive_sweep(&strict, 1500).unwrap();
+        assert_eq!(swept.len(), 1);
+        assert_eq!(
+            (swept[0].origin.as_str(), swept[0].scope.as_str()),
+            ("recidive", "all")
+        );
+        assert_eq!(
+            s2.active_bans(1500).unwrap().len(),
+            1,
+            "the open ban was replaced, not doubled"
+        );
+        assert!(
+            s2.recidive_sweep(&strict, 1600).unwrap().is_empty(),
+            "once only"
+        );
+
         // With the rule off, the third ban is an ordinary escalated one.
         let t = TempStore::new("recidive-off");
         let mut s = t.open();

@@ -484,6 +484,45 @@ impl Store {
         })
     }
 
+    /// The periodic half of the recidive rule: every source with
+    /// `[recidive] bans` bans within the window and no recidive ban among
+    /// them gets one now (its open ban, if any, is replaced). Catches what
+    /// the check at ban creation cannot: a rule tightened in the config,
+    /// bans made before it existed. Returns the new recidive bans.
+    pub fn recidive_sweep(
+        &mut self,
+        config: &Config,
+        now: Timestamp,
+    ) -> Result<Vec<BanRecord>, StoreError> {
+        let r = &config.recidive;
+        if r.bans == 0 {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT source FROM bans WHERE since > ?1 GROUP BY source
+                 HAVING COUNT(*) >= ?2 AND SUM(origin = 'recidive') = 0",
+            )?;
+            let sources: Vec<String> = stmt
+                .query_map(params![now - secs(r.window.0.0), r.bans], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut made = Vec::new();
+            for source in sources {
+                let Some(net) = source.parse::<IpNet>().ok().or_else(|| source.parse::<IpAddr>().ok().map(IpNet::from)) else {
+                    continue;
+                };
+                tx.execute(
+                    "UPDATE bans SET ended = ?1, end_reason = 'replaced' WHERE source = ?2 AND ended IS NULL",
+                    params![now, source],
+                )?;
+                // Over the rule already, so insert_ban makes this the recidive ban.
+                let new = NewBan { net, length: BanLength::Escalated, reason: "recidive sweep", origin: "recidive", failures: 0 };
+                made.push(insert_ban(tx, config, &new, now)?);
+            }
+            Ok(made)
+        })
+    }
+
     /// Bans that refuse logins now, oldest first.
     pub fn active_bans(&self, now: Timestamp) -> Result<Vec<BanRecord>, StoreError> {
         let mut stmt = self.conn().prepare(&format!(

@@ -46,6 +46,9 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
             if let Err(e) = store.expire_due(now) {
                 ctx.say(&format!("cannot mark expired bans: {e}"));
             }
+            if resync_due {
+                sweep(ctx, &mut store, now);
+            }
             let mut last_error = None;
             let mut bans = 0;
             match Desired::load(&ctx.config, &store, now) {
@@ -83,6 +86,25 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
             next_purge = Instant::now() + PURGE_EVERY;
         }
         std::thread::sleep(POLL);
+    }
+}
+
+/// The periodic recidive sweep (see `Store::recidive_sweep`).
+fn sweep(ctx: &Context, store: &mut authguard_core::store::Store, now: i64) {
+    match store.recidive_sweep(&ctx.config, now) {
+        Ok(bans) => {
+            for b in bans {
+                let length = b
+                    .length()
+                    .map(authguard_core::duration::human)
+                    .unwrap_or_else(|| "ever".into());
+                ctx.say(&format!(
+                    "ban {} for {length}: {} (level {}, origin recidive)",
+                    b.source, b.reason, b.level
+                ));
+            }
+        }
+        Err(e) => ctx.say(&format!("recidive sweep failed: {e}")),
     }
 }
 
