@@ -26,7 +26,7 @@ pub fn run(ctx: &Context, command: AllowCommand) -> anyhow::Result<ExitCode> {
             }
             if added {
                 ctx.log(&format!("allow {name}: {}", untrusted(comment.as_bytes())));
-                crate::firewall::push_now(&ctx.config, &store);
+                crate::firewall::push_now(&ctx.config, &store, None);
             }
         }
         AllowCommand::Remove { target } => {
@@ -44,7 +44,7 @@ pub fn run(ctx: &Context, command: AllowCommand) -> anyhow::Result<ExitCode> {
             }
             println!("removed {name} from the allow list");
             ctx.log(&format!("allow remove {name}"));
-            crate::firewall::push_now(&ctx.config, &store);
+            crate::firewall::push_now(&ctx.config, &store, None);
         }
         AllowCommand::List(f) => {
             let store = ctx.reader()?;

@@ -162,9 +162,11 @@ pub fn ban(
         origin: "manual",
         failures: 0,
     };
+    let mut touched = vec![net];
     let (verb, ban) = match store.ban(&ctx.config, &new, now)? {
         BanOutcome::Created(b, subnet) => {
             if let Some(net) = subnet {
+                touched.extend(crate::firewall::parse_source(&net.source));
                 println!("subnet rule: banned {} ({})", net.source, net.reason);
                 ctx.log(&format!(
                     "ban {}: {} (level {}, origin subnet)",
@@ -201,7 +203,7 @@ pub fn ban(
         ban.origin,
         untrusted(reason.as_bytes())
     ));
-    crate::firewall::push_now(&ctx.config, &store);
+    crate::firewall::push_now(&ctx.config, &store, Some(&touched));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -217,7 +219,8 @@ pub fn unban(ctx: &Context, target: Option<&IpNet>, forget: bool) -> anyhow::Res
         println!("forgot {} records", out.forgotten);
     }
     if !out.lifted.is_empty() {
-        crate::firewall::push_now(&ctx.config, &store);
+        let one = net.map(|n| [n]);
+        crate::firewall::push_now(&ctx.config, &store, one.as_ref().map(|a| a.as_slice()));
     }
     match (net, out.lifted.is_empty(), out.covered_by.is_empty()) {
         (Some(net), true, false) => {
