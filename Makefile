@@ -74,7 +74,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 bench: test-deps
-	$(CARGO) build --release -p pam_authguard -p authguard-bench
+	$(CARGO) build --release -p pam_authguard -p guardctl -p authguard-bench
 	./target/release/authguard-bench all
 
 clean:

@@ -4,10 +4,13 @@
 //!   hidden subcommands the bench re-executes itself with.
 //! - [`admission`]: decision latency with 1–64 concurrent processes on one store.
 //! - [`pam`]: a whole `pamtester` run, authguard vs pam_permit vs pam_faillock.
+//! - [`firewall`]: the daemon loading 100,000 bans into nftables, one more
+//!   ban's latency, its memory, and fail2ban's one-process-per-ban way.
 //! - [`stats`]: percentiles and the table style.
 #![forbid(unsafe_code)]
 
 mod admission;
+mod firewall;
 mod pam;
 mod stats;
 
@@ -39,6 +42,8 @@ enum Cmd {
     Admission(Opts),
     /// The whole PAM run only (needs root).
     Pam(Opts),
+    /// The firewall part only (needs root).
+    Firewall(Opts),
     /// One admission worker process (started by `admission`).
     #[command(hide = true)]
     Worker(admission::WorkerArgs),
@@ -64,6 +69,9 @@ struct Opts {
     /// Uncounted pamtester rounds first.
     #[arg(long, default_value_t = 10)]
     warmup: usize,
+    /// Active bans for the firewall part.
+    #[arg(long, default_value_t = 100_000)]
+    firewall_bans: usize,
 }
 
 fn main() -> ExitCode {
@@ -78,13 +86,14 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     let cli = Cli::parse();
-    let (admission, pam, opts) = match cli.command {
+    let (admission, pam, fw, opts) = match cli.command {
         Some(Cmd::Worker(a)) => return admission::worker(&a),
         Some(Cmd::Pamloop(a)) => return pam::pamloop(&a),
-        None => (true, true, cli.opts),
-        Some(Cmd::All(o)) => (true, true, o),
-        Some(Cmd::Admission(o)) => (true, false, o),
-        Some(Cmd::Pam(o)) => (false, true, o),
+        None => (true, true, true, cli.opts),
+        Some(Cmd::All(o)) => (true, true, true, o),
+        Some(Cmd::Admission(o)) => (true, false, false, o),
+        Some(Cmd::Pam(o)) => (false, true, false, o),
+        Some(Cmd::Firewall(o)) => (false, false, true, o),
     };
     let began = Instant::now();
     let exe = std::env::current_exe().context("finding the bench's own executable")?;
@@ -128,6 +137,13 @@ fn run() -> Result<()> {
         if !report.target_met() {
             missed.push("authguard ≤ 1.10× permit");
         }
+    }
+    if fw && root {
+        let report = firewall::run(dir.path(), opts.firewall_bans).context("firewall benchmark")?;
+        out.push_str(&format!("\n{}\n{}\n", report.caption(), report.table()));
+        missed.extend(report.missed());
+    } else if fw {
+        out.push_str("\nFirewall: skipped, not root (it needs a network namespace).\n");
     }
     let missed = if missed.is_empty() {
         "none".to_owned()

@@ -51,13 +51,15 @@ impl Context {
     /// process may not write it.
     pub fn writer(&self) -> anyhow::Result<Store> {
         let path = self.store_path();
-        let store = Store::open(path, Access::Write, self.timeout())
-            .with_context(|| format!("cannot write the store {}", path.display()))?;
-        if std::fs::OpenOptions::new().write(true).open(path).is_err() {
+        // Check *before* SQLite opens the file: closing any descriptor of a
+        // file drops all of this process's POSIX locks on it, SQLite's too
+        // (the daemon would lose its lock and others would delete the WAL).
+        if path.exists() && std::fs::OpenOptions::new().write(true).open(path).is_err() {
             return Err(StoreError::Permission(path.to_owned()))
                 .with_context(|| format!("cannot write the store {}", path.display()));
         }
-        Ok(store)
+        Store::open(path, Access::Write, self.timeout())
+            .with_context(|| format!("cannot write the store {}", path.display()))
     }
 
     fn timeout(&self) -> std::time::Duration {

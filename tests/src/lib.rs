@@ -13,6 +13,9 @@
 //!   `sshpass`) from a chosen 127.0.0.0/8 source address.
 //! * [`PamService`] / [`pamtester`]: drive a PAM stack with `pamtester`,
 //!   without sshd, for hostile `PAM_RHOST` / user values.
+//! * [`netns`]: network-namespace labs for the firewall tests: a server
+//!   namespace running sshd and `guardctl daemon`, attacker namespaces with
+//!   documentation addresses, TCP probes, nft inside the server namespace.
 //!
 //! Every wait is bounded. Set `AUTHGUARD_E2E_KEEP=1` to keep the temporary
 //! directories of a run (their paths are printed) for a post-mortem.
@@ -33,6 +36,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use serde_json::Value;
+
+pub mod netns;
 
 /// The test user that exists only inside a test sshd's mount namespace.
 pub const TEST_USER: &str = "agtest";
@@ -311,6 +316,10 @@ pub struct GuardConfig {
     /// Raw TOML lines appended at the end (after `[log]`): start them with a
     /// table header such as `[pam]`.
     pub extra: Vec<String>,
+    /// The network namespace every [`Guard::guardctl`] runs in (`ip netns
+    /// exec NS guardctl …`): the firewall tests' server namespace, so that
+    /// guardctl's own nftables pushes land there and never on the host.
+    pub netns: Option<String>,
 }
 
 impl Default for GuardConfig {
@@ -323,6 +332,7 @@ impl Default for GuardConfig {
             ban_time: "10m".into(),
             busy_timeout: "1s".into(),
             extra: Vec::new(),
+            netns: None,
         }
     }
 }
@@ -343,6 +353,19 @@ impl GuardConfig {
     /// Sets `[store] busy_timeout`.
     pub fn busy_timeout(mut self, d: &str) -> Self {
         self.busy_timeout = d.into();
+        self
+    }
+
+    /// Sets `allow` (replacing the default `127.0.0.1/32`).
+    pub fn allow(mut self, cidrs: &[&str]) -> Self {
+        self.allow = cidrs.iter().map(|c| (*c).to_owned()).collect();
+        self
+    }
+
+    /// Runs every `guardctl` of the guard (including `init`) inside the
+    /// network namespace `ns` (see [`GuardConfig::netns`]).
+    pub fn netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.into());
         self
     }
 
@@ -527,12 +550,36 @@ impl Guard {
         }
     }
 
-    /// Runs `guardctl --config <toml> ARGS…` (bounded in time).
+    /// Runs `guardctl --config <toml> ARGS…` (bounded in time), inside the
+    /// guard's network namespace when it has one ([`GuardConfig::netns`]).
     pub fn guardctl(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(guardctl_path());
+        let netns = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .netns
+            .clone();
+        self.guardctl_in(netns.as_deref(), args)
+    }
+
+    /// Runs `guardctl --config <toml> ARGS…` inside the network namespace
+    /// `netns` (`ip netns exec NS …`), or in the test's own when None.
+    pub fn guardctl_in(&self, netns: Option<&str>, args: &[&str]) -> Output {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(guardctl_path());
+                c
+            }
+            None => Command::new(guardctl_path()),
+        };
         cmd.arg("--config").arg(self.config_path()).args(args);
         let f = run_with_timeout(&mut cmd, None, CLIENT_TIMEOUT);
-        assert!(!f.timed_out, "guardctl {args:?} hung: {}", f.describe());
+        assert!(
+            !f.timed_out,
+            "guardctl {args:?} (netns {netns:?}) hung: {}",
+            f.describe()
+        );
         Output {
             status: f.status,
             stdout: f.stdout.into_bytes(),
@@ -703,76 +750,12 @@ impl Sshd {
 
     /// sshd with the given stack.
     pub fn with_stack(stack: Stack) -> Sshd {
-        let dir = tempdir("ag-sshd-");
-        let path = dir.path().to_path_buf();
-        let reached = path.join("reached.sh");
-        let stack_text = match &stack {
-            Stack::Guarded(config) => default_stack(Some(config)),
-            Stack::Unguarded => default_stack(None),
-            Stack::Custom(text) => text.clone(),
-        };
-        let stack_text = stack_text
-            .replace("{dir}", &path.to_string_lossy())
-            .replace("{reached}", &reached.to_string_lossy());
-        let stack_text = if stack_text.contains("{module}") {
-            stack_text.replace("{module}", &pam_module_path().to_string_lossy())
-        } else {
-            stack_text
-        };
-        write_file(&path.join("pam.sshd"), &stack_text, 0o644);
-        write_file(
-            &reached,
-            &format!(
-                "#!/bin/sh\nprintf '%s %s\\n' \"$PAM_RHOST\" \"$PAM_USER\" >> '{}'\n",
-                path.join("reached.log").display()
-            ),
-            0o755,
-        );
-        make_user_files(&path);
-        run_ok(
-            Command::new("ssh-keygen")
-                .args([
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    "authguard-e2e-host",
-                    "-f",
-                ])
-                .arg(path.join("host_ed25519")),
-        );
-        let auth_keys = path.join("authorized_keys");
-        std::fs::create_dir_all(&auth_keys).expect("mkdir authorized_keys");
-        std::fs::set_permissions(&auth_keys, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod authorized_keys");
-        std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd (privilege separation)");
-
+        let (dir, path) = prepare_sshd_dir(&stack);
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port();
-            write_sshd_config(&path, port);
-            let _ = std::fs::remove_file(path.join("sshd.log"));
-            let mut cmd = Command::new("unshare");
-            cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
-                .arg(
-                    "set -e; mount --bind \"$1\" /etc/pam.d/sshd; mount --bind \"$2\" /etc/passwd; \
-                     mount --bind \"$3\" /etc/shadow; mount --bind \"$4\" /etc/group; \
-                     exec /usr/sbin/sshd -D -E \"$5\" -f \"$6\"",
-                )
-                .arg("sh")
-                .arg(path.join("pam.sshd"))
-                .arg(path.join("passwd"))
-                .arg(path.join("shadow"))
-                .arg(path.join("group"))
-                .arg(path.join("sshd.log"))
-                .arg(path.join("sshd_config"))
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(path.join("sshd.out")).expect("create sshd.out"))
-                .stderr(std::fs::File::create(path.join("sshd.err")).expect("create sshd.err"))
-                .process_group(0);
-            let mut child = cmd.spawn().expect("spawn unshare … sshd");
+            write_sshd_config(&path, port, &["127.0.0.1"]);
+            let mut child = spawn_sshd(&path, None);
             let deadline = Instant::now() + Duration::from_secs(10);
             let mut exited = None;
             let mut up = false;
@@ -918,6 +901,93 @@ impl Drop for Sshd {
     }
 }
 
+/// Writes a test sshd's files into a new tempdir: the PAM stack, the
+/// reached-marker, user files, host key and authorized_keys directory.
+pub(crate) fn prepare_sshd_dir(stack: &Stack) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempdir("ag-sshd-");
+
+    let path = dir.path().to_path_buf();
+    let reached = path.join("reached.sh");
+    let stack_text = match stack {
+        Stack::Guarded(config) => default_stack(Some(config)),
+        Stack::Unguarded => default_stack(None),
+        Stack::Custom(text) => text.clone(),
+    };
+    let stack_text = stack_text
+        .replace("{dir}", &path.to_string_lossy())
+        .replace("{reached}", &reached.to_string_lossy());
+    let stack_text = if stack_text.contains("{module}") {
+        stack_text.replace("{module}", &pam_module_path().to_string_lossy())
+    } else {
+        stack_text
+    };
+    write_file(&path.join("pam.sshd"), &stack_text, 0o644);
+    write_file(
+        &reached,
+        &format!(
+            "#!/bin/sh\nprintf '%s %s\\n' \"$PAM_RHOST\" \"$PAM_USER\" >> '{}'\n",
+            path.join("reached.log").display()
+        ),
+        0o755,
+    );
+    make_user_files(&path);
+    run_ok(
+        Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "authguard-e2e-host",
+                "-f",
+            ])
+            .arg(path.join("host_ed25519")),
+    );
+    let auth_keys = path.join("authorized_keys");
+    std::fs::create_dir_all(&auth_keys).expect("mkdir authorized_keys");
+    std::fs::set_permissions(&auth_keys, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod authorized_keys");
+    std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd (privilege separation)");
+
+    (dir, path)
+}
+
+/// Starts `sshd -D` (config `<path>/sshd_config`, log `<path>/sshd.log`) in a
+/// private mount namespace with the test PAM file and user files bind-mounted,
+/// inside the network namespace `netns` when given. The child leads its own
+/// process group.
+pub(crate) fn spawn_sshd(path: &Path, netns: Option<&str>) -> Child {
+    let _ = std::fs::remove_file(path.join("sshd.log"));
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "unshare"]);
+            c
+        }
+        None => Command::new("unshare"),
+    };
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "set -e; mount --bind \"$1\" /etc/pam.d/sshd; mount --bind \"$2\" /etc/passwd; \
+             mount --bind \"$3\" /etc/shadow; mount --bind \"$4\" /etc/group; \
+             exec /usr/sbin/sshd -D -E \"$5\" -f \"$6\"",
+        )
+        .arg("sh")
+        .arg(path.join("pam.sshd"))
+        .arg(path.join("passwd"))
+        .arg(path.join("shadow"))
+        .arg(path.join("group"))
+        .arg(path.join("sshd.log"))
+        .arg(path.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(path.join("sshd.out")).expect("create sshd.out"))
+        .stderr(std::fs::File::create(path.join("sshd.err")).expect("create sshd.err"))
+        .process_group(0);
+    cmd.spawn().expect("spawn unshare … sshd")
+}
+
 fn write_file(path: &Path, text: &str, mode: u32) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -929,12 +999,15 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-fn write_sshd_config(dir: &Path, port: u16) {
+pub(crate) fn write_sshd_config(dir: &Path, port: u16, listen: &[&str]) {
     let d = dir.display();
+    let listen: String = listen
+        .iter()
+        .map(|a| format!("ListenAddress {a}\n"))
+        .collect();
     let mut cfg = format!(
         "Port {port}
-ListenAddress 127.0.0.1
-HostKey {d}/host_ed25519
+{listen}HostKey {d}/host_ed25519
 PidFile {d}/sshd.pid
 UsePAM yes
 PasswordAuthentication yes

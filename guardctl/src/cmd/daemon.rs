@@ -3,7 +3,7 @@
 //!
 //! It holds one store connection for its whole life: it notices other
 //! processes' commits through `PRAGMA data_version` (a cheap read every
-//! 250 ms, no busy loop), and, as a side effect, keeps SQLite from
+//! 50 ms, no busy loop), and, as a side effect, keeps SQLite from
 //! checkpointing the WAL at every PAM module close.
 
 use crate::context::Context;
@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// How often the daemon looks at the store's change counter.
-const POLL: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(50);
 /// How often old history is purged (`[store] retention`).
 const PURGE_EVERY: Duration = Duration::from_secs(86_400);
 /// Rows per purge transaction: small, so no login waits behind it.

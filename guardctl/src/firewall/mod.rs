@@ -75,12 +75,30 @@ impl Desired {
             slot.expires = later(slot.expires, entry.expires);
             slot.all_ports |= entry.all_ports;
         }
-        let snapshot = merged.clone();
-        merged.retain(|net, e| {
-            !snapshot.iter().any(|(wider, w)| {
-                wider != net && wider.contains(net) && (w.all_ports || !e.all_ports)
+        // A covering network is the net truncated to a shorter prefix that is
+        // in the map: look up only the prefix lengths in use (usually one or
+        // two), so 100,000 bans cost 100,000 × a few lookups, not n².
+        let lengths: std::collections::BTreeSet<(bool, u8)> = merged
+            .keys()
+            .map(|n| (matches!(n, IpNet::V4(_)), n.prefix_len()))
+            .collect();
+        let covered: Vec<IpNet> = merged
+            .iter()
+            .filter(|(net, e)| {
+                lengths.iter().any(|&(v4, len)| {
+                    v4 == matches!(net, IpNet::V4(_))
+                        && len < net.prefix_len()
+                        && IpNet::new(net.network(), len)
+                            .ok()
+                            .and_then(|wider| merged.get(&wider.trunc()))
+                            .is_some_and(|w| w.all_ports || !e.all_ports)
+                })
             })
-        });
+            .map(|(net, _)| *net)
+            .collect();
+        for net in covered {
+            merged.remove(&net);
+        }
         Desired {
             bans: merged,
             allowed,
