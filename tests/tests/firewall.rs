@@ -7,7 +7,7 @@
 //! server namespace ([`GuardConfig::netns`]), and a `guardctl` that must not
 //! reach the server's firewall runs in the lab's empty scratch namespace.
 
-use authguard_e2e::netns::{Daemon, Lab, SERVER_V4, SERVER_V6, SSH_PORT};
+use authguard_e2e::netns::{Daemon, Lab, Probe, SERVER_V4, SERVER_V6, SSH_PORT};
 use authguard_e2e::*;
 use std::time::{Duration, Instant};
 
@@ -725,4 +725,113 @@ fn daemon_pushes_bans_and_unbans_it_did_not_see_made_within_a_second() {
         );
     }
     assert_open(&lab, "atk2", "203.0.113.20", SERVER_V4, "never banned", &d);
+}
+
+/// Wrong passwords from `source` until the PAM module bans it (max_failures 1:
+/// the first is admitted, the second refused and banned). Returns the ban.
+fn get_banned(lab: &Lab, guard: &Guard, source: &str, d: &dyn Fn() -> String) -> Value {
+    for _ in 0..3 {
+        let r = lab.ssh_password("atk1", source, SERVER_V4, WRONG_PASSWORD, Method::Password);
+        assert!(!r.logged_in(), "{}\n{}", r.describe(), d());
+        if let Some(ban) = guard.listed(source) {
+            return ban;
+        }
+    }
+    panic!("{source} not banned after 3 wrong passwords\n{}", d());
+}
+
+#[test]
+fn third_ban_in_the_window_is_one_recidive_ban_on_all_ports() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&[("atk1", &["203.0.113.10/24"])]);
+    let mut config = firewall_guard(&lab, "30s").max_failures(1);
+    config.ban_time = "2s".into();
+    let guard = config.start();
+    let sshd = Sshd::start_in_netns(&guard, &lab);
+    let daemon = Daemon::start(&guard, &lab);
+    let d = || format!("{}{}", sshd.diag(), diag(&guard, &daemon, &lab));
+    let src = "203.0.113.10";
+    // Nothing listens on 2222: an open path answers with a reset, a drop is silence.
+    let other_port = |t| lab.probe("atk1", src, SERVER_V4, 2222, t);
+    assert_eq!(
+        other_port(Duration::from_secs(2)),
+        Probe::Refused,
+        "{}",
+        d()
+    );
+
+    // Two short bans (2 s, then 4 s): each closes port 22 only, then ends.
+    for (level, length) in [(1, "2s"), (2, "4s")] {
+        let ban = get_banned(&lab, &guard, src, &d);
+        assert_eq!(
+            (ban["level"].as_u64(), ban["origin"].as_str()),
+            (Some(level), Some("pam")),
+            "{ban:#}"
+        );
+        blocked_within(
+            &lab,
+            "atk1",
+            src,
+            SERVER_V4,
+            &format!("ban {level} ({length})"),
+            &d,
+        );
+        assert_eq!(
+            other_port(Duration::from_secs(2)),
+            Probe::Refused,
+            "a ports ban leaves port 2222 alone\n{}",
+            d()
+        );
+        open_within(
+            &lab,
+            "atk1",
+            src,
+            SERVER_V4,
+            Duration::from_secs(8),
+            "after the short ban",
+            &d,
+        );
+    }
+
+    // The third within recidive.window (7d) is the long ban, on every port.
+    let ban = get_banned(&lab, &guard, src, &d);
+    assert_eq!(
+        (
+            ban["origin"].as_str(),
+            ban["scope"].as_str(),
+            ban["level"].as_u64()
+        ),
+        (Some("recidive"), Some("all"), Some(3)),
+        "{ban:#}"
+    );
+    let days = |b: &Value| {
+        let secs = |k: &str| {
+            let out = std::process::Command::new("date")
+                .args(["-u", "-d", b[k].as_str().unwrap(), "+%s"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<i64>()
+                .unwrap()
+        };
+        (secs("expires") - secs("since")) / 86_400
+    };
+    assert_eq!(days(&ban), 30, "{ban:#}");
+    let active: Vec<Value> = guard
+        .list()
+        .into_iter()
+        .filter(|b| b["address"] == src)
+        .collect();
+    assert_eq!(active.len(), 1, "one active ban, not three: {active:#?}");
+    blocked_within(&lab, "atk1", src, SERVER_V4, "recidive ban", &d);
+    assert!(lab.set_covers("ban4_all", src), "{}", d());
+    assert_eq!(
+        other_port(Duration::from_secs(2)),
+        Probe::TimedOut,
+        "every port is dropped\n{}",
+        d()
+    );
 }
