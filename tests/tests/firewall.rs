@@ -835,3 +835,29 @@ fn third_ban_in_the_window_is_one_recidive_ban_on_all_ports() {
         d()
     );
 }
+
+#[test]
+fn reject_action_answers_banned_sources_with_a_reset() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&[("atk1", &["203.0.113.10/24"])]);
+    let guard = Guard::builder()
+        .netns(lab.server_ns())
+        .extra("[firewall]")
+        .extra("backend = \"nftables\"")
+        .extra("action = \"reject\"")
+        .start();
+    let sshd = Sshd::start_in_netns(&guard, &lab);
+    let daemon = Daemon::start(&guard, &lab);
+    let d = || format!("{}{}", sshd.diag(), diag(&guard, &daemon, &lab));
+    let src = "203.0.113.10";
+    let to_ssh = || lab.probe("atk1", src, SERVER_V4, SSH_PORT, Duration::from_secs(2));
+    assert_eq!(to_ssh(), Probe::Connected, "{}", d());
+    guard.guardctl_ok(&["ban", src]);
+    assert!(
+        wait_until(WAIT, || to_ssh() == Probe::Refused),
+        "a rejected source gets a TCP reset, not silence\n{}",
+        d()
+    );
+}
