@@ -498,8 +498,21 @@ fn daemon_killed_and_ban_made_while_down_is_enforced_after_restart() {
     let guard = firewall_guard(&lab, "30s").start();
     let _sshd = Sshd::start_in_netns(&guard, &lab);
     let mut daemon = Daemon::start(&guard, &lab);
+    // `guardctl check` tells whether the daemon keeps the firewall in step.
+    let check =
+        |guard: &Guard| String::from_utf8_lossy(&guard.guardctl(&["check"]).stdout).into_owned();
+    assert!(
+        wait_until(WAIT, || check(&guard).contains("ok   daemon: running")),
+        "{}",
+        check(&guard)
+    );
     daemon.kill9();
     assert!(!daemon.is_running());
+    let after = check(&guard);
+    assert!(
+        after.contains("FAIL daemon: NOT running") && after.contains("authguard.service"),
+        "{after}"
+    );
 
     // The ban is made where guardctl's own nft push cannot reach the server's
     // firewall (the lab's empty scratch namespace): only the daemon can.

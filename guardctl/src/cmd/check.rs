@@ -19,6 +19,7 @@ pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
         config_finding(ctx),
         store_finding(ctx),
         pam_finding(pam_file),
+        daemon_finding(ctx),
     ];
     for f in &findings {
         println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what);
@@ -66,6 +67,45 @@ fn store_finding(ctx: &Context) -> Finding {
             what: format!("store: {e}"),
             fix: Some("run `guardctl init` as root (it creates or migrates the store)".into()),
         },
+    }
+}
+
+/// Is `guardctl daemon` keeping the firewall in step? Only asked when the
+/// firewall backend is on and the store opens.
+fn daemon_finding(ctx: &Context) -> Finding {
+    use authguard_core::config::FirewallBackend;
+    if ctx.config.firewall.backend == FirewallBackend::None {
+        return Finding {
+            ok: true,
+            what: "firewall backend is none: no daemon needed".into(),
+            fix: None,
+        };
+    }
+    let Ok(store) = Store::open(
+        ctx.store_path(),
+        Access::Read,
+        std::time::Duration::from_secs(2),
+    ) else {
+        return Finding {
+            ok: false,
+            what: "daemon: cannot tell (the store does not open)".into(),
+            fix: None,
+        };
+    };
+    let part = super::status::daemon_state(ctx, &store, authguard_core::time::now());
+    let alive = part
+        .json
+        .get("alive")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    Finding {
+        ok: alive,
+        what: format!("daemon: {}", part.text),
+        fix: (!alive).then(|| {
+            "start it: `systemctl enable --now authguard.service` (or run `guardctl daemon`); \
+             until then bans are refused by PAM but not dropped by the firewall"
+                .into()
+        }),
     }
 }
 

@@ -108,14 +108,14 @@ fn human_bytes(n: u64) -> String {
 }
 
 /// A status line for people and an object for programs.
-struct Part {
-    text: String,
-    json: serde_json::Value,
+pub(super) struct Part {
+    pub(super) text: String,
+    pub(super) json: serde_json::Value,
 }
 
 /// Is the daemon alive, and when did it last sync? From its heartbeat in
 /// the store and `/proc`.
-fn daemon_state(ctx: &Context, store: &authguard_core::store::Store, now: i64) -> Part {
+pub(super) fn daemon_state(ctx: &Context, store: &authguard_core::store::Store, now: i64) -> Part {
     use super::daemon::{HEARTBEAT_KEY, Heartbeat};
     let beat: Option<Heartbeat> = store
         .meta(HEARTBEAT_KEY)
