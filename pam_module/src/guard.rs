@@ -5,7 +5,6 @@ use crate::args::ModuleArgs;
 use crate::ffi::Items;
 use authguard_core::addr::{self, RhostError};
 use authguard_core::config::{self, Config, FailMode};
-use authguard_core::duration;
 use authguard_core::store::admission::{Attempt, Decision};
 use authguard_core::store::{Access, Store, StoreError};
 use authguard_core::syslog::{Logger, Severity, untrusted};
@@ -169,31 +168,11 @@ fn decide(
             created,
             subnet,
         } => {
-            if let Some(net) = subnet {
-                let length = net
-                    .length()
-                    .map(duration::human)
-                    .unwrap_or_else(|| "ever".into());
-                log.log(
-                    Severity::Notice,
-                    &format!(
-                        "ban {} for {length}: {} (level {}, origin subnet)",
-                        net.source, net.reason, net.level
-                    ),
-                );
-            }
-            let length = ban
-                .length()
-                .map(duration::human)
-                .unwrap_or_else(|| "ever".into());
             if created {
-                log.log(
-                    Severity::Notice,
-                    &format!(
-                        "ban {} for {length} after {} failures (level {}, origin {})",
-                        ban.source, ban.failures, ban.level, ban.origin
-                    ),
-                );
+                log.log(Severity::Notice, &ban.log_line());
+            }
+            if let Some(net) = subnet {
+                log.log(Severity::Notice, &net.log_line());
             }
             let until = ban
                 .expires

@@ -44,6 +44,33 @@ impl BanRecord {
         self.ended.is_none() && self.expires.is_none_or(|e| e > now)
     }
 
+    /// The ban's length for people: `10m`, `4w 2d`, or `ever` when permanent.
+    pub fn length_text(&self) -> String {
+        self.length()
+            .map(crate::duration::human)
+            .unwrap_or_else(|| "ever".into())
+    }
+
+    /// The one syslog line for a new ban, whoever made it, as DESIGN.md shows:
+    /// `ban 203.0.113.7 for 10m after 5 failures (level 1, origin pam)`;
+    /// bans not earned by failures give their reason instead
+    /// (`ban 198.51.100.0/24 for 1h: office scan (level 1, origin manual)`).
+    pub fn log_line(&self) -> String {
+        let cause = if self.origin == "pam" {
+            format!("after {} failures", self.failures)
+        } else {
+            format!(": {}", crate::syslog::untrusted(self.reason.as_bytes()))
+        };
+        let sep = if cause.starts_with(':') { "" } else { " " };
+        format!(
+            "ban {} for {}{sep}{cause} (level {}, origin {})",
+            self.source,
+            self.length_text(),
+            self.level,
+            self.origin
+        )
+    }
+
     /// The ban's full length (`None`: permanent).
     pub fn length(&self) -> Option<Duration> {
         self.expires
@@ -508,7 +535,7 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             let mut made = Vec::new();
             for source in sources {
-                let Some(net) = source.parse::<IpNet>().ok().or_else(|| source.parse::<IpAddr>().ok().map(IpNet::from)) else {
+                let Ok(net) = addr::parse_target(&source) else {
                     continue;
                 };
                 tx.execute(

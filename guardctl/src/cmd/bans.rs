@@ -6,7 +6,6 @@ use crate::output::{
     self, BAN_HEADER, attempt_json, ban_json, ban_row, outcome_word, print_json, table,
 };
 use authguard_core::addr;
-use authguard_core::duration;
 use authguard_core::store::bans::{BanLength, BanOutcome, NewBan};
 use authguard_core::syslog::untrusted;
 use authguard_core::time;
@@ -162,32 +161,19 @@ pub fn ban(
         origin: "manual",
         failures: 0,
     };
-    let mut touched = vec![net];
-    let (verb, ban) = match store.ban(&ctx.config, &new, now)? {
-        BanOutcome::Created(b, subnet) => {
-            if let Some(net) = subnet {
-                touched.extend(crate::firewall::parse_source(&net.source));
-                println!("subnet rule: banned {} ({})", net.source, net.reason);
-                ctx.log(&format!(
-                    "ban {}: {} (level {}, origin subnet)",
-                    net.source, net.reason, net.level
-                ));
-            }
-            ("banned", b)
-        }
-        BanOutcome::Updated(b) => ("ban updated for", b),
+    let (verb, ban, subnet) = match store.ban(&ctx.config, &new, now)? {
+        BanOutcome::Created(b, subnet) => ("banned", b, subnet),
+        BanOutcome::Updated(b) => ("ban updated for", b, None),
     };
-    let span = ban
-        .length()
-        .map(duration::human)
-        .unwrap_or_else(|| "ever".into());
+    let until = ban
+        .expires
+        .map(time::rfc3339)
+        .unwrap_or_else(|| "lifted".into());
     println!(
-        "{verb} {} for {span} (level {}, until {})",
+        "{verb} {} for {} (level {}, until {until})",
         ban.source,
-        ban.level,
-        ban.expires
-            .map(time::rfc3339)
-            .unwrap_or_else(|| "lifted".into())
+        ban.length_text(),
+        ban.level
     );
     if ban.origin == "recidive" {
         println!(
@@ -196,13 +182,13 @@ pub fn ban(
             ban.scope == "all"
         );
     }
-    ctx.log(&format!(
-        "ban {} for {span} (level {}, origin {}): {}",
-        ban.source,
-        ban.level,
-        ban.origin,
-        untrusted(reason.as_bytes())
-    ));
+    ctx.log(&ban.log_line());
+    let mut touched = vec![net];
+    if let Some(net) = subnet {
+        println!("subnet rule: banned {} ({})", net.source, net.reason);
+        ctx.log(&net.log_line());
+        touched.extend(crate::firewall::parse_source(&net.source));
+    }
     crate::firewall::push_now(&ctx.config, &store, Some(&touched));
     Ok(ExitCode::SUCCESS)
 }

@@ -94,14 +94,7 @@ fn sweep(ctx: &Context, store: &mut authguard_core::store::Store, now: i64) {
     match store.recidive_sweep(&ctx.config, now) {
         Ok(bans) => {
             for b in bans {
-                let length = b
-                    .length()
-                    .map(authguard_core::duration::human)
-                    .unwrap_or_else(|| "ever".into());
-                ctx.say(&format!(
-                    "ban {} for {length}: {} (level {}, origin recidive)",
-                    b.source, b.reason, b.level
-                ));
+                ctx.say(&b.log_line());
             }
         }
         Err(e) => ctx.say(&format!("recidive sweep failed: {e}")),

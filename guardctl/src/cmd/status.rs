@@ -157,15 +157,10 @@ fn firewall_state(ctx: &Context, store: &authguard_core::store::Store, now: i64)
             json: json!({ "backend": "none" }),
         };
     }
-    let want = Desired::load(&ctx.config, store, now)
-        .map(|d| d.bans)
-        .unwrap_or_default();
+    let desired = Desired::load(&ctx.config, store, now).unwrap_or_default();
+    let want = &desired.bans;
     let (text, held_count, in_step) = match nft::current_bans() {
         Ok(Some(held)) => {
-            let desired = Desired {
-                bans: want.clone(),
-                allowed: Vec::new(),
-            };
             let ok = desired.matches(&held, now);
             let text = if ok {
                 format!("in step: {} elements in store and firewall", want.len())

@@ -37,11 +37,7 @@ impl Desired {
     pub fn load(config: &Config, store: &Store, now: Timestamp) -> anyhow::Result<Desired> {
         let mut allowed: Vec<IpNet> = config.allow.iter().map(|c| c.0).collect();
         for entry in store.allow_list()? {
-            if let Ok(net) = entry.network.parse::<IpNet>() {
-                allowed.push(net);
-            } else if let Ok(ip) = entry.network.parse::<std::net::IpAddr>() {
-                allowed.push(IpNet::from(ip));
-            }
+            allowed.extend(parse_source(&entry.network));
         }
         let bans = store.active_bans(now)?.into_iter().filter_map(|b| {
             let all_ports = b.scope == "all";
@@ -287,10 +283,7 @@ fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 
 /// A store `source` (`203.0.113.7` or `2001:db8::/64`) as a network.
 pub fn parse_source(source: &str) -> Option<IpNet> {
-    source
-        .parse::<IpNet>()
-        .ok()
-        .or_else(|| source.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+    authguard_core::addr::parse_target(source).ok()
 }
 
 #[cfg(test)]
