@@ -342,7 +342,7 @@ impl Lab {
         set_elements(&self.authguard_table()?, set)
     }
 
-    /// True when an element of set `set` (`ban4`, `ban6`, `allow4`, …) covers `addr`.
+    /// True when an element of set `set` (`ban4`, `ban6_net`, `allow4`, …) covers `addr`.
     pub fn set_covers(&self, set: &str, addr: &str) -> bool {
         let addr: IpAddr = addr
             .parse()
@@ -541,20 +541,29 @@ impl NftElement {
 
 /// The elements of set `set` in an `nft -j list …` document; None when the
 /// set is not in it.
-pub fn set_elements(listing: &Value, set: &str) -> Option<Vec<NftElement>> {
+pub fn set_elements(listing: &Value, name: &str) -> Option<Vec<NftElement>> {
     let items = listing.get("nftables")?.as_array()?;
     let set = items
         .iter()
         .filter_map(|i| i.get("set"))
-        .find(|s| s.get("name").and_then(Value::as_str) == Some(set))?;
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(name))?;
     let elems = match set.get("elem").and_then(Value::as_array) {
         Some(a) => a,
         None => return Some(Vec::new()),
     };
+    // The IPv6 source sets are hash sets of /64s: the rule masks the
+    // address, the element is the /64's first address (default ipv6_prefix).
+    let sources_v6 = matches!(name, "ban6" | "ban6_all");
     Some(
         elems
             .iter()
             .map(|e| parse_element(e).unwrap_or_else(|| panic!("unexpected nft set element: {e}")))
+            .map(|mut e| {
+                if sources_v6 && e.first == e.last {
+                    (e.first, e.last) = prefix_range(e.first, 64);
+                }
+                e
+            })
             .collect(),
     )
 }
@@ -910,7 +919,9 @@ mod tests {
                 {"prefix": {"addr": "198.51.100.0", "len": 24}},
                 {"range": ["192.0.2.10", "192.0.2.20"]}]}},
             {"set": {"name": "ban6", "elem": [
-                {"elem": {"val": {"prefix": {"addr": "2001:db8:2::", "len": 64}}, "timeout": 60}}]}},
+                {"elem": {"val": "2001:db8:2::", "timeout": 60}}]}},
+            {"set": {"name": "ban6_net", "elem": [
+                {"elem": {"val": {"prefix": {"addr": "2001:db8:4::", "len": 48}}, "timeout": 60}}]}},
             {"set": {"name": "allow4"}}]}"#,
         )
         .expect("json");
@@ -927,6 +938,9 @@ mod tests {
         let ban6 = set_elements(&json, "ban6").expect("ban6");
         assert!(covers(&ban6, "2001:db8:2::11"));
         assert!(!covers(&ban6, "2001:db8:3::11"));
+        let ban6_net = set_elements(&json, "ban6_net").expect("ban6_net");
+        assert!(covers(&ban6_net, "2001:db8:4:ff::1"));
+        assert!(!covers(&ban6_net, "2001:db8:5::1"));
         assert_eq!(set_elements(&json, "allow4"), Some(Vec::new()));
         assert_eq!(set_elements(&json, "nope"), None);
     }

@@ -424,12 +424,12 @@ fn manual_network_ban_and_unban() {
     assert!(ban["expires"].is_string(), "{ban:#}");
     let took = blocked_within(&lab, "atk1", "198.51.100.7", SERVER_V4, "network ban", &d);
     assert!(took <= PUSH, "network ban enforced after {took:?}\n{}", d());
-    let elems = lab.set_elements("ban4").unwrap_or_default();
+    let elems = lab.set_elements("ban4_net").unwrap_or_default();
     let elem = elems
         .iter()
         .find(|e| e.covers("198.51.100.7".parse().expect("address")))
-        .unwrap_or_else(|| panic!("no ban4 element covers 198.51.100.7\n{}", d()));
-    eprintln!("ban4 element {elem:?}");
+        .unwrap_or_else(|| panic!("no ban4_net element covers 198.51.100.7\n{}", d()));
+    eprintln!("ban4_net element {elem:?}");
     assert!(
         elem.timeout.is_some_and(|t| (3000..=3600).contains(&t)),
         "a 1h ban's element must time out after the remaining ~3600 s: {elem:?}"
@@ -446,7 +446,7 @@ fn manual_network_ban_and_unban() {
     guard.guardctl_ok(&["unban", "198.51.100.0/24"]);
     let took = open_within(&lab, "atk1", "198.51.100.7", SERVER_V4, WAIT, "unban", &d);
     assert!(took <= PUSH, "unban lifted after {took:?}\n{}", d());
-    assert!(!lab.set_covers("ban4", "198.51.100.7"), "{}", d());
+    assert!(!lab.set_covers("ban4_net", "198.51.100.7"), "{}", d());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! - [`admission`]: the one write transaction that admits or refuses a login.
 //! - [`bans`]: creating, lifting, listing bans; a source's history.
 //! - [`allow`]: the allow list kept in the store.
+//! - [`changes`]: active bans and the change log the daemon follows.
 //!
 //! A [`Store`] is one connection, opened for one job and dropped after it:
 //! nothing here is kept in a static or across a fork.
@@ -11,6 +12,7 @@
 pub mod admission;
 pub mod allow;
 pub mod bans;
+pub mod changes;
 pub mod schema;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};

@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -65,6 +65,22 @@ const MIGRATIONS: [&str; 2] = [
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) STRICT;
+    "#,
+    // 2 → 3: a change log of bans, so the daemon reads what changed since
+    // its last pass instead of every active ban. Triggers fill it, so every
+    // writer (PAM module, guardctl, older code) is covered; AUTOINCREMENT
+    // keeps `rev` growing even after the daemon prunes what it has read.
+    r#"
+    CREATE TABLE ban_changes (
+        rev    INTEGER PRIMARY KEY AUTOINCREMENT,
+        source TEXT    NOT NULL
+    ) STRICT;
+    CREATE TRIGGER ban_changes_insert AFTER INSERT ON bans
+        BEGIN INSERT INTO ban_changes (source) VALUES (NEW.source); END;
+    CREATE TRIGGER ban_changes_update AFTER UPDATE ON bans
+        BEGIN INSERT INTO ban_changes (source) VALUES (NEW.source); END;
+    CREATE TRIGGER ban_changes_delete AFTER DELETE ON bans WHEN OLD.ended IS NULL
+        BEGIN INSERT INTO ban_changes (source) VALUES (OLD.source); END;
     "#,
 ];
 
@@ -126,6 +142,13 @@ mod tests {
             .unwrap();
         assert_eq!((source.as_str(), scope.as_str()), ("203.0.113.7", "ports"));
         assert_eq!(migrate(&mut conn).unwrap(), Migration::UpToDate);
+        // From version 3 on, every change to a ban is logged for the daemon.
+        conn.execute("UPDATE bans SET ended = 2 WHERE source = '203.0.113.7'", [])
+            .unwrap();
+        let logged: String = conn
+            .query_row("SELECT source FROM ban_changes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(logged, "203.0.113.7");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

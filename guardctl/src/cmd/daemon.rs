@@ -2,19 +2,22 @@
 //! firewall in step with the store.
 //!
 //! It holds one store connection for its whole life: it notices other
-//! processes' commits through `PRAGMA data_version` (a cheap read every
-//! 50 ms, no busy loop), and, as a side effect, keeps SQLite from
-//! checkpointing the WAL at every PAM module close.
+//! processes' commits through `PRAGMA data_version` (a read of a few
+//! microseconds every 20 ms: no measurable CPU, no busy loop), and, as a
+//! side effect, keeps SQLite from checkpointing the WAL at every PAM
+//! module close. Each pass sends nftables only what changed (see
+//! `firewall::keeper`).
 
 use crate::context::Context;
-use crate::firewall::{Change, Desired, Sync};
+use crate::firewall::keeper::Keeper;
+use crate::firewall::{Change, Desired};
 use authguard_core::config::FirewallBackend;
 use authguard_core::time;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// How often the daemon looks at the store's change counter.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(20);
 /// How often old history is purged (`[store] retention`).
 const PURGE_EVERY: Duration = Duration::from_secs(86_400);
 /// Rows per purge transaction: small, so no login waits behind it.
@@ -24,7 +27,7 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut store = ctx.writer()?;
     let resync = ctx.config.firewall.resync.0.0;
     let enabled = ctx.config.firewall.backend == FirewallBackend::Nftables;
-    let mut sync = Sync::new(&ctx.config.firewall);
+    let mut keeper = Keeper::new(&ctx.config);
     let mut seen_version = None;
     let mut next_resync = Instant::now();
     let mut next_expiry = None;
@@ -50,25 +53,16 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
                 sweep(ctx, &mut store, now);
             }
             let mut last_error = None;
-            let mut bans = 0;
-            match Desired::load(&ctx.config, &store, now) {
-                Ok(desired) => {
-                    next_expiry = desired.next_expiry();
-                    bans = desired.bans.len();
-                    if enabled {
-                        last_error = report(ctx, sync.sync(&desired, resync_due, now));
-                    }
-                }
-                Err(e) => {
-                    ctx.say(&format!("cannot read the store: {e:#}"));
-                    last_error = Some(format!("{e:#}"));
-                }
+            if enabled {
+                last_error = report(ctx, keeper.pass(&mut store, resync_due, now));
             }
+            let applied = keeper.applied();
+            next_expiry = applied.and_then(Desired::next_expiry);
             let beat = Heartbeat {
                 pid: std::process::id(),
                 started,
                 last_sync: now,
-                bans,
+                bans: applied.map_or(0, |d| d.bans.len()),
                 last_error,
             };
             if let Err(e) = store.set_meta(

@@ -159,7 +159,9 @@ fn firewall_state(ctx: &Context, store: &authguard_core::store::Store, now: i64)
     }
     let desired = Desired::load(&ctx.config, store, now).unwrap_or_default();
     let want = &desired.bans;
-    let (text, held_count, in_step) = match nft::current_bans() {
+    let (text, held_count, in_step) = match nft::current_bans(crate::firewall::Units::of(
+        &ctx.config,
+    )) {
         Ok(Some(held)) => {
             let ok = desired.matches(&held, now);
             let text = if ok {

@@ -2,20 +2,94 @@
 //! read back with `nft -j list`. Addresses reach nft as typed values
 //! formatted by Rust, on stdin, never through a shell.
 
-use super::{Desired, Entry};
+use super::{Desired, Entry, Units};
 use authguard_core::config::{FirewallAction, FirewallConfig};
 use authguard_core::time::Timestamp;
 use ipnet::IpNet;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 
 /// The table every authguard rule lives in.
 pub const TABLE: &str = "inet authguard";
 
+/// Every set holding bans: `ban4`/`ban6` (hash sets of sources, looked up
+/// through the source prefix), `…_net` (interval sets of other networks),
+/// and the same for scope `all` (every port).
+pub const BAN_SETS: [&str; 8] = [
+    "ban4",
+    "ban6",
+    "ban4_net",
+    "ban6_net",
+    "ban4_all",
+    "ban6_all",
+    "ban4_all_net",
+    "ban6_all_net",
+];
+
+/// The set a ban goes into.
+pub fn set_of(net: &IpNet, entry: &Entry, units: Units) -> &'static str {
+    let unit = units.is_unit(net);
+    match (net, entry.all_ports, unit) {
+        (IpNet::V4(_), false, true) => "ban4",
+        (IpNet::V6(_), false, true) => "ban6",
+        (IpNet::V4(_), false, false) => "ban4_net",
+        (IpNet::V6(_), false, false) => "ban6_net",
+        (IpNet::V4(_), true, true) => "ban4_all",
+        (IpNet::V6(_), true, true) => "ban6_all",
+        (IpNet::V4(_), true, false) => "ban4_all_net",
+        (IpNet::V6(_), true, false) => "ban6_all_net",
+    }
+}
+
 /// The whole table, replacing whatever is there, in one atomic batch.
-pub fn render_full(desired: &Desired, config: &FirewallConfig, now: Timestamp) -> String {
+pub fn render_full(
+    desired: &Desired,
+    config: &FirewallConfig,
+    units: Units,
+    now: Timestamp,
+) -> String {
+    let mut s = String::new();
+    // Creating then deleting makes the delete safe when the table is absent.
+    let _ = writeln!(s, "table {TABLE} {{}}\ndelete table {TABLE}");
+    let _ = writeln!(s, "table {TABLE} {{");
+    for name in BAN_SETS.iter().chain(&["allow4", "allow6"]) {
+        let kind = if name.contains('4') {
+            "ipv4_addr"
+        } else {
+            "ipv6_addr"
+        };
+        let flags = if name.starts_with("allow") {
+            "interval"
+        } else if name.ends_with("_net") {
+            "interval, timeout"
+        } else {
+            "timeout"
+        };
+        let _ = writeln!(s, "  set {name} {{ type {kind}; flags {flags}; }}");
+    }
+    s.push_str(&render_chain(config, units));
+    s.push_str("}\n");
+    for set in ["allow4", "allow6"] {
+        let items = desired.allowed.iter().filter(|n| set.contains(family(n)));
+        add_elements(&mut s, set, items.map(|n| (*n, None)), false, now);
+    }
+    for set in BAN_SETS {
+        let items = desired
+            .bans
+            .iter()
+            .filter(|(n, e)| set_of(n, e, units) == set)
+            .map(|(n, e)| (*n, e.expires));
+        add_elements(&mut s, set, items, !set.ends_with("_net"), now);
+    }
+    s
+}
+
+/// The input chain: allowed networks first, then every-port bans, then
+/// bans of the guarded ports.
+fn render_chain(config: &FirewallConfig, units: Units) -> String {
     let ports = config
         .ports
         .iter()
@@ -27,47 +101,38 @@ pub fn render_full(desired: &Desired, config: &FirewallConfig, now: Timestamp) -
         // Only TCP can be reset; other protocols get an ICMP refusal.
         FirewallAction::Reject => ("reject with tcp reset", "reject"),
     };
-    let mut s = String::new();
-    // Creating then deleting makes the delete safe when the table is absent.
-    let _ = writeln!(s, "table {TABLE} {{}}\ndelete table {TABLE}");
-    let _ = writeln!(s, "table {TABLE} {{");
-    for (name, kind, timeout) in [
-        ("ban4", "ipv4_addr", true),
-        ("ban6", "ipv6_addr", true),
-        ("ban4_all", "ipv4_addr", true),
-        ("ban6_all", "ipv6_addr", true),
-        ("allow4", "ipv4_addr", false),
-        ("allow6", "ipv6_addr", false),
-    ] {
-        let flags = if timeout {
-            "interval, timeout"
-        } else {
-            "interval"
-        };
-        let _ = writeln!(s, "  set {name} {{ type {kind}; flags {flags}; }}");
-    }
-    let _ = writeln!(
-        s,
-        "  chain input {{\n    type filter hook input priority filter - 10; policy accept;\n    \
-         ip saddr @allow4 accept\n    ip6 saddr @allow6 accept\n    \
-         ip saddr @ban4_all {all_verdict}\n    \
-         ip6 saddr @ban6_all {all_verdict}\n    \
-         ip saddr @ban4 tcp dport {{ {ports} }} {verdict}\n    \
-         ip6 saddr @ban6 tcp dport {{ {ports} }} {verdict}\n  }}\n}}"
+    let mask4 = mask(IpAddr::V4(Ipv4Addr::UNSPECIFIED), units.v4);
+    let mask6 = mask(IpAddr::V6(Ipv6Addr::UNSPECIFIED), units.v6);
+    let mut s = String::from(
+        "  chain input {\n    type filter hook input priority filter - 10; policy accept;\n    \
+         ip saddr @allow4 accept\n    ip6 saddr @allow6 accept\n",
     );
-    let allowed: Vec<(IpNet, Option<Timestamp>)> =
-        desired.allowed.iter().map(|n| (*n, None)).collect();
-    add_elements(&mut s, "allow", "", &allowed, now);
-    for (suffix, all_ports) in [("", false), ("_all", true)] {
-        let bans: Vec<(IpNet, Option<Timestamp>)> = desired
-            .bans
-            .iter()
-            .filter(|(_, e)| e.all_ports == all_ports)
-            .map(|(n, e)| (*n, e.expires))
-            .collect();
-        add_elements(&mut s, "ban", suffix, &bans, now);
+    for (suffix, then) in [
+        ("_all", all_verdict.to_owned()),
+        ("", format!("tcp dport {{ {ports} }} {verdict}")),
+    ] {
+        let _ = writeln!(s, "    ip saddr{mask4} @ban4{suffix} {then}");
+        let _ = writeln!(s, "    ip saddr @ban4{suffix}_net {then}");
+        let _ = writeln!(s, "    ip6 saddr{mask6} @ban6{suffix} {then}");
+        let _ = writeln!(s, "    ip6 saddr @ban6{suffix}_net {then}");
     }
+    s.push_str("  }\n");
     s
+}
+
+/// ` & 255.255.255.0` for a /24 source prefix; nothing for a whole address.
+fn mask(zero: IpAddr, len: u8) -> String {
+    match IpNet::new(zero, len) {
+        Ok(net) if len < net.max_prefix_len() => format!(" & {}", net.netmask()),
+        _ => String::new(),
+    }
+}
+
+fn family(net: &IpNet) -> &'static str {
+    match net {
+        IpNet::V4(_) => "4",
+        IpNet::V6(_) => "6",
+    }
 }
 
 /// One batch that removes `removed` and adds `added`. Each removal is
@@ -76,62 +141,62 @@ pub fn render_full(desired: &Desired, config: &FirewallConfig, now: Timestamp) -
 pub fn render_changes(
     added: &[(IpNet, Entry)],
     removed: &[(IpNet, Entry)],
+    units: Units,
     now: Timestamp,
 ) -> String {
     let mut s = String::new();
     for (net, entry) in removed {
-        let set = set_of(net, entry);
-        let addr = element(net, None, now).unwrap_or_default();
+        let set = set_of(net, entry, units);
+        let addr = element(net, None, units.is_unit(net), now).unwrap_or_default();
         let _ = writeln!(s, "add element {TABLE} {set} {{ {addr} }}");
         let _ = writeln!(s, "delete element {TABLE} {set} {{ {addr} }}");
     }
     for (net, entry) in added {
-        if let Some(e) = element(net, entry.expires, now) {
-            let _ = writeln!(s, "add element {TABLE} {} {{ {e} }}", set_of(net, entry));
+        if let Some(e) = element(net, entry.expires, units.is_unit(net), now) {
+            let _ = writeln!(
+                s,
+                "add element {TABLE} {} {{ {e} }}",
+                set_of(net, entry, units)
+            );
         }
     }
     s
 }
 
-fn set_of(net: &IpNet, entry: &Entry) -> &'static str {
-    match (net, entry.all_ports) {
-        (IpNet::V4(_), false) => "ban4",
-        (IpNet::V6(_), false) => "ban6",
-        (IpNet::V4(_), true) => "ban4_all",
-        (IpNet::V6(_), true) => "ban6_all",
-    }
-}
-
-/// Appends `add element` lines for `elements` to the
-/// `<prefix>4<suffix>` / `<prefix>6<suffix>` sets.
+/// Appends `add element` lines for `elements` to `set`, written straight
+/// into the batch (no per-element list: 100,000 bans stay cheap).
 fn add_elements(
     s: &mut String,
-    prefix: &str,
-    suffix: &str,
-    elements: &[(IpNet, Option<Timestamp>)],
+    set: &str,
+    elements: impl Iterator<Item = (IpNet, Option<Timestamp>)>,
+    plain: bool,
     now: Timestamp,
 ) {
-    for (family, want_v4) in [("4", true), ("6", false)] {
-        let items: Vec<String> = elements
-            .iter()
-            .filter(|(n, _)| matches!(n, IpNet::V4(_)) == want_v4)
-            .filter_map(|(n, expires)| element(n, *expires, now))
-            .collect();
+    let items = elements.filter_map(|(n, expires)| element(&n, expires, plain, now));
+    let mut count = 0;
+    for item in items {
         // Large sets go in chunks so no single line gets unwieldy.
-        for chunk in items.chunks(4096) {
-            let _ = writeln!(
-                s,
-                "add element {TABLE} {prefix}{family}{suffix} {{ {} }}",
-                chunk.join(", ")
-            );
+        if count % 4096 == 0 {
+            if count > 0 {
+                s.push_str(" }\n");
+            }
+            let _ = write!(s, "add element {TABLE} {set} {{ ");
+        } else {
+            s.push_str(", ");
         }
+        s.push_str(&item);
+        count += 1;
+    }
+    if count > 0 {
+        s.push_str(" }\n");
     }
 }
 
-/// One set element: `203.0.113.7 timeout 593s`, or `None` if already expired.
-fn element(net: &IpNet, expires: Option<Timestamp>, now: Timestamp) -> Option<String> {
-    let addr = if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
+/// One set element: `203.0.113.7 timeout 593s`, or `None` if already
+/// expired. In a hash set (`plain`) a source is its network address.
+fn element(net: &IpNet, expires: Option<Timestamp>, plain: bool, now: Timestamp) -> Option<String> {
+    let addr = if plain || net.prefix_len() == net.max_prefix_len() {
+        net.network().to_string()
     } else {
         net.to_string()
     };
@@ -166,7 +231,7 @@ pub fn apply(script: &str) -> anyhow::Result<()> {
 
 /// What the kernel holds now: the ban sets' networks, or `None` when the
 /// table (or its chain) is missing.
-pub fn current_bans() -> anyhow::Result<Option<BTreeSet<IpNet>>> {
+pub fn current_bans(units: Units) -> anyhow::Result<Option<BTreeSet<IpNet>>> {
     let out = Command::new("nft")
         .args(["-j", "list", "table", "inet", "authguard"])
         .output()
@@ -174,55 +239,91 @@ pub fn current_bans() -> anyhow::Result<Option<BTreeSet<IpNet>>> {
     if !out.status.success() {
         return Ok(None);
     }
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(parse_listing(&json))
+    let listing: Listing = serde_json::from_slice(&out.stdout)?;
+    Ok(parse_listing(listing, units))
 }
 
-/// Parses `nft -j list table inet authguard`: the elements of ban4 and ban6,
-/// or `None` if the input chain is not there.
-pub fn parse_listing(json: &serde_json::Value) -> Option<BTreeSet<IpNet>> {
-    let items = json.get("nftables")?.as_array()?;
-    let has_chain = items
+/// `nft -j list table …`, only the parts read here (typed, so 100,000
+/// elements do not become 100,000 generic JSON maps).
+#[derive(serde::Deserialize)]
+pub struct Listing {
+    nftables: Vec<Item>,
+}
+
+#[derive(serde::Deserialize)]
+struct Item {
+    set: Option<SetItem>,
+    chain: Option<Named>,
+}
+
+#[derive(serde::Deserialize)]
+struct Named {
+    name: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SetItem {
+    name: String,
+    #[serde(default)]
+    elem: Vec<Elem>,
+}
+
+/// An element is `"1.2.3.4"`, `{"prefix": {"addr", "len"}}`, `{"range": …}`,
+/// or any of these wrapped in `{"elem": {"val": …, "timeout": …}}`.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Elem {
+    Addr(IpAddr),
+    Prefix { prefix: Prefix },
+    Wrapped { elem: Box<Wrapped> },
+    Other(serde::de::IgnoredAny),
+}
+
+#[derive(serde::Deserialize)]
+struct Wrapped {
+    val: Elem,
+}
+
+#[derive(serde::Deserialize)]
+struct Prefix {
+    addr: IpAddr,
+    len: u8,
+}
+
+impl Elem {
+    /// The network; a hash set's address stands for its source prefix.
+    fn net(&self, plain: bool, units: Units) -> Option<IpNet> {
+        match self {
+            Elem::Addr(a) if plain => {
+                let len = if a.is_ipv4() { units.v4 } else { units.v6 };
+                IpNet::new(*a, len).ok()
+            }
+            Elem::Addr(a) => Some(IpNet::from(*a)),
+            Elem::Prefix { prefix } => IpNet::new(prefix.addr, prefix.len).ok(),
+            Elem::Wrapped { elem } => elem.val.net(plain, units),
+            Elem::Other(_) => None,
+        }
+    }
+}
+
+/// The elements of every ban set, or `None` if the input chain is not there.
+pub fn parse_listing(listing: Listing, units: Units) -> Option<BTreeSet<IpNet>> {
+    let items = listing.nftables;
+    if !items
         .iter()
-        .any(|i| i.pointer("/chain/name").and_then(|n| n.as_str()) == Some("input"));
-    if !has_chain {
+        .any(|i| i.chain.as_ref().is_some_and(|c| c.name == "input"))
+    {
         return None;
     }
     let mut nets = BTreeSet::new();
-    for set in items.iter().filter_map(|i| i.get("set")) {
-        let name = set.get("name").and_then(|n| n.as_str()).unwrap_or("");
-        if !["ban4", "ban6", "ban4_all", "ban6_all"].contains(&name) {
+    for set in items.iter().filter_map(|i| i.set.as_ref()) {
+        if !BAN_SETS.contains(&set.name.as_str()) {
             continue;
         }
-        for elem in set
-            .get("elem")
-            .and_then(|e| e.as_array())
-            .into_iter()
-            .flatten()
-        {
-            if let Some(net) = parse_elem(elem) {
-                nets.insert(net);
-            }
-        }
+        let plain = !set.name.ends_with("_net");
+        nets.extend(set.elem.iter().filter_map(|e| e.net(plain, units)));
     }
     Some(nets)
-}
-
-/// An element is `"1.2.3.4"`, `{"prefix": {"addr", "len"}}`, `{"range": [a, b]}`
-/// or any of these wrapped in `{"elem": {"val": …, "timeout": …}}`.
-fn parse_elem(v: &serde_json::Value) -> Option<IpNet> {
-    if let Some(inner) = v.pointer("/elem/val") {
-        return parse_elem(inner);
-    }
-    if let Some(s) = v.as_str() {
-        return super::parse_source(s);
-    }
-    if let Some(p) = v.get("prefix") {
-        let addr = p.get("addr")?.as_str()?;
-        let len = u8::try_from(p.get("len")?.as_u64()?).ok()?;
-        return IpNet::new(addr.parse().ok()?, len).ok();
-    }
-    None
 }
 
 #[cfg(test)]
@@ -230,83 +331,106 @@ mod tests {
     use super::*;
     use crate::firewall::parse_source;
 
+    const UNITS: Units = Units { v4: 32, v6: 64 };
+
+    fn ban(s: &str, expires: Option<Timestamp>, all_ports: bool) -> (IpNet, Entry) {
+        let entry = Entry { expires, all_ports };
+        (parse_source(s).unwrap(), entry)
+    }
+
     #[test]
     fn renders_one_atomic_batch_with_timeouts() {
         let d = Desired::from_parts(
             [
-                (
-                    parse_source("203.0.113.7").unwrap(),
-                    Entry {
-                        expires: Some(1600),
-                        all_ports: false,
-                    },
-                ),
-                (
-                    parse_source("2001:db8::/64").unwrap(),
-                    Entry {
-                        expires: None,
-                        all_ports: false,
-                    },
-                ),
-                (
-                    parse_source("198.51.100.3").unwrap(),
-                    Entry {
-                        expires: Some(1100),
-                        all_ports: true,
-                    },
-                ),
+                ban("203.0.113.7", Some(1600), false),
+                ban("2001:db8::/64", None, false),
+                ban("2001:db8:5::/48", None, false),
+                ban("198.51.100.3", Some(1100), true),
+                ban("192.0.2.0/24", Some(1100), false),
             ],
             vec![parse_source("127.0.0.0/8").unwrap()],
+            UNITS,
         );
-        let s = render_full(&d, &FirewallConfig::default(), 1000);
+        let s = render_full(&d, &FirewallConfig::default(), UNITS, 1000);
+        let has = |want: &str| assert!(s.contains(want), "missing {want:?} in:\n{s}");
         assert!(
             s.starts_with("table inet authguard {}\ndelete table inet authguard\n"),
             "{s}"
         );
-        assert!(s.contains("ip saddr @ban4 tcp dport { 22 } drop"), "{s}");
-        assert!(
-            s.contains("add element inet authguard ban4 { 203.0.113.7 timeout 600s }"),
-            "{s}"
-        );
-        assert!(
-            s.contains("add element inet authguard ban6 { 2001:db8::/64 }"),
-            "{s}"
-        );
-        assert!(
-            s.contains("add element inet authguard allow4 { 127.0.0.0/8 }"),
-            "{s}"
-        );
-        assert!(s.contains("ip saddr @ban4_all drop"), "{s}");
-        assert!(
-            s.contains("add element inet authguard ban4_all { 198.51.100.3 timeout 100s }"),
-            "{s}"
-        );
+        has("set ban4 { type ipv4_addr; flags timeout; }");
+        has("set ban6_net { type ipv6_addr; flags interval, timeout; }");
+        has("ip saddr @ban4 tcp dport { 22 } drop");
+        has("ip6 saddr & ffff:ffff:ffff:ffff:: @ban6 tcp dport { 22 } drop");
+        has("ip6 saddr @ban6_net tcp dport { 22 } drop");
+        has("add element inet authguard ban4 { 203.0.113.7 timeout 600s }");
+        has("add element inet authguard ban6 { 2001:db8:: }");
+        has("add element inet authguard ban6_net { 2001:db8:5::/48 }");
+        has("add element inet authguard ban4_net { 192.0.2.0/24 timeout 100s }");
+        has("add element inet authguard allow4 { 127.0.0.0/8 }");
+        has("ip saddr @ban4_all drop");
+        has("add element inet authguard ban4_all { 198.51.100.3 timeout 100s }");
         assert!(
             !s.contains("ban4 { 198.51.100.3"),
             "an all-ports ban is not also a ports ban: {s}"
+        );
+        let wide = Units { v4: 24, v6: 56 };
+        let s = render_full(&d, &FirewallConfig::default(), wide, 1000);
+        assert!(
+            s.contains("ip saddr & 255.255.255.0 @ban4 tcp dport"),
+            "{s}"
+        );
+        assert!(s.contains("ban4_net { 203.0.113.7 timeout 600s }"), "{s}");
+    }
+
+    #[test]
+    fn changes_remove_before_they_add() {
+        let s = render_changes(
+            &[ban("2001:db8:1:2::/64", Some(1060), false)],
+            &[ban("198.51.100.0/24", None, true)],
+            UNITS,
+            1000,
+        );
+        assert_eq!(
+            s,
+            "add element inet authguard ban4_all_net { 198.51.100.0/24 }\n\
+             delete element inet authguard ban4_all_net { 198.51.100.0/24 }\n\
+             add element inet authguard ban6 { 2001:db8:1:2:: timeout 60s }\n"
         );
     }
 
     #[test]
     fn parses_nft_json_elements() {
-        let json: serde_json::Value = serde_json::from_str(
+        let listing: Listing = serde_json::from_str(
             r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "inet", "name": "authguard"}},
             {"set": {"family": "inet", "name": "ban4", "table": "authguard", "type": "ipv4_addr",
-              "elem": [{"elem": {"val": "203.0.113.7", "timeout": 600, "expires": 590}},
-                       {"prefix": {"addr": "198.51.100.0", "len": 24}}]}},
+              "elem": [{"elem": {"val": "203.0.113.7", "timeout": 600, "expires": 590}}, "192.0.2.1"]}},
+            {"set": {"family": "inet", "name": "ban4_net", "table": "authguard", "type": "ipv4_addr",
+              "elem": [{"prefix": {"addr": "198.51.100.0", "len": 24}},
+                       {"range": ["198.51.101.1", "198.51.101.9"]}]}},
             {"set": {"family": "inet", "name": "ban6", "table": "authguard", "type": "ipv6_addr",
-              "elem": [{"elem": {"val": {"prefix": {"addr": "2001:db8::", "len": 64}}, "timeout": 60}}]}},
+              "elem": [{"elem": {"val": "2001:db8::", "timeout": 60}}]}},
+            {"set": {"family": "inet", "name": "ban6_net", "table": "authguard", "type": "ipv6_addr",
+              "elem": [{"elem": {"val": {"prefix": {"addr": "2001:db8:5::", "len": 48}}, "timeout": 60}}]}},
+            {"set": {"family": "inet", "name": "allow4", "elem": ["10.0.0.1"]}},
             {"chain": {"family": "inet", "table": "authguard", "name": "input"}}]}"#,
         )
         .unwrap();
-        let got: Vec<String> = parse_listing(&json)
+        let got: Vec<String> = parse_listing(listing, UNITS)
             .unwrap()
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(got, ["198.51.100.0/24", "203.0.113.7/32", "2001:db8::/64"]);
-        let no_chain: serde_json::Value =
-            serde_json::from_str(r#"{"nftables": [{"table": {}}]}"#).unwrap();
-        assert_eq!(parse_listing(&no_chain), None);
+        assert_eq!(
+            got,
+            [
+                "192.0.2.1/32",
+                "198.51.100.0/24",
+                "203.0.113.7/32",
+                "2001:db8::/64",
+                "2001:db8:5::/48"
+            ]
+        );
+        let no_chain: Listing = serde_json::from_str(r#"{"nftables": [{"table": {}}]}"#).unwrap();
+        assert_eq!(parse_listing(no_chain, UNITS), None);
     }
 }

@@ -1,0 +1,117 @@
+//! The daemon's side of the firewall: one [`Keeper::pass`] per store change.
+//!
+//! A pass reads only the sources the change log names since the last pass
+//! and sends their elements as one small batch. A full load (every active
+//! ban) runs at start, at each resync, when the allow list changed, when a
+//! network wider than one source changed (interval sets need their overlaps
+//! recomputed), and after any nft error.
+
+use super::{Change, Desired, Entry, Sync, Units, parse_source};
+use authguard_core::config::Config;
+use authguard_core::store::Store;
+use authguard_core::time::Timestamp;
+use ipnet::IpNet;
+
+/// Keeps the firewall in step with the store across passes.
+#[derive(Debug)]
+pub struct Keeper {
+    config: Config,
+    units: Units,
+    sync: Sync,
+    /// The change-log revision the firewall reflects; `None`: load everything.
+    rev: Option<i64>,
+}
+
+impl Keeper {
+    /// A keeper that loads everything on its first pass.
+    pub fn new(config: &Config) -> Keeper {
+        Keeper {
+            config: config.clone(),
+            units: Units::of(config),
+            sync: Sync::new(config),
+            rev: None,
+        }
+    }
+
+    /// What the firewall holds, as far as the keeper knows.
+    pub fn applied(&self) -> Option<&Desired> {
+        self.sync.applied()
+    }
+
+    /// Brings the firewall in step with the store. `full`: load every ban
+    /// and compare with the kernel's table (the periodic resync).
+    pub fn pass(
+        &mut self,
+        store: &mut Store,
+        full: bool,
+        now: Timestamp,
+    ) -> anyhow::Result<Change> {
+        let allowed = Desired::allowed(&self.config, store)?;
+        let allow_changed = self.applied().is_some_and(|a| a.allowed != allowed);
+        let change = match (self.rev, self.applied()) {
+            (Some(rev), Some(_)) if !full && !allow_changed => {
+                self.changed_since(store, rev, &allowed, now)
+            }
+            _ => self.load_all(store, full, now),
+        };
+        if change.is_err() {
+            // Whatever failed, the next pass starts from the whole store.
+            self.rev = None;
+        }
+        change
+    }
+
+    fn load_all(
+        &mut self,
+        store: &mut Store,
+        verify: bool,
+        now: Timestamp,
+    ) -> anyhow::Result<Change> {
+        // The revision first: a change made during the load is then seen
+        // twice (harmless), never missed.
+        let rev = store.ban_revision()?;
+        let desired = Desired::load(&self.config, store, now)?;
+        let change = self.sync.sync(desired, verify, now)?;
+        self.advance(store, rev);
+        Ok(change)
+    }
+
+    fn changed_since(
+        &mut self,
+        store: &mut Store,
+        rev: i64,
+        allowed: &[IpNet],
+        now: Timestamp,
+    ) -> anyhow::Result<Change> {
+        let changes = store.ban_changes_since(rev)?;
+        if changes.sources.is_empty() {
+            return Ok(Change::Nothing);
+        }
+        let mut updates = Vec::with_capacity(changes.sources.len());
+        for source in &changes.sources {
+            let Some(net) = parse_source(source) else {
+                continue;
+            };
+            if !self.units.is_unit(&net) {
+                return self.load_all(store, false, now);
+            }
+            let entry = if allowed.iter().any(|a| a.contains(&net)) {
+                None
+            } else {
+                let bans = store.active_bans_of(source, now)?;
+                Entry::merged(bans.iter().map(Entry::of))
+            };
+            updates.push((net, entry));
+        }
+        let change = self.sync.update(updates, now)?;
+        self.advance(store, changes.rev);
+        Ok(change)
+    }
+
+    /// Records that the firewall reflects the log up to `rev`, and prunes it.
+    fn advance(&mut self, store: &mut Store, rev: i64) {
+        self.rev = Some(rev);
+        // A failed prune only leaves rows to skip next time.
+        let _ = store.prune_ban_changes(rev);
+    }
+}
