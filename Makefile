@@ -1,23 +1,20 @@
 # authguard: build, install, test, bench. Run as root on Debian 12.
-#   make install   build in release mode, install, initialise, print the PAM line
+#   make deb       build the Debian package into target/debian/
+#   make install   build the package, install it with apt, print the PAM line
 #   make test      every test (installs the Debian packages the tests need)
 #   make lint      cargo fmt --check and clippy with warnings as errors
 #   make bench     admission latency and whole-PAM-run benchmarks
 
 CARGO      ?= cargo
-MULTIARCH  := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-PAMDIR     ?= /usr/lib/$(MULTIARCH)/security
-SBINDIR    ?= /usr/sbin
-CONFDIR    ?= /etc/authguard
-UNITDIR    ?= /lib/systemd/system
+DEB_ARCH   := $(shell dpkg --print-architecture)
 PAM_LINE   := auth requisite pam_authguard.so
 
 # What building needs (libpam0g-dev: the module links libpam) and what the
 # end-to-end tests drive (a real sshd, client, pamtester, sqlite3 for locks).
 BUILD_DEPS := build-essential pkg-config libpam0g-dev
-TEST_DEPS  := openssh-server openssh-client sshpass pamtester sqlite3 openssl util-linux libpam-modules nftables iproute2 python3 systemd
+TEST_DEPS  := openssh-server openssh-client sshpass pamtester sqlite3 openssl util-linux libpam-modules nftables iproute2 python3 systemd lintian
 
-.PHONY: all build install deps test-deps test lint bench clean
+.PHONY: all build assets deb install deps test-deps test lint bench clean
 
 all: build
 
@@ -39,23 +36,22 @@ test-deps: deps
 build: deps
 	$(CARGO) build --release -p pam_authguard -p guardctl
 
-install: build
-	install -d -m 0755 $(PAMDIR) $(SBINDIR)
-	install -m 0644 target/release/libpam_authguard.so $(PAMDIR)/pam_authguard.so
-	install -m 0755 target/release/guardctl $(SBINDIR)/guardctl
-	install -d -m 0755 $(CONFDIR)
-	@if [ -e $(CONFDIR)/authguard.toml ]; then \
-		echo "keeping existing $(CONFDIR)/authguard.toml"; \
-	else \
-		install -m 0644 packaging/authguard.toml $(CONFDIR)/authguard.toml; \
-	fi
-	$(SBINDIR)/guardctl init
-	install -d -m 0755 $(UNITDIR)
-	install -m 0644 packaging/authguard.service $(UNITDIR)/authguard.service
-	@if [ -d /run/systemd/system ]; then \
-		systemctl daemon-reload && systemctl enable --now authguard.service && \
-		echo "authguard.service enabled and started"; \
-	else \
+# Man pages and bash completion, generated from the CLI definition and the
+# shipped config (xtask), gzipped as Debian wants them.
+assets: build
+	$(CARGO) run -q --release -p xtask -- assets target/release/assets
+	gzip -9nf target/release/assets/guardctl.8 target/release/assets/authguard.toml.5
+
+# The Debian package, into target/debian/ (cargo-deb installed if missing).
+deb: assets
+	@command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install cargo-deb --locked --version 3.8.0
+	rm -f target/debian/authguard_*.deb
+	$(CARGO) deb -p guardctl --no-build --variant $(DEB_ARCH)
+
+# Installs the package with apt, so its dependencies resolve.
+install: deb
+	DEBIAN_FRONTEND=noninteractive apt-get install -y ./target/debian/authguard_*.deb
+	@if [ ! -d /run/systemd/system ]; then \
 		echo "systemd is not running here: start the firewall daemon yourself: guardctl daemon &"; \
 	fi
 	@echo
@@ -65,7 +61,9 @@ install: build
 	@echo
 	@echo "Then check the set-up with: guardctl check"
 
-test: test-deps
+# The package tests (tests/tests/package.rs) install target/debian/*.deb
+# on this machine, so the package is built first.
+test: test-deps deb
 	$(CARGO) build --workspace
 	timeout 1800 $(CARGO) test --workspace
 

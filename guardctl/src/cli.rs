@@ -9,7 +9,12 @@ use std::time::Duration;
 
 /// See and lift authguard's bans, manage its allow list, check its set-up.
 #[derive(Debug, Parser)]
-#[command(name = "guardctl", version, about, max_term_width = 100)]
+#[command(
+    name = "guardctl",
+    version,
+    about = "See and lift authguard's bans, manage its allow list, check its set-up",
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Config file [default: $AUTHGUARD_CONFIG or /etc/authguard/authguard.toml]
     #[arg(long, global = true, value_name = "PATH")]
