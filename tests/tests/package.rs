@@ -314,11 +314,19 @@ fn edit_config() {
         1,
     );
     std::fs::write(pam.path(), with_line).expect("pam file");
-    let check = run("guardctl", &["check", "--pam-file", &pam.path().to_string_lossy()]);
-    assert!(check.status.success(), "guardctl check after install: {}", text(&check));
+    let check = run(
+        "guardctl",
+        &["check", "--pam-file", &pam.path().to_string_lossy()],
+    );
+    assert!(
+        check.status.success(),
+        "guardctl check after install: {}",
+        text(&check)
+    );
     let bare = run("guardctl", &["check"]);
     assert!(
-        !bare.status.success() && String::from_utf8_lossy(&bare.stdout).contains("pam_authguard.so"),
+        !bare.status.success()
+            && String::from_utf8_lossy(&bare.stdout).contains("pam_authguard.so"),
         "check must say the host's sshd does not use the module yet: {}",
         text(&bare)
     );
