@@ -56,10 +56,7 @@ mod tests {
                 .filter(|k| !k.starts_with(' ') && k.contains('='))
             {
                 let name = key.split('=').next().unwrap_or_default().trim();
-                assert!(
-                    page.contains(&format!(".B {}", name.replace('_', "_"))),
-                    "{name} missing"
-                );
+                assert!(page.contains(&format!(".B {name}")), "{name} missing");
             }
         }
         assert!(page.contains(".SH \"[firewall]\""));
