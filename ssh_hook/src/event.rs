@@ -1,0 +1,192 @@
+//! What one sshd log line says happened: an [`Event`] of some [`Kind`].
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+/// One recognised sshd log line.
+///
+/// Parsed from text sshd wrote, so every field except `kind` and `addr` may be
+/// missing: old OpenSSH versions leave out the port, bare messages carry no
+/// pid or time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event<'a> {
+    /// What happened.
+    pub kind: Kind,
+    /// The client's address. IPv4-mapped IPv6 is given as IPv4; a zone id is dropped.
+    pub addr: IpAddr,
+    /// The client's source port, when the line names it.
+    pub port: Option<u16>,
+    /// The user name the client asked for, as raw bytes: client-controlled,
+    /// possibly not UTF-8, possibly containing spaces or text that looks like
+    /// a log line. Borrowed from the line, except for journal JSON lines whose
+    /// message had to be decoded.
+    pub user: Option<Cow<'a, [u8]>>,
+    /// The authentication method, for [`Kind::FailedAuth`] and [`Kind::Accepted`]
+    /// when sshd named one authguard knows.
+    pub method: Option<Method>,
+    /// The pid of the sshd process that logged the line, when the framing has it.
+    pub pid: Option<u32>,
+    /// When the line was logged, in Unix seconds UTC, when the framing has it.
+    pub time: Option<i64>,
+}
+
+impl<'a> Event<'a> {
+    /// An event with only its kind and client known; the rest is filled in by the parsers.
+    pub fn new(kind: Kind, addr: IpAddr, port: Option<u16>) -> Self {
+        Event {
+            kind,
+            addr,
+            port,
+            user: None,
+            method: None,
+            pid: None,
+            time: None,
+        }
+    }
+
+    /// The same event, owning its user name (for keeping it past the line).
+    pub fn into_owned(self) -> Event<'static> {
+        Event {
+            kind: self.kind,
+            addr: self.addr,
+            port: self.port,
+            user: self.user.map(|user| Cow::Owned(user.into_owned())),
+            method: self.method,
+            pid: self.pid,
+            time: self.time,
+        }
+    }
+}
+
+/// The kinds of sshd log lines authguard recognises. Each names the sshd
+/// message it comes from; several OpenSSH versions' wordings map to one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `Failed password|keyboard-interactive/pam|publickey|hostbased|none for [invalid user ]U from A port P ssh2[: key]`.
+    FailedAuth,
+    /// `Invalid user U from A[ port P]`.
+    InvalidUser,
+    /// `Connection closed by [invalid|authenticating user U ]A[ port P][ [preauth]]`,
+    /// and the same with `Connection reset by`. Never a logged-in user's connection.
+    ConnectionClosedPreauth,
+    /// `Disconnected from [invalid|authenticating user U ]A port P[ [preauth]]`.
+    /// Never a logged-in user's disconnect.
+    Disconnected,
+    /// `Received disconnect from A port P:11: … [preauth]` (and 6.x's
+    /// `Received disconnect from A: 11: … [preauth]`). Only before authentication.
+    ReceivedDisconnect,
+    /// `maximum authentication attempts exceeded for [invalid user ]U from A port P ssh2 [preauth]`.
+    MaxAuthTries,
+    /// `Disconnecting invalid|authenticating user U A port P: Too many authentication failures [preauth]`.
+    TooManyAuthFailures,
+    /// `PAM: Authentication failure for [illegal user ]U from A` and
+    /// `pam_unix(sshd:auth): authentication failure; … rhost=A  user=U`.
+    PamAuthFailure,
+    /// `User U from A not allowed because …` (AllowUsers, DenyUsers, groups, shell, locked).
+    NotAllowed,
+    /// `Did not receive identification string from A[ port P]`.
+    NoIdentification,
+    /// `banner exchange: Connection from A port P: invalid format` (and other reasons).
+    BannerError,
+    /// `Unable to negotiate with A port P: no matching … found. Their offer: …`.
+    UnableToNegotiate,
+    /// `Bad protocol version identification '…' from A port P`.
+    BadProtocolVersion,
+    /// `Timeout before authentication for A[ port P]` (LoginGraceTime ran out).
+    PreauthTimeout,
+    /// `Accepted password|publickey|keyboard-interactive/pam for U from A port P ssh2[: key]`.
+    Accepted,
+}
+
+/// The SSH authentication methods sshd names in `Failed …`/`Accepted …` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `password`.
+    Password,
+    /// `keyboard-interactive`, with or without a device (`keyboard-interactive/pam`).
+    KeyboardInteractive,
+    /// `publickey`.
+    PublicKey,
+    /// `hostbased`.
+    HostBased,
+    /// `gssapi-with-mic` or `gssapi-keyex`.
+    GssApi,
+    /// The SSH `none` method (clients probing which methods are allowed).
+    None,
+}
+
+impl Method {
+    /// The method sshd named, e.g. `keyboard-interactive/pam`; `None` when unknown.
+    pub fn from_log_name(name: &[u8]) -> Option<Method> {
+        let base = match name.iter().position(|&b| b == b'/') {
+            Some(slash) => &name[..slash],
+            None => name,
+        };
+        match base {
+            b"password" => Some(Method::Password),
+            b"keyboard-interactive" => Some(Method::KeyboardInteractive),
+            b"publickey" => Some(Method::PublicKey),
+            b"hostbased" => Some(Method::HostBased),
+            b"gssapi-with-mic" | b"gssapi-keyex" => Some(Method::GssApi),
+            b"none" => Some(Method::None),
+            _ => None,
+        }
+    }
+
+    /// Whether sshd appends key details (`: ED25519 SHA256:…`) after `ssh2` for this method.
+    pub fn logs_key_details(self) -> bool {
+        matches!(self, Method::PublicKey | Method::HostBased)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn methods_by_log_name() {
+        let known = [
+            ("password", Method::Password),
+            ("keyboard-interactive/pam", Method::KeyboardInteractive),
+            ("keyboard-interactive", Method::KeyboardInteractive),
+            ("publickey", Method::PublicKey),
+            ("hostbased", Method::HostBased),
+            ("gssapi-with-mic", Method::GssApi),
+            ("none", Method::None),
+        ];
+        for (name, method) in known {
+            assert_eq!(
+                Method::from_log_name(name.as_bytes()),
+                Some(method),
+                "{name}"
+            );
+        }
+        assert_eq!(Method::from_log_name(b"password for root"), None);
+        assert_eq!(Method::from_log_name(b""), None);
+    }
+
+    #[test]
+    fn into_owned_keeps_every_field() {
+        let addr = Ipv4Addr::new(192, 0, 2, 1).into();
+        let line = b"root".to_vec();
+        let owned = Event {
+            user: Some(Cow::Borrowed(&line[..])),
+            method: Some(Method::Password),
+            pid: Some(7),
+            time: Some(1_700_000_000),
+            ..Event::new(Kind::FailedAuth, addr, Some(22))
+        }
+        .into_owned();
+        drop(line);
+        assert_eq!(owned.user.as_deref(), Some(&b"root"[..]));
+        assert_eq!(
+            (owned.kind, owned.addr, owned.port),
+            (Kind::FailedAuth, addr, Some(22))
+        );
+        assert_eq!(
+            (owned.method, owned.pid, owned.time),
+            (Some(Method::Password), Some(7), Some(1_700_000_000))
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! ssh_hook: authguard's window on sshd's own log, for what PAM never sees
+//! (public-key failures, invalid users, scanners, pre-auth disconnects).
+//!
+//! What lives here now: the regex-free sshd log parser, for OpenSSH 6.x–10.x
+//! (`sshd`, `sshd-session`, `sshd-auth`) as written to syslog or the journal.
+//!
+//! - [`event`]: the typed result, [`Event`] with its [`Kind`] and [`Method`].
+//! - [`message`]: the bare sshd message (`Failed password for …`), parsed from
+//!   the fixed structure at its end so that user-controlled text (user names,
+//!   key ids, client banners) can never move the address.
+//! - [`framing`]: the line around it (RFC 3164, RFC 5424, rsyslog ISO,
+//!   `journalctl -o short|short-iso|short-precise|short-unix|short-monotonic|cat|json`).
+//!
+//! Journal and file followers, and the sshd_config.d key-only policy
+//! renderer, come later. What does not live here: decisions (bans, weights,
+//! windows) belong to `authguard-core`'s policy; the daemon that runs the
+//! followers is `guardctl`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod address;
+mod bytes;
+mod civil_time;
+pub mod event;
+pub mod framing;
+mod journal;
+pub mod message;
+
+pub use event::{Event, Kind, Method};
+pub use framing::parse_line;
+pub use message::parse_message;

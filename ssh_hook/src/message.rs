@@ -1,0 +1,97 @@
+//! The bare sshd message, without syslog or journal framing:
+//! `Failed password for root from 203.0.113.5 port 4242 ssh2`.
+//!
+//! The rule every parser here keeps: **user-controlled text never moves the
+//! address.** User names (and certificate key ids, client banners, disconnect
+//! reasons) may contain spaces, `from 1.2.3.4`, `port 22`, `[preauth]`, quotes
+//! or bytes that are not UTF-8. So each message is read from the part of its
+//! format that sshd fixes: a literal prefix, and the client address where the
+//! format puts it (most often at the very end, before an optional
+//! ` [preauth]`). The user name is whatever lies between. Where a format has
+//! client text on both sides of the address and the parse is ambiguous, the
+//! line is dropped rather than guessed at.
+//!
+//! Parsers borrow from the message and never allocate.
+
+mod account;
+mod auth_log;
+mod connection;
+mod pam;
+mod probe;
+
+use crate::address::Endpoint;
+use crate::bytes;
+use crate::event::{Event, Kind};
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+/// A message parser: the event, or `None` when the message is not its kind.
+type Parser = for<'a> fn(&'a [u8]) -> Option<Event<'a>>;
+
+/// Every parser, each starting with a cheap literal-prefix check.
+const PARSERS: [Parser; 15] = [
+    auth_log::parse_failed_or_accepted,
+    auth_log::parse_max_auth_tries,
+    account::parse_invalid_user,
+    account::parse_not_allowed,
+    connection::parse_connection_closed,
+    connection::parse_disconnected,
+    connection::parse_disconnecting,
+    connection::parse_received_disconnect,
+    pam::parse_pam_failure,
+    pam::parse_pam_unix_failure,
+    probe::parse_no_identification,
+    probe::parse_banner_error,
+    probe::parse_unable_to_negotiate,
+    probe::parse_bad_protocol_version,
+    probe::parse_preauth_timeout,
+];
+
+/// Parses one bare sshd message (no syslog prefix; a trailing line ending is
+/// ignored). `None` for messages that are not an event authguard knows, or
+/// that name no client address (`kex_exchange_identification: Connection
+/// closed by remote host`, host names from `UseDNS yes`). The returned event
+/// borrows its user name from `msg` and has no pid or time.
+pub fn parse_message(msg: &[u8]) -> Option<Event<'_>> {
+    let msg = strip_severity(bytes::trim_line_end(msg));
+    PARSERS.iter().find_map(|parse| parse(msg))
+}
+
+/// The message without the `error: ` or `fatal: ` that sshd's syslog output
+/// puts before messages of those levels.
+fn strip_severity(msg: &[u8]) -> &[u8] {
+    msg.strip_prefix(b"error: ")
+        .or_else(|| msg.strip_prefix(b"fatal: "))
+        .unwrap_or(msg)
+}
+
+/// The message without the ` [preauth]` sshd's monitor appends to what its
+/// unprivileged child logged, and whether it was there. Only the very end counts.
+fn strip_preauth(msg: &[u8]) -> (&[u8], bool) {
+    match msg.strip_suffix(b" [preauth]") {
+        Some(rest) => (rest, true),
+        None => (msg, false),
+    }
+}
+
+/// The user name in `U from` before an endpoint (`None` when the endpoint's
+/// head does not end with ` from`). `U` may be empty (`Invalid user  from …`).
+fn user_before_from<'a>(endpoint: &Endpoint<'a>) -> Option<&'a [u8]> {
+    endpoint.head?.strip_suffix(b" from")
+}
+
+/// The event for a client at an endpoint, with the user name if known.
+fn client_event<'a>(
+    kind: Kind,
+    addr: IpAddr,
+    port: Option<u16>,
+    user: Option<&'a [u8]>,
+) -> Event<'a> {
+    Event {
+        user: user.map(Cow::Borrowed),
+        ..Event::new(kind, addr, port)
+    }
+}
+
+#[cfg(test)]
+mod tests;
