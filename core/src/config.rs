@@ -79,6 +79,72 @@ pub struct Config {
     pub firewall: FirewallConfig,
     /// Long bans for repeat offenders.
     pub recidive: RecidiveConfig,
+    /// Reading sshd's own log, for what PAM never sees.
+    pub sshd_log: SshdLogConfig,
+}
+
+/// `[sshd_log]`: the daemon follows sshd's log and counts what PAM never
+/// sees (public-key scanners, invalid users, protocol probes).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshdLogConfig {
+    /// Where sshd's log is read from.
+    pub source: LogSource,
+    /// The weight of a protocol probe (no banner, junk, old key exchange).
+    pub probe_weight: ProbeWeight,
+    /// Whether the PAM module guards sshd; then password failures in the
+    /// log are evidence only (PAM counted them).
+    pub pam_module: PamModule,
+}
+
+impl Default for SshdLogConfig {
+    fn default() -> Self {
+        SshdLogConfig {
+            source: LogSource::Journal,
+            probe_weight: ProbeWeight(0.5),
+            pam_module: PamModule::Auto,
+        }
+    }
+}
+
+/// `[sshd_log] source`: `"journal"`, `"off"`, or an absolute file path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LogSource {
+    /// systemd's journal (sshd's units), with a cursor kept in the store.
+    #[default]
+    Journal,
+    /// A syslog file such as `/var/log/auth.log`, followed across rotation.
+    File(PathBuf),
+    /// Not read.
+    Off,
+}
+
+impl TryFrom<String> for LogSource {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "journal" => Ok(LogSource::Journal),
+            "off" => Ok(LogSource::Off),
+            path if path.starts_with('/') => Ok(LogSource::File(PathBuf::from(path))),
+            other => Err(format!(
+                "{other:?} is not \"journal\", \"off\" or an absolute file path"
+            )),
+        }
+    }
+}
+
+/// `[sshd_log] pam_module`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PamModule {
+    /// Look for `pam_authguard.so` in `/etc/pam.d/sshd`.
+    #[default]
+    Auto,
+    /// The module guards sshd.
+    Active,
+    /// It does not: the log counts password failures too.
+    Inactive,
 }
 
 /// `[recidive]`: a source banned `bans` times within `window` gets the long ban.
@@ -243,6 +309,7 @@ impl Default for Config {
             log: LogConfig::default(),
             firewall: FirewallConfig::default(),
             recidive: RecidiveConfig::default(),
+            sshd_log: SshdLogConfig::default(),
         }
     }
 }
@@ -334,6 +401,11 @@ bounded!(
 bounded!(
     /// `ipv6_prefix`: 16 to 128.
     Ipv6Prefix(u8), "u8", |v| (16..=128).contains(v), "must be from 16 to 128"
+);
+
+bounded!(
+    /// `probe_weight`: from 0 (probes never count) to 1 (a full failure).
+    ProbeWeight(f64), "f64", |v| (0.0..=1.0).contains(v), "must be a number from 0 to 1"
 );
 
 /// A duration that must be longer than zero.

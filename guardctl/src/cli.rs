@@ -82,6 +82,21 @@ pub enum Command {
     Allow(AllowCommand),
     /// Keep the firewall in step with the store (runs in the foreground, for systemd)
     Daemon,
+    /// Dry run over an sshd log (plain, .gz or - for stdin): lines, events by kind,
+    /// failures by source, and who the current policy would ban
+    Scan {
+        /// The log file, or - for standard input
+        #[arg(value_name = "FILE")]
+        input: PathBuf,
+        /// Print each event (with --json: one JSON object per line holding an event)
+        #[arg(long)]
+        events: bool,
+        /// List the sshd lines no event was recognised in
+        #[arg(long)]
+        show_missed: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Check config, store and the PAM line, and say what to fix
     Check {
         /// The PAM file to inspect

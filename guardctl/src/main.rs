@@ -12,6 +12,7 @@ mod cmd;
 mod context;
 mod firewall;
 mod output;
+mod scan;
 
 use clap::Parser;
 use std::process::ExitCode;

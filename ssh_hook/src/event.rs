@@ -98,6 +98,48 @@ pub enum Kind {
     Accepted,
 }
 
+impl Kind {
+    /// Every kind, in the order reports list them.
+    pub const ALL: [Kind; 15] = [
+        Kind::FailedAuth,
+        Kind::InvalidUser,
+        Kind::ConnectionClosedPreauth,
+        Kind::Disconnected,
+        Kind::ReceivedDisconnect,
+        Kind::MaxAuthTries,
+        Kind::TooManyAuthFailures,
+        Kind::PamAuthFailure,
+        Kind::NotAllowed,
+        Kind::NoIdentification,
+        Kind::BannerError,
+        Kind::UnableToNegotiate,
+        Kind::BadProtocolVersion,
+        Kind::PreauthTimeout,
+        Kind::Accepted,
+    ];
+
+    /// The kind's name in JSON and in the store (`failed-auth`, `invalid-user`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::FailedAuth => "failed-auth",
+            Kind::InvalidUser => "invalid-user",
+            Kind::ConnectionClosedPreauth => "connection-closed",
+            Kind::Disconnected => "disconnected",
+            Kind::ReceivedDisconnect => "received-disconnect",
+            Kind::MaxAuthTries => "max-auth-tries",
+            Kind::TooManyAuthFailures => "too-many-auth-failures",
+            Kind::PamAuthFailure => "pam-auth-failure",
+            Kind::NotAllowed => "user-not-allowed",
+            Kind::NoIdentification => "no-identification",
+            Kind::BannerError => "banner-error",
+            Kind::UnableToNegotiate => "unable-to-negotiate",
+            Kind::BadProtocolVersion => "bad-protocol-version",
+            Kind::PreauthTimeout => "preauth-timeout",
+            Kind::Accepted => "accepted",
+        }
+    }
+}
+
 /// The SSH authentication methods sshd names in `Failed …`/`Accepted …` lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {

@@ -35,12 +35,41 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// and no zone: they are read in the year `year_hint` and as UTC, so a host
 /// logging local time or a line from another year gets a shifted time.
 pub fn parse_line(line: &[u8], year_hint: i32) -> Option<Event<'_>> {
-    let line = bytes::trim_line_end(line);
-    match line.first()? {
-        b'{' => journal::parse_json_line(line),
-        b'<' => parse_with_priority(line, year_hint),
-        _ => parse_text_line(line, year_hint),
+    classify_line(line, year_hint).event()
+}
+
+/// What a log line is, for tools that count what they did not understand
+/// (`guardctl scan --show-missed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed<'a> {
+    /// Not a line from sshd (another program, or no framing and no event).
+    NotSshd,
+    /// sshd's, but no event authguard knows.
+    Unrecognised,
+    /// sshd's, and this event.
+    Event(Event<'a>),
+}
+
+impl<'a> Parsed<'a> {
+    /// The event, if any.
+    pub fn event(self) -> Option<Event<'a>> {
+        match self {
+            Parsed::Event(event) => Some(event),
+            Parsed::NotSshd | Parsed::Unrecognised => None,
+        }
     }
+}
+
+/// Like [`parse_line`], telling sshd lines without an event from other lines.
+pub fn classify_line(line: &[u8], year_hint: i32) -> Parsed<'_> {
+    let line = bytes::trim_line_end(line);
+    let parsed = match line.first() {
+        None => None,
+        Some(b'{') => Some(journal::parse_json_line(line)),
+        Some(b'<') => parse_with_priority(line, year_hint),
+        Some(_) => Some(parse_text_line(line, year_hint)),
+    };
+    parsed.unwrap_or(Parsed::NotSshd)
 }
 
 /// Whether a syslog identifier names one of OpenSSH's server programs.
@@ -49,16 +78,19 @@ pub(crate) fn is_sshd_program(program: &[u8]) -> bool {
 }
 
 /// A text line: a timestamp and header, or a bare message.
-fn parse_text_line(line: &[u8], year_hint: i32) -> Option<Event<'_>> {
-    match leading_time(line, year_hint) {
-        Some((time, rest)) => parse_after_time(rest.strip_prefix(b" ")?, time),
-        None => parse_message(line),
-    }
+fn parse_text_line(line: &[u8], year_hint: i32) -> Parsed<'_> {
+    let framed = match leading_time(line, year_hint) {
+        Some((time, rest)) => rest
+            .strip_prefix(b" ")
+            .and_then(|r| parse_after_time(r, time)),
+        None => parse_message(line).map(Parsed::Event),
+    };
+    framed.unwrap_or(Parsed::NotSshd)
 }
 
 /// `<PRI>1 …` (RFC 5424), or `<PRI>` before an RFC 3164 line as written to
 /// `/dev/log` or sent over the network (its timestamp and host optional).
-fn parse_with_priority(line: &[u8], year_hint: i32) -> Option<Event<'_>> {
+fn parse_with_priority(line: &[u8], year_hint: i32) -> Option<Parsed<'_>> {
     let (priority, rest) = bytes::split_once(&line[1..], b">")?;
     bytes::parse_decimal(priority, 3)?;
     if let Some(rfc5424) = rest.strip_prefix(b"1 ") {
@@ -100,7 +132,7 @@ fn skip_monotonic_time(line: &[u8]) -> Option<(Option<i64>, &[u8])> {
 }
 
 /// `[HOST ]PROGRAM[PID]: MESSAGE`, after the timestamp.
-fn parse_after_time(rest: &[u8], time: Option<i64>) -> Option<Event<'_>> {
+fn parse_after_time(rest: &[u8], time: Option<i64>) -> Option<Parsed<'_>> {
     let (first, after_first) = bytes::first_token(rest);
     let (tag, message) = if first.ends_with(b":") {
         (first, after_first)
@@ -108,7 +140,7 @@ fn parse_after_time(rest: &[u8], time: Option<i64>) -> Option<Event<'_>> {
         bytes::first_token(after_first)
     };
     let (program, pid) = parse_tag(tag.strip_suffix(b":")?)?;
-    from_program(program, pid, time, message)
+    Some(from_program(program, pid, time, message))
 }
 
 /// A syslog tag: `PROGRAM[PID]` or `PROGRAM`.
@@ -121,7 +153,7 @@ fn parse_tag(tag: &[u8]) -> Option<(&[u8], Option<u32>)> {
 }
 
 /// RFC 5424 after `<PRI>1 `: `TIMESTAMP HOST APP PROCID MSGID SD [MSG]`.
-fn parse_rfc5424(rest: &[u8]) -> Option<Event<'_>> {
+fn parse_rfc5424(rest: &[u8]) -> Option<Parsed<'_>> {
     let (timestamp, rest) = bytes::first_token(rest);
     let (_host, rest) = bytes::first_token(rest);
     let (app, rest) = bytes::first_token(rest);
@@ -140,12 +172,12 @@ fn parse_rfc5424(rest: &[u8]) -> Option<Event<'_>> {
         _ => Some(parse_pid(procid)?),
     };
     let message = skip_structured_data(rest)?;
-    from_program(
+    Some(from_program(
         app,
         pid,
         time,
         message.strip_prefix(UTF8_BOM).unwrap_or(message),
-    )
+    ))
 }
 
 /// The message after RFC 5424 structured data: `-`, or `[id k="v"]…`
@@ -181,17 +213,19 @@ fn skip_structured_element(text: &[u8]) -> Option<&[u8]> {
 }
 
 /// The event in `message` if `program` is sshd's, with the framing's pid and time.
-fn from_program<'a>(
+pub(crate) fn from_program<'a>(
     program: &[u8],
     pid: Option<u32>,
     time: Option<i64>,
     message: &'a [u8],
-) -> Option<Event<'a>> {
+) -> Parsed<'a> {
     if !is_sshd_program(program) {
-        return None;
+        return Parsed::NotSshd;
     }
-    let event = parse_message(message)?;
-    Some(Event { pid, time, ..event })
+    match parse_message(message) {
+        Some(event) => Parsed::Event(Event { pid, time, ..event }),
+        None => Parsed::Unrecognised,
+    }
 }
 
 /// A process id: at most 10 digits that fit a `u32`.

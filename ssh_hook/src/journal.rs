@@ -8,7 +8,7 @@
 
 use crate::bytes;
 use crate::event::Event;
-use crate::framing::{is_sshd_program, parse_pid};
+use crate::framing::{Parsed, is_sshd_program, parse_pid};
 use crate::message::parse_message;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -18,22 +18,28 @@ const MICROS_PER_SECOND: i64 = 1_000_000;
 
 /// Parses one journal JSON line. Lines that cannot be sshd's (no `sshd`
 /// anywhere in them) are skipped before any JSON is parsed.
-pub(crate) fn parse_json_line(line: &[u8]) -> Option<Event<'static>> {
-    bytes::find(line, b"sshd")?;
-    let entry: Value = serde_json::from_slice(line).ok()?;
-    let fields = entry.as_object()?;
-    let program =
-        text_field(fields, "SYSLOG_IDENTIFIER").or_else(|| text_field(fields, "_COMM"))?;
-    if !is_sshd_program(program.as_bytes()) {
-        return None;
+pub(crate) fn parse_json_line(line: &[u8]) -> Parsed<'static> {
+    if bytes::find(line, b"sshd").is_none() {
+        return Parsed::NotSshd;
     }
-    let message = field_bytes(fields.get("MESSAGE")?)?;
-    let event = parse_message(&message)?.into_owned();
-    Some(Event {
-        pid: pid_field(fields, "_PID").or_else(|| pid_field(fields, "SYSLOG_PID")),
-        time: integer_field(fields, "__REALTIME_TIMESTAMP")
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(line) else {
+        return Parsed::NotSshd;
+    };
+    let program = text_field(&fields, "SYSLOG_IDENTIFIER").or_else(|| text_field(&fields, "_COMM"));
+    if !program.is_some_and(|p| is_sshd_program(p.as_bytes())) {
+        return Parsed::NotSshd;
+    }
+    let Some(message) = fields.get("MESSAGE").and_then(field_bytes) else {
+        return Parsed::Unrecognised;
+    };
+    let Some(event) = parse_message(&message) else {
+        return Parsed::Unrecognised;
+    };
+    Parsed::Event(Event {
+        pid: pid_field(&fields, "_PID").or_else(|| pid_field(&fields, "SYSLOG_PID")),
+        time: integer_field(&fields, "__REALTIME_TIMESTAMP")
             .map(|micros| micros.div_euclid(MICROS_PER_SECOND)),
-        ..event
+        ..event.into_owned()
     })
 }
 
@@ -90,7 +96,7 @@ mod tests {
             "sshd-session",
             r#""Invalid user admin from 203.0.113.5 port 4242""#,
         );
-        let event = parse_json_line(line.as_bytes()).unwrap();
+        let event = parse_json_line(line.as_bytes()).event().unwrap();
         assert_eq!(
             (event.kind, event.pid, event.time),
             (Kind::InvalidUser, Some(4321), Some(1_795_514_401))
@@ -104,7 +110,7 @@ mod tests {
             "sshd",
             r#""Invalid user \"x\" from 6.6.6.6 from 203.0.113.5 port 1""#,
         );
-        let event = parse_json_line(line.as_bytes()).unwrap();
+        let event = parse_json_line(line.as_bytes()).event().unwrap();
         assert_eq!(event.addr.to_string(), "203.0.113.5");
         assert_eq!(event.user.as_deref(), Some(&br#""x" from 6.6.6.6"#[..]));
     }
@@ -114,7 +120,7 @@ mod tests {
         let text = b"Failed password for invalid user \xff\xfe from 203.0.113.5 port 1 ssh2";
         let numbers: Vec<String> = text.iter().map(u8::to_string).collect();
         let line = entry("sshd", &format!("[{}]", numbers.join(",")));
-        let event = parse_json_line(line.as_bytes()).unwrap();
+        let event = parse_json_line(line.as_bytes()).event().unwrap();
         assert_eq!(
             (event.kind, event.user.as_deref()),
             (Kind::FailedAuth, Some(&b"\xff\xfe"[..]))
@@ -124,7 +130,7 @@ mod tests {
     #[test]
     fn comm_stands_in_for_a_missing_identifier() {
         let line = r#"{"_COMM":"sshd","_PID":7,"MESSAGE":"Connection closed by 203.0.113.5 port 2 [preauth]"}"#;
-        let event = parse_json_line(line.as_bytes()).unwrap();
+        let event = parse_json_line(line.as_bytes()).event().unwrap();
         assert_eq!(
             (event.kind, event.pid, event.time),
             (Kind::ConnectionClosedPreauth, Some(7), None)
@@ -137,19 +143,19 @@ mod tests {
             "sudo",
             r#""Invalid user admin from 203.0.113.5 port 4242 sshd""#,
         );
-        assert_eq!(parse_json_line(sudo.as_bytes()), None);
+        assert_eq!(parse_json_line(sudo.as_bytes()), Parsed::NotSshd);
         assert_eq!(
             parse_json_line(br#"{"MESSAGE":"Invalid user a from 203.0.113.5 port 1"}"#),
-            None
+            Parsed::NotSshd
         );
         assert_eq!(
             parse_json_line(br#"{"SYSLOG_IDENTIFIER":"sshd","MESSAGE":null}"#),
-            None
+            Parsed::Unrecognised
         );
         assert_eq!(
             parse_json_line(br#"{"SYSLOG_IDENTIFIER":"sshd", broken"#),
-            None
+            Parsed::NotSshd
         );
-        assert_eq!(parse_json_line(br#"["sshd"]"#), None);
+        assert_eq!(parse_json_line(br#"["sshd"]"#), Parsed::NotSshd);
     }
 }

@@ -11,6 +11,8 @@
 //! - [`framing`]: the line around it (RFC 3164, RFC 5424, rsyslog ISO,
 //!   `journalctl -o short|short-iso|short-precise|short-unix|short-monotonic|cat|json`).
 //!
+//! - [`weigh`]: what each event means for its source's failure count.
+//!
 //! Journal and file followers, and the sshd_config.d key-only policy
 //! renderer, come later. What does not live here: decisions (bans, weights,
 //! windows) belong to `authguard-core`'s policy; the daemon that runs the
@@ -25,7 +27,9 @@ pub mod event;
 pub mod framing;
 mod journal;
 pub mod message;
+pub mod weigh;
 
 pub use event::{Event, Kind, Method};
-pub use framing::parse_line;
+pub use framing::{Parsed, classify_line, parse_line};
 pub use message::parse_message;
+pub use weigh::{Tracker, Verdict, Weights};

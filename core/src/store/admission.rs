@@ -142,12 +142,9 @@ fn admit_in(
         mark_expired(tx, &ban)?;
     }
 
-    let failures: u32 = tx.query_row(
-        "SELECT COUNT(*) FROM attempts WHERE source = ?1 AND live = 1 AND at > ?2",
-        params![source, now - find_time_secs(policy)],
-        |r| r.get(0),
-    )?;
-    if failures >= policy.max_failures.0 {
+    let failures = live_failures(tx, &source, now - find_time_secs(policy))?;
+    if failures >= f64::from(policy.max_failures.0) {
+        let failures = whole(failures);
         let ban = insert_ban(
             tx,
             config,
@@ -172,8 +169,28 @@ fn admit_in(
     Ok(Decision::Admitted {
         attempt_id,
         source,
-        failures: failures + 1,
+        failures: whole(failures) + 1,
     })
+}
+
+/// The weight of the source's failures that still count (PAM attempts
+/// weigh 1; log events may weigh less), since `since`.
+pub(crate) fn live_failures(
+    tx: &Transaction<'_>,
+    source: &str,
+    since: Timestamp,
+) -> Result<f64, StoreError> {
+    Ok(tx.query_row(
+        "SELECT total(weight) FROM attempts WHERE source = ?1 AND live = 1 AND at > ?2",
+        params![source, since],
+        |r| r.get(0),
+    )?)
+}
+
+/// A failure weight as the whole failures shown to people (rounded down).
+pub(crate) fn whole(weight: f64) -> u32 {
+    // Saturating float-to-int cast: weights are small and never negative.
+    weight.floor() as u32
 }
 
 fn record(
@@ -200,11 +217,11 @@ fn record(
     Ok(tx.last_insert_rowid())
 }
 
-fn cap(user: &[u8]) -> &[u8] {
+pub(crate) fn cap(user: &[u8]) -> &[u8] {
     &user[..user.len().min(MAX_USER_BYTES)]
 }
 
-fn find_time_secs(policy: &PolicyConfig) -> i64 {
+pub(crate) fn find_time_secs(policy: &PolicyConfig) -> i64 {
     i64::try_from(policy.find_time.0.0.as_secs()).unwrap_or(i64::MAX)
 }
 

@@ -5,6 +5,7 @@
 //! - [`bans`]: creating, lifting, listing bans; a source's history.
 //! - [`allow`]: the allow list kept in the store.
 //! - [`changes`]: active bans and the change log the daemon follows.
+//! - [`log_events`]: events from sshd's log, counted and banned like PAM's.
 //!
 //! A [`Store`] is one connection, opened for one job and dropped after it:
 //! nothing here is kept in a static or across a fork.
@@ -13,6 +14,7 @@ pub mod admission;
 pub mod allow;
 pub mod bans;
 pub mod changes;
+pub mod log_events;
 pub mod schema;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};

@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -81,6 +81,15 @@ const MIGRATIONS: [&str; 3] = [
         BEGIN INSERT INTO ban_changes (source) VALUES (NEW.source); END;
     CREATE TRIGGER ban_changes_delete AFTER DELETE ON bans WHEN OLD.ended IS NULL
         BEGIN INSERT INTO ban_changes (source) VALUES (OLD.source); END;
+    "#,
+    // 3 → 4: events from sshd's log. A failure may weigh less than one (a
+    // protocol probe); `kind` is the sshd event, `line` the raw log line
+    // (evidence for abuse reports). The log follower's position (journal
+    // cursor, file offset) lives in `meta`.
+    r#"
+    ALTER TABLE attempts ADD COLUMN weight REAL NOT NULL DEFAULT 1;
+    ALTER TABLE attempts ADD COLUMN kind TEXT;
+    ALTER TABLE attempts ADD COLUMN line BLOB;
     "#,
 ];
 

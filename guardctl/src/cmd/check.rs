@@ -161,6 +161,13 @@ fn pam_finding(pam_file: &Path) -> Finding {
     }
 }
 
+/// True when the PAM file names pam_authguard.so on an `auth` line
+/// (`[sshd_log] pam_module = "auto"`).
+pub(crate) fn pam_file_uses_module(pam_file: &Path) -> bool {
+    std::fs::read_to_string(pam_file)
+        .is_ok_and(|text| !matches!(locate_pam_line(&text), PamLine::Missing))
+}
+
 fn locate_pam_line(text: &str) -> PamLine {
     let mut seen_password_check = false;
     for line in text.lines() {

@@ -4,6 +4,7 @@ mod allow;
 mod bans;
 mod check;
 mod daemon;
+mod scan;
 mod status;
 
 use crate::cli::Command;
@@ -33,6 +34,12 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         } => bans::unban(ctx, target.as_ref(), forget),
         Command::Allow(a) => allow::run(ctx, a),
         Command::Check { pam_file } => check::check(ctx, &pam_file),
+        Command::Scan {
+            input,
+            events,
+            show_missed,
+            json,
+        } => scan::scan(ctx, &input, events, show_missed, json.json),
         Command::Daemon => daemon::daemon(ctx),
     }
 }

@@ -1,0 +1,247 @@
+//! Events from sshd's own log (what PAM never sees), recorded against
+//! their source like PAM's attempts, and banning the same way (origin
+//! `sshd-log`). Whether an event is a failure, and its weight, is decided
+//! by `ssh_hook::weigh`; this module only counts and bans.
+//!
+//! Events arrive in batches, one write transaction per batch, so a burst of
+//! 10,000 lines costs a few short transactions, never 10,000, and a login
+//! waits behind at most one batch.
+
+use super::admission::{cap, find_time_secs, live_failures, whole};
+use super::bans::{
+    BanLength, BanRecord, NewBan, insert_ban, mark_expired, open_bans_containing, subnet_rule,
+};
+use super::{Store, StoreError, allow};
+use crate::addr;
+use crate::config::Config;
+use crate::time::Timestamp;
+use rusqlite::{Transaction, params};
+use std::net::IpAddr;
+
+/// What one log event is worth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Worth {
+    /// A failure of this weight (1 = a full failure).
+    Failure(f64),
+    /// Kept as evidence (abuse reports), not counted.
+    Evidence,
+    /// A successful login: forgives that user's pending failures from the source.
+    Success,
+}
+
+/// One sshd log event to record.
+#[derive(Debug, Clone, Copy)]
+pub struct LogEvent<'a> {
+    /// The client's address.
+    pub ip: IpAddr,
+    /// The user name it asked for, if the line names one.
+    pub user: Option<&'a [u8]>,
+    /// The event's kind, as `guardctl scan --json` names it.
+    pub kind: &'a str,
+    /// What it is worth.
+    pub worth: Worth,
+    /// The raw log line (kept for abuse reports).
+    pub line: &'a [u8],
+    /// When sshd logged it (the follower's clock when the line has no time).
+    pub at: Timestamp,
+}
+
+/// What recording one event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogOutcome {
+    /// The address is allowed: nothing recorded.
+    Allowed,
+    /// Recorded as evidence or success; nothing counted.
+    Noted,
+    /// A ban already covers the source.
+    AlreadyBanned,
+    /// Counted; the source's failures within `find_time` now weigh this much.
+    Counted(f64),
+    /// This event tipped a ban (and maybe a subnet ban).
+    Banned(Box<BanRecord>, Option<Box<BanRecord>>),
+}
+
+/// The longest raw line kept.
+const MAX_LINE_BYTES: usize = 2048;
+
+impl Store {
+    /// Records `events` in one write transaction; one outcome per event.
+    pub fn record_log_events(
+        &mut self,
+        config: &Config,
+        events: &[LogEvent<'_>],
+        now: Timestamp,
+    ) -> Result<Vec<LogOutcome>, StoreError> {
+        self.write(|tx| {
+            events
+                .iter()
+                .map(|e| record_one(tx, config, e, now))
+                .collect()
+        })
+    }
+}
+
+fn record_one(
+    tx: &Transaction<'_>,
+    config: &Config,
+    event: &LogEvent<'_>,
+    now: Timestamp,
+) -> Result<LogOutcome, StoreError> {
+    let policy = &config.policy;
+    if config.allows(event.ip) || allow::allowed_by(tx, event.ip)?.is_some() {
+        return Ok(LogOutcome::Allowed);
+    }
+    let source_net = addr::source_of(event.ip, policy.ipv4_prefix.0, policy.ipv6_prefix.0);
+    let source = addr::display(&source_net);
+    let user = cap(event.user.unwrap_or_default());
+    let weight = match event.worth {
+        Worth::Failure(w) => w,
+        Worth::Evidence => 0.0,
+        Worth::Success => {
+            insert(tx, event, &source, "success", false, 0.0)?;
+            tx.execute(
+                "UPDATE attempts SET live = 0 WHERE source = ?1 AND user = ?2 AND live = 1",
+                params![source, user],
+            )?;
+            return Ok(LogOutcome::Noted);
+        }
+    };
+    for ban in open_bans_containing(tx, event.ip)? {
+        if ban.is_active(now) {
+            insert(tx, event, &source, "refused", false, weight)?;
+            return Ok(LogOutcome::AlreadyBanned);
+        }
+        mark_expired(tx, &ban)?;
+    }
+    if weight <= 0.0 {
+        insert(tx, event, &source, "failure", false, 0.0)?;
+        return Ok(LogOutcome::Noted);
+    }
+    insert(tx, event, &source, "failure", true, weight)?;
+    let failures = live_failures(tx, &source, now - find_time_secs(policy))?;
+    if failures < f64::from(policy.max_failures.0) {
+        return Ok(LogOutcome::Counted(failures));
+    }
+    let reason = format!(
+        "{} failures within {} in sshd's log (last: {})",
+        whole(failures),
+        policy.find_time.0,
+        event.kind
+    );
+    let new = NewBan {
+        net: source_net,
+        length: BanLength::Escalated,
+        reason: &reason,
+        origin: "sshd-log",
+        failures: whole(failures),
+    };
+    let ban = insert_ban(tx, config, &new, now)?;
+    let subnet = subnet_rule(tx, config, &source_net, now)?.map(Box::new);
+    Ok(LogOutcome::Banned(Box::new(ban), subnet))
+}
+
+fn insert(
+    tx: &Transaction<'_>,
+    event: &LogEvent<'_>,
+    source: &str,
+    outcome: &str,
+    live: bool,
+    weight: f64,
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO attempts (at, source, address, user, service, origin, outcome, live, weight, kind, line)
+         VALUES (?1, ?2, ?3, ?4, 'sshd', 'sshd-log', ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let line = &event.line[..event.line.len().min(MAX_LINE_BYTES)];
+    stmt.execute(params![
+        event.at,
+        source,
+        event.ip.to_string(),
+        cap(event.user.unwrap_or_default()),
+        outcome,
+        live,
+        weight,
+        event.kind,
+        line
+    ])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::TempStore;
+
+    fn event(ip: &str, worth: Worth, at: Timestamp) -> LogEvent<'static> {
+        LogEvent {
+            ip: ip.parse().unwrap(),
+            user: Some(b"root"),
+            kind: "closed-after-failed-keys",
+            worth,
+            line: b"Connection closed by authenticating user root 203.0.113.5 port 4000 [preauth]",
+            at,
+        }
+    }
+
+    #[test]
+    fn five_weighted_failures_ban_with_origin_sshd_log() {
+        let t = TempStore::new("log-events");
+        let mut s = t.open();
+        let config = Config::default();
+        let mut batch = vec![event("203.0.113.5", Worth::Evidence, 100)];
+        batch.extend((0..4).map(|i| event("203.0.113.5", Worth::Failure(1.0), 100 + i)));
+        batch.push(event("203.0.113.5", Worth::Failure(0.5), 105));
+        let out = s.record_log_events(&config, &batch, 110).unwrap();
+        assert_eq!(out[0], LogOutcome::Noted);
+        assert_eq!(out[5], LogOutcome::Counted(4.5), "{out:?}");
+        let out = s
+            .record_log_events(
+                &config,
+                &[event("203.0.113.5", Worth::Failure(0.5), 106)],
+                110,
+            )
+            .unwrap();
+        let LogOutcome::Banned(ban, None) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(ban.origin, "sshd-log");
+        assert_eq!(ban.source, "203.0.113.5");
+        let later = s
+            .record_log_events(
+                &config,
+                &[event("203.0.113.5", Worth::Failure(1.0), 111)],
+                111,
+            )
+            .unwrap();
+        assert_eq!(later[0], LogOutcome::AlreadyBanned);
+        let allowed = s
+            .record_log_events(
+                &config,
+                &[event("127.0.0.1", Worth::Failure(1.0), 111)],
+                111,
+            )
+            .unwrap();
+        assert_eq!(allowed[0], LogOutcome::Allowed);
+    }
+
+    #[test]
+    fn a_success_forgives_that_users_failures() {
+        let t = TempStore::new("log-success");
+        let mut s = t.open();
+        let config = Config::default();
+        let fails: Vec<_> = (0..4)
+            .map(|i| event("198.51.100.9", Worth::Failure(1.0), 100 + i))
+            .collect();
+        s.record_log_events(&config, &fails, 110).unwrap();
+        s.record_log_events(&config, &[event("198.51.100.9", Worth::Success, 105)], 110)
+            .unwrap();
+        let out = s
+            .record_log_events(
+                &config,
+                &[event("198.51.100.9", Worth::Failure(1.0), 106)],
+                110,
+            )
+            .unwrap();
+        assert_eq!(out[0], LogOutcome::Counted(1.0));
+    }
+}

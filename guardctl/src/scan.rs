@@ -1,0 +1,239 @@
+//! `guardctl scan`'s arithmetic: what a log holds (lines, sshd lines,
+//! events by kind, failures by source) and which sources the current
+//! policy would have banned, replaying the events in order. No store, no
+//! firewall: a dry run, like fail2ban-regex.
+
+use authguard_core::config::Config;
+use authguard_core::{addr, policy};
+use ssh_hook::{Event, Kind, Tracker, Verdict, Weights};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// A source the policy would ban, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WouldBan {
+    /// The source (`203.0.113.7`, `2001:db8::/64`).
+    pub source: String,
+    /// How many bans it would have earned.
+    pub bans: u32,
+    /// The line that tipped its first ban (counted from 1).
+    pub first_line: u64,
+}
+
+/// Everything counted so far.
+#[derive(Debug)]
+pub struct Tally {
+    /// Lines read.
+    pub lines: u64,
+    /// Lines from sshd (recognised or not).
+    pub sshd_lines: u64,
+    /// Lines holding an event.
+    pub events: u64,
+    /// sshd lines holding no known event.
+    pub missed: u64,
+    /// Events by kind.
+    pub by_kind: BTreeMap<&'static str, u64>,
+    /// Failure weight by source.
+    pub failures: HashMap<String, f64>,
+    /// Sources the policy would ban.
+    pub would_ban: BTreeMap<String, WouldBan>,
+    tracker: Tracker,
+    weights: Weights,
+    windows: HashMap<String, Window>,
+    config: Config,
+    last_time: i64,
+}
+
+/// One source's failures within `find_time`, and its ban, replayed.
+#[derive(Debug, Default)]
+struct Window {
+    failures: VecDeque<(i64, f64)>,
+    banned_until: Option<i64>,
+    bans: u32,
+}
+
+impl Tally {
+    /// An empty tally for the policy in `config`.
+    pub fn new(config: &Config, weights: Weights) -> Tally {
+        Tally {
+            lines: 0,
+            sshd_lines: 0,
+            events: 0,
+            missed: 0,
+            by_kind: BTreeMap::new(),
+            failures: HashMap::new(),
+            would_ban: BTreeMap::new(),
+            tracker: Tracker::new(),
+            weights,
+            windows: HashMap::new(),
+            config: config.clone(),
+            last_time: 0,
+        }
+    }
+
+    /// Counts one line that is not sshd's.
+    pub fn other_line(&mut self) {
+        self.lines += 1;
+    }
+
+    /// Counts one sshd line without a known event.
+    pub fn missed_line(&mut self) {
+        self.lines += 1;
+        self.sshd_lines += 1;
+        self.missed += 1;
+    }
+
+    /// Counts one event; returns its verdict.
+    pub fn event(&mut self, event: &Event<'_>) -> Verdict {
+        self.lines += 1;
+        self.sshd_lines += 1;
+        self.events += 1;
+        *self.by_kind.entry(event.kind.as_str()).or_default() += 1;
+        let verdict = self.tracker.weigh(event, &self.weights);
+        // Lines without a time (bare messages) count as simultaneous with the last timed one.
+        let at = event.time.unwrap_or(self.last_time);
+        self.last_time = at;
+        if let Verdict::Failure { weight, .. } = verdict
+            && !self.config.allows(event.addr)
+        {
+            let p = &self.config.policy;
+            let source = addr::display(&addr::source_of(
+                event.addr,
+                p.ipv4_prefix.0,
+                p.ipv6_prefix.0,
+            ));
+            *self.failures.entry(source.clone()).or_default() += weight;
+            self.replay(source, at, weight);
+        }
+        verdict
+    }
+
+    fn replay(&mut self, source: String, at: i64, weight: f64) {
+        let p = &self.config.policy;
+        let find_time = secs(p.find_time.0.0);
+        let window = self.windows.entry(source.clone()).or_default();
+        if window.banned_until.is_some_and(|until| at < until) {
+            return;
+        }
+        window.failures.push_back((at, weight));
+        while window
+            .failures
+            .front()
+            .is_some_and(|&(t, _)| t <= at - find_time)
+        {
+            window.failures.pop_front();
+        }
+        let total: f64 = window.failures.iter().map(|&(_, w)| w).sum();
+        if total < f64::from(p.max_failures.0) {
+            return;
+        }
+        window.failures.clear();
+        let length = policy::escalate(
+            p.ban_time.0.0,
+            p.ban_time_factor.0,
+            window.bans,
+            p.ban_time_max.0.0,
+        );
+        window.banned_until = Some(at.saturating_add(secs(length)));
+        window.bans += 1;
+        let line = self.lines;
+        let entry = self.would_ban.entry(source.clone()).or_insert(WouldBan {
+            source,
+            bans: 0,
+            first_line: line,
+        });
+        entry.bans = window.bans;
+    }
+
+    /// Sources by failure weight, heaviest first.
+    pub fn top_sources(&self, n: usize) -> Vec<(&str, f64)> {
+        let mut v: Vec<(&str, f64)> = self
+            .failures
+            .iter()
+            .map(|(s, w)| (s.as_str(), *w))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        v.truncate(n);
+        v
+    }
+
+    /// Every kind with its count (zero included), in report order.
+    pub fn kinds(&self) -> Vec<(&'static str, u64)> {
+        Kind::ALL
+            .iter()
+            .map(|k| {
+                (
+                    k.as_str(),
+                    self.by_kind.get(k.as_str()).copied().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights() -> Weights {
+        Weights {
+            probe: 0.5,
+            pam_active: false,
+        }
+    }
+
+    #[test]
+    fn a_key_scanner_is_banned_after_five_dropped_connections_and_counted_once() {
+        let config = Config::default();
+        let mut t = Tally::new(&config, weights());
+        for port in 1..=6u16 {
+            for line in [
+                format!(
+                    "Nov 24 10:00:0{} h sshd[9]: Failed publickey for root from 203.0.113.5 port {port} ssh2: RSA SHA256:x",
+                    port
+                ),
+                format!(
+                    "Nov 24 10:00:0{} h sshd[9]: Connection closed by authenticating user root 203.0.113.5 port {port} [preauth]",
+                    port
+                ),
+                format!(
+                    "Nov 24 10:00:0{} h CRON[1]: pam_unix(cron:session): session opened",
+                    port
+                ),
+            ] {
+                match ssh_hook::classify_line(line.as_bytes(), 2026) {
+                    ssh_hook::Parsed::Event(e) => {
+                        t.event(&e);
+                    }
+                    ssh_hook::Parsed::Unrecognised => t.missed_line(),
+                    ssh_hook::Parsed::NotSshd => t.other_line(),
+                }
+            }
+        }
+        assert_eq!((t.lines, t.sshd_lines, t.events, t.missed), (18, 12, 12, 0));
+        assert_eq!(t.failures["203.0.113.5"], 6.0);
+        let ban = &t.would_ban["203.0.113.5"];
+        assert_eq!(
+            (ban.bans, ban.first_line),
+            (1, 14),
+            "tipped by the fifth close"
+        );
+        assert_eq!(t.by_kind["failed-auth"], 6);
+    }
+
+    #[test]
+    fn allowed_sources_are_never_banned() {
+        let config = Config::default();
+        let mut t = Tally::new(&config, weights());
+        for port in 1..=9u16 {
+            let line = format!("Invalid user x from 127.0.0.5 port {port}");
+            let e = ssh_hook::parse_message(line.as_bytes()).unwrap();
+            t.event(&e);
+        }
+        assert!(t.would_ban.is_empty());
+        assert!(t.failures.is_empty());
+    }
+}

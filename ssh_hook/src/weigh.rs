@@ -1,0 +1,283 @@
+//! What an sshd event means for its source's failure count: the policy
+//! table README.md documents, in one place.
+//!
+//! - A failed public key alone is not a failure: clients try several keys
+//!   before the right one. A connection that *ends before authentication*
+//!   after only failed keys is one.
+//! - Password and keyboard-interactive failures count once: when the PAM
+//!   module is active it has counted them already, so the log is evidence.
+//! - Protocol probes (no banner, junk, old key exchange, timeouts) weigh
+//!   `probe_weight`.
+//!
+//! A [`Tracker`] remembers, per connection, what it has seen, so the close
+//! of a key-only connection can be told from any other close.
+
+use crate::event::{Event, Kind, Method};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// How much an event counts toward a ban of its source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// A failure of this weight (1.0 for a full failure).
+    Failure {
+        /// Added to the source's failures within `find_time`.
+        weight: f64,
+        /// Why, for logs and `guardctl scan`.
+        why: &'static str,
+    },
+    /// Known, but not counted (kept as evidence).
+    Evidence,
+    /// A successful login.
+    Success,
+}
+
+impl Verdict {
+    /// True for a counted failure.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Verdict::Failure { .. })
+    }
+}
+
+/// The knobs of the table (`[sshd_log]` in the config).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weights {
+    /// Weight of a protocol probe (0 makes probes evidence only).
+    pub probe: f64,
+    /// The PAM module guards sshd: password and keyboard-interactive
+    /// failures in the log are then evidence only (PAM counted them).
+    pub pam_active: bool,
+}
+
+/// The most connections remembered at once; past it the oldest half is
+/// forgotten (a flood of half-open connections cannot grow memory).
+const MAX_CONNECTIONS: usize = 65_536;
+
+/// One connection: the client's address and port (or the logging pid when
+/// an old sshd left the port out).
+type Connection = (IpAddr, Option<u16>, Option<u32>);
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    failed_keys: bool,
+    counted: bool,
+    order: u64,
+}
+
+/// Per-connection memory across lines.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    connections: HashMap<Connection, Seen>,
+    next: u64,
+}
+
+impl Tracker {
+    /// A tracker that has seen nothing.
+    pub fn new() -> Tracker {
+        Tracker::default()
+    }
+
+    /// The verdict on `event`, remembering what it says about its connection.
+    pub fn weigh(&mut self, event: &Event<'_>, weights: &Weights) -> Verdict {
+        let key = connection(event);
+        match event.kind {
+            Kind::FailedAuth => self.failed_auth(key, event.method, weights),
+            Kind::InvalidUser | Kind::NotAllowed => self.count_once(key, "invalid or refused user"),
+            Kind::MaxAuthTries | Kind::TooManyAuthFailures => {
+                self.count_once(key, "too many authentication attempts")
+            }
+            Kind::ConnectionClosedPreauth | Kind::Disconnected | Kind::ReceivedDisconnect => {
+                self.closed(key)
+            }
+            Kind::PamAuthFailure => Verdict::Evidence,
+            Kind::NoIdentification
+            | Kind::BannerError
+            | Kind::UnableToNegotiate
+            | Kind::BadProtocolVersion
+            | Kind::PreauthTimeout => probe(weights),
+            Kind::Accepted => {
+                self.connections.remove(&key);
+                Verdict::Success
+            }
+        }
+    }
+
+    fn failed_auth(&mut self, key: Connection, method: Option<Method>, w: &Weights) -> Verdict {
+        match method {
+            Some(Method::Password | Method::KeyboardInteractive) if !w.pam_active => {
+                self.seen(key).counted = true;
+                Verdict::Failure {
+                    weight: 1.0,
+                    why: "failed password",
+                }
+            }
+            Some(Method::Password | Method::KeyboardInteractive) => {
+                // PAM counted it; the close of this connection must not count again.
+                self.seen(key).counted = true;
+                Verdict::Evidence
+            }
+            _ => {
+                self.seen(key).failed_keys = true;
+                Verdict::Evidence
+            }
+        }
+    }
+
+    fn count_once(&mut self, key: Connection, why: &'static str) -> Verdict {
+        let seen = self.seen(key);
+        if seen.counted {
+            return Verdict::Evidence;
+        }
+        seen.counted = true;
+        Verdict::Failure { weight: 1.0, why }
+    }
+
+    fn closed(&mut self, key: Connection) -> Verdict {
+        match self.connections.remove(&key) {
+            Some(seen) if seen.failed_keys && !seen.counted => Verdict::Failure {
+                weight: 1.0,
+                why: "closed before authentication after only failed keys",
+            },
+            _ => Verdict::Evidence,
+        }
+    }
+
+    fn seen(&mut self, key: Connection) -> &mut Seen {
+        if self.connections.len() >= MAX_CONNECTIONS && !self.connections.contains_key(&key) {
+            self.forget_oldest_half();
+        }
+        self.next += 1;
+        let order = self.next;
+        self.connections.entry(key).or_insert(Seen {
+            order,
+            ..Seen::default()
+        })
+    }
+
+    fn forget_oldest_half(&mut self) {
+        let mut orders: Vec<u64> = self.connections.values().map(|s| s.order).collect();
+        orders.sort_unstable();
+        let cutoff = orders[orders.len() / 2];
+        self.connections.retain(|_, s| s.order > cutoff);
+    }
+}
+
+fn probe(weights: &Weights) -> Verdict {
+    if weights.probe > 0.0 {
+        Verdict::Failure {
+            weight: weights.probe,
+            why: "protocol probe",
+        }
+    } else {
+        Verdict::Evidence
+    }
+}
+
+fn connection(event: &Event<'_>) -> Connection {
+    match event.port {
+        Some(port) => (event.addr, Some(port), None),
+        None => (event.addr, None, event.pid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_message;
+
+    const PAM_OFF: Weights = Weights {
+        probe: 0.5,
+        pam_active: false,
+    };
+    const PAM_ON: Weights = Weights {
+        probe: 0.5,
+        pam_active: true,
+    };
+
+    fn verdicts(lines: &[&str], w: &Weights) -> Vec<Verdict> {
+        let mut t = Tracker::new();
+        lines
+            .iter()
+            .map(|l| {
+                let e = parse_message(l.as_bytes()).unwrap_or_else(|| panic!("not parsed: {l}"));
+                t.weigh(&e, w)
+            })
+            .collect()
+    }
+
+    fn weight(v: &[Verdict]) -> f64 {
+        v.iter()
+            .map(|v| match v {
+                Verdict::Failure { weight, .. } => *weight,
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn failed_keys_count_only_when_the_connection_ends_unauthenticated() {
+        let scanner = [
+            "Failed publickey for root from 203.0.113.5 port 4000 ssh2: ED25519 SHA256:abc",
+            "Failed publickey for root from 203.0.113.5 port 4000 ssh2: RSA SHA256:def",
+            "Connection closed by authenticating user root 203.0.113.5 port 4000 [preauth]",
+        ];
+        assert_eq!(weight(&verdicts(&scanner, &PAM_ON)), 1.0);
+        let owner = [
+            "Failed publickey for me from 192.0.2.7 port 5000 ssh2: RSA SHA256:old",
+            "Accepted publickey for me from 192.0.2.7 port 5000 ssh2: ED25519 SHA256:new",
+        ];
+        assert_eq!(
+            verdicts(&owner, &PAM_ON),
+            [Verdict::Evidence, Verdict::Success]
+        );
+    }
+
+    #[test]
+    fn passwords_count_once_whoever_saw_them() {
+        let lines = [
+            "Failed password for root from 203.0.113.5 port 4001 ssh2",
+            "Failed password for root from 203.0.113.5 port 4001 ssh2",
+            "error: maximum authentication attempts exceeded for root from 203.0.113.5 port 4001 ssh2 [preauth]",
+            "Disconnecting authenticating user root 203.0.113.5 port 4001: Too many authentication failures [preauth]",
+            "Connection closed by authenticating user root 203.0.113.5 port 4001 [preauth]",
+        ];
+        assert_eq!(
+            weight(&verdicts(&lines, &PAM_OFF)),
+            2.0,
+            "two passwords, no more"
+        );
+        assert_eq!(weight(&verdicts(&lines, &PAM_ON)), 0.0, "PAM counted them");
+    }
+
+    #[test]
+    fn invalid_users_and_probes() {
+        let lines = [
+            "Invalid user admin from 203.0.113.9 port 6000",
+            "Connection closed by invalid user admin 203.0.113.9 port 6000 [preauth]",
+            "Did not receive identification string from 203.0.113.9 port 6001",
+            "Bad protocol version identification 'GET / HTTP/1.1' from 203.0.113.9 port 6002",
+        ];
+        let v = verdicts(&lines, &PAM_ON);
+        assert_eq!(weight(&v), 2.0, "{v:?}");
+        let no_probes = Weights {
+            probe: 0.0,
+            pam_active: true,
+        };
+        assert_eq!(weight(&verdicts(&lines, &no_probes)), 1.0);
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_flood_of_half_open_connections() {
+        let mut t = Tracker::new();
+        for i in 0..200_000u32 {
+            let line = format!(
+                "Failed publickey for x from 10.{}.0.1 port {} ssh2: RSA SHA256:k",
+                i / 60_000,
+                i % 60_000 + 1
+            );
+            let e = parse_message(line.as_bytes()).unwrap();
+            t.weigh(&e, &PAM_ON);
+        }
+        assert!(t.connections.len() <= MAX_CONNECTIONS);
+    }
+}
