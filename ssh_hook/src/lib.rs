@@ -24,6 +24,7 @@ mod address;
 mod bytes;
 mod civil_time;
 pub mod event;
+pub mod follow;
 pub mod framing;
 mod journal;
 pub mod message;
