@@ -11,6 +11,7 @@ mod cli;
 mod cmd;
 mod context;
 mod firewall;
+mod ingest;
 mod output;
 mod scan;
 

@@ -3,7 +3,10 @@
 //!
 //! - A failed public key alone is not a failure: clients try several keys
 //!   before the right one. A connection that *ends before authentication*
-//!   after only failed keys is one.
+//!   after only failed keys is one. At sshd's default LogLevel INFO the
+//!   failed keys of a valid user are not logged at all: the close then says
+//!   `authenticating user U`, which only a client that tried to log in and
+//!   gave up unauthenticated produces, and counts the same.
 //! - Password and keyboard-interactive failures count once: when the PAM
 //!   module is active it has counted them already, so the log is evidence.
 //! - Protocol probes (no banner, junk, old key exchange, timeouts) weigh
@@ -25,6 +28,10 @@ pub enum Verdict {
         weight: f64,
         /// Why, for logs and `guardctl scan`.
         why: &'static str,
+        /// The PAM module may have counted this attempt already (a
+        /// keyboard-interactive try sshd logs only at VERBOSE): the store
+        /// counts it only if PAM recorded nothing from the source just before.
+        unless_pam_saw_it: bool,
     },
     /// Known, but not counted (kept as evidence).
     Evidence,
@@ -87,7 +94,7 @@ impl Tracker {
                 self.count_once(key, "too many authentication attempts")
             }
             Kind::ConnectionClosedPreauth | Kind::Disconnected | Kind::ReceivedDisconnect => {
-                self.closed(key)
+                self.closed(key, event.user.is_some(), weights)
             }
             Kind::PamAuthFailure => Verdict::Evidence,
             Kind::NoIdentification
@@ -109,6 +116,7 @@ impl Tracker {
                 Verdict::Failure {
                     weight: 1.0,
                     why: "failed password",
+                    unless_pam_saw_it: false,
                 }
             }
             Some(Method::Password | Method::KeyboardInteractive) => {
@@ -129,16 +137,22 @@ impl Tracker {
             return Verdict::Evidence;
         }
         seen.counted = true;
-        Verdict::Failure { weight: 1.0, why }
+        Verdict::Failure {
+            weight: 1.0,
+            why,
+            unless_pam_saw_it: false,
+        }
     }
 
-    fn closed(&mut self, key: Connection) -> Verdict {
-        match self.connections.remove(&key) {
-            Some(seen) if seen.failed_keys && !seen.counted => Verdict::Failure {
-                weight: 1.0,
-                why: "closed before authentication after only failed keys",
-            },
-            _ => Verdict::Evidence,
+    fn closed(&mut self, key: Connection, authenticating: bool, w: &Weights) -> Verdict {
+        let seen = self.connections.remove(&key).unwrap_or_default();
+        if seen.counted || !(seen.failed_keys || authenticating) {
+            return Verdict::Evidence;
+        }
+        Verdict::Failure {
+            weight: 1.0,
+            why: "closed before authentication",
+            unless_pam_saw_it: w.pam_active && !seen.failed_keys,
         }
     }
 
@@ -167,6 +181,7 @@ fn probe(weights: &Weights) -> Verdict {
         Verdict::Failure {
             weight: weights.probe,
             why: "protocol probe",
+            unless_pam_saw_it: false,
         }
     } else {
         Verdict::Evidence
@@ -247,6 +262,26 @@ mod tests {
             "two passwords, no more"
         );
         assert_eq!(weight(&verdicts(&lines, &PAM_ON)), 0.0, "PAM counted them");
+    }
+
+    #[test]
+    fn a_valid_users_close_counts_even_when_info_hid_the_failed_keys() {
+        let at_info =
+            ["Connection closed by authenticating user root 203.0.113.5 port 4002 [preauth]"];
+        let v = verdicts(&at_info, &PAM_ON);
+        assert_eq!(weight(&v), 1.0);
+        assert!(
+            matches!(
+                v[0],
+                Verdict::Failure {
+                    unless_pam_saw_it: true,
+                    ..
+                }
+            ),
+            "PAM may have counted a keyboard-interactive try: {v:?}"
+        );
+        let banner_grab = ["Connection closed by 203.0.113.5 port 4003 [preauth]"];
+        assert_eq!(verdicts(&banner_grab, &PAM_ON), [Verdict::Evidence]);
     }
 
     #[test]

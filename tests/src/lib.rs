@@ -750,11 +750,20 @@ impl Sshd {
 
     /// sshd with the given stack.
     pub fn with_stack(stack: Stack) -> Sshd {
+        Sshd::with_stack_and_config(stack, "")
+    }
+
+    /// sshd with the given stack and `extra` sshd_config text. sshd keeps a
+    /// keyword's *first* value, so the lines of `extra` before its first
+    /// `Match` go in front of the harness's config (and override it, e.g.
+    /// `LoginGraceTime 5`); a `Match` block and everything after it go at the
+    /// end, where `Match` must be. The result is checked with `sshd -T`.
+    pub fn with_stack_and_config(stack: Stack, extra: &str) -> Sshd {
         let (dir, path) = prepare_sshd_dir(&stack);
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port();
-            write_sshd_config(&path, port, &["127.0.0.1"]);
+            write_sshd_config_extra(&path, port, &["127.0.0.1"], extra);
             let mut child = spawn_sshd(&path, None);
             let deadline = Instant::now() + Duration::from_secs(10);
             let mut exited = None;
@@ -829,7 +838,13 @@ impl Sshd {
 
     /// sshd's own log (`-E`).
     pub fn sshd_log(&self) -> String {
-        std::fs::read_to_string(self.path.join("sshd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.sshd_log_path()).unwrap_or_default()
+    }
+
+    /// The file sshd logs to (`sshd -E FILE`): bare messages, one a line,
+    /// as sshd and its pre-authentication children wrote them.
+    pub fn sshd_log_path(&self) -> PathBuf {
+        self.path.join("sshd.log")
     }
 
     /// sshd's log and reached.log, for assertion messages.
@@ -1000,13 +1015,31 @@ fn free_port() -> u16 {
 }
 
 pub(crate) fn write_sshd_config(dir: &Path, port: u16, listen: &[&str]) {
+    write_sshd_config_extra(dir, port, listen, "");
+}
+
+/// [`write_sshd_config`] with `extra` config text, split as
+/// [`Sshd::with_stack_and_config`] describes.
+fn write_sshd_config_extra(dir: &Path, port: u16, listen: &[&str], extra: &str) {
+    let (extra_head, extra_tail) = match extra
+        .match_indices("Match ")
+        .find(|&(at, _)| at == 0 || extra.as_bytes()[at - 1] == b'\n')
+    {
+        Some((at, _)) => extra.split_at(at),
+        None => (extra, ""),
+    };
+    let extra_head = match extra_head {
+        "" => String::new(),
+        head if head.ends_with('\n') => head.to_owned(),
+        head => format!("{head}\n"),
+    };
     let d = dir.display();
     let listen: String = listen
         .iter()
         .map(|a| format!("ListenAddress {a}\n"))
         .collect();
     let mut cfg = format!(
-        "Port {port}
+        "{extra_head}Port {port}
 {listen}HostKey {d}/host_ed25519
 PidFile {d}/sshd.pid
 UsePAM yes
@@ -1044,6 +1077,26 @@ PrintMotd no
     if t.stdout.contains("persourcepenalties") {
         cfg.push_str("PerSourcePenalties no\n");
         write_file(&path, &cfg, 0o644);
+    }
+    if !extra_tail.is_empty() {
+        cfg.push_str(extra_tail);
+        if !cfg.ends_with('\n') {
+            cfg.push('\n');
+        }
+        write_file(&path, &cfg, 0o644);
+        let t = run_with_timeout(
+            Command::new("/usr/sbin/sshd")
+                .arg("-T")
+                .arg("-f")
+                .arg(&path),
+            None,
+            CLIENT_TIMEOUT,
+        );
+        assert!(
+            t.status.success(),
+            "sshd -T rejects the test config with its Match blocks: {}\n--- sshd_config ---\n{cfg}",
+            t.describe()
+        );
     }
 }
 
@@ -1241,6 +1294,72 @@ pub fn ssh_key(port: u16, source_ip: &str, user: &str, key: &Path) -> ClientResu
         .arg(format!("{user}@127.0.0.1"))
         .arg("echo logged-in");
     finish_client(source_ip, run_with_timeout(&mut cmd, None, CLIENT_TIMEOUT))
+}
+
+/// A plain TCP connection from `source` (any 127.0.0.0/8 address) to
+/// `127.0.0.1:port`, for clients that are not ssh (scanners, raw banners).
+/// std cannot bind before connecting, hence libc.
+pub fn tcp_connect_from(source: std::net::Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: socket(2) takes no pointers; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a socket just created and owned by nothing else; the
+    // OwnedFd closes it on every path.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let raw = fd.as_raw_fd();
+    let local = sockaddr(source, 0);
+    // SAFETY: the pointer is to a live sockaddr_in of `len` bytes.
+    let rc = unsafe { libc::bind(raw, (&raw const local).cast(), len) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(e.kind(), format!("bind {source}: {e}")));
+    }
+    let remote = sockaddr(std::net::Ipv4Addr::LOCALHOST, port);
+    // SAFETY: as above. A blocking connect to loopback ends at once.
+    let rc = unsafe { libc::connect(raw, (&raw const remote).cast(), len) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!("connect from {source}: {e}"),
+        ));
+    }
+    Ok(TcpStream::from(fd))
+}
+
+/// Closes `stream` with a TCP reset instead of a FIN (`SO_LINGER` 0), as a
+/// scanner that aborts does.
+pub fn close_with_reset(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a live struct of the size passed; the fd is open
+    // (owned by `stream`, dropped after this call).
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+    drop(stream);
 }
 
 // ---------------------------------------------------------------------------

@@ -501,6 +501,37 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// What a key scanner does: a public-key-only login as the test user
+    /// with `key` (authorized nowhere), from `source` in `attacker`'s
+    /// namespace. sshd logs it without the PAM auth stack ever running.
+    pub fn ssh_key_only(
+        &self,
+        attacker: &str,
+        source: &str,
+        dest: &str,
+        key: &Path,
+    ) -> ClientResult {
+        let mut cmd = self.exec_in(attacker, &["ssh"]);
+        cmd.args(ssh_common_args(SSH_PORT, source, "ERROR"))
+            .args(["-i"])
+            .arg(key)
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "PreferredAuthentications=publickey",
+                "-o",
+                "PasswordAuthentication=no",
+                "-o",
+                "BatchMode=yes",
+            ])
+            .arg(format!("{TEST_USER}@{dest}"))
+            .arg("echo logged-in");
+        finish_client(source, run_with_timeout(&mut cmd, None, CLIENT_TIMEOUT))
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         for ns in self.created.iter().rev() {

@@ -874,3 +874,99 @@ fn reject_action_answers_banned_sources_with_a_reset() {
         d()
     );
 }
+
+/// Issue 5's promise end to end: a scanner that only tries a wrong key never
+/// reaches PAM, yet sshd's log gets it banned, and the ban holds at the
+/// firewall and at the PAM module alike.
+#[test]
+fn a_key_only_scanner_is_banned_from_sshds_log_alone() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&[
+        ("atk1", &["203.0.113.10/24"]),
+        ("atk2", &["198.51.100.7/24"]),
+    ]);
+    let guard = firewall_guard(&lab, "30s").start();
+    let sshd = Sshd::start_in_netns(&guard, &lab);
+    guard.set_config(|c| {
+        c.extra.push("[sshd_log]".into());
+        c.extra
+            .push(format!("source = \"{}\"", sshd.sshd_log_path().display()));
+        c.extra.push("pam_module = \"active\"".into());
+    });
+    let daemon = Daemon::start(&guard, &lab);
+    let d = || format!("{}{}", diag(&guard, &daemon, &lab), sshd.diag());
+    let key = guard.dir().join("scanner_ed25519");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(keygen.status.success(), "ssh-keygen: {keygen:?}");
+
+    let mut banned_after = None;
+    for attempt in 1..=8 {
+        let r = lab.ssh_key_only("atk1", "203.0.113.10", SERVER_V4, &key);
+        assert!(!r.logged_in(), "attempt {attempt}: {}", r.describe());
+        let listed = wait_until(Duration::from_millis(500), || {
+            guard.listed("203.0.113.10").is_some()
+        });
+        if listed {
+            banned_after = Some(attempt);
+            break;
+        }
+    }
+    let attempts = banned_after.unwrap_or_else(|| panic!("not banned from the log\n{}", d()));
+    assert_eq!(
+        attempts,
+        5,
+        "max_failures = 5 key-only connections\n{}",
+        d()
+    );
+    let ban = guard.listed("203.0.113.10").expect("listed");
+    assert_eq!(ban["origin"], "sshd-log", "{ban:#}");
+    assert_eq!(
+        sshd.reached_count("203.0.113.10"),
+        0,
+        "a key scanner never reaches PAM's auth stack\n{}",
+        d()
+    );
+
+    let took = blocked_within(&lab, "atk1", "203.0.113.10", SERVER_V4, "log ban", &d);
+    assert!(
+        took <= PUSH,
+        "the log ban reached the firewall after {took:?}\n{}",
+        d()
+    );
+    assert_open(
+        &lab,
+        "atk2",
+        "198.51.100.7",
+        SERVER_V4,
+        "another source",
+        &d,
+    );
+
+    // PAM enforces it too: with the firewall gone, even the right password
+    // from the banned source is refused before any password check.
+    lab.nft(&["flush", "ruleset"]);
+    let r = lab.ssh_password(
+        "atk1",
+        "203.0.113.10",
+        SERVER_V4,
+        RIGHT_PASSWORD,
+        Method::Password,
+    );
+    assert!(
+        !r.logged_in(),
+        "the banned source logged in: {}",
+        r.describe()
+    );
+    assert_eq!(
+        sshd.reached_count("203.0.113.10"),
+        0,
+        "the PAM module let the banned source's password through\n{}",
+        d()
+    );
+}

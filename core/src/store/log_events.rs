@@ -23,6 +23,9 @@ use std::net::IpAddr;
 pub enum Worth {
     /// A failure of this weight (1 = a full failure).
     Failure(f64),
+    /// The same, unless the PAM module recorded an attempt from the source
+    /// within [`PAM_OVERLAP`] before it (then PAM has counted it: evidence).
+    FailureUnlessPam(f64),
     /// Kept as evidence (abuse reports), not counted.
     Evidence,
     /// A successful login: forgives that user's pending failures from the source.
@@ -61,22 +64,36 @@ pub enum LogOutcome {
     Banned(Box<BanRecord>, Option<Box<BanRecord>>),
 }
 
+/// How far back a PAM attempt makes a log failure the same attempt.
+pub const PAM_OVERLAP: Timestamp = 120;
+
 /// The longest raw line kept.
 const MAX_LINE_BYTES: usize = 2048;
 
 impl Store {
     /// Records `events` in one write transaction; one outcome per event.
+    /// `checkpoint`: a `meta` key and value written in the same transaction
+    /// (the follower's position), so a crash neither loses nor repeats events.
     pub fn record_log_events(
         &mut self,
         config: &Config,
         events: &[LogEvent<'_>],
+        checkpoint: Option<(&str, &str)>,
         now: Timestamp,
     ) -> Result<Vec<LogOutcome>, StoreError> {
         self.write(|tx| {
-            events
+            let outcomes = events
                 .iter()
                 .map(|e| record_one(tx, config, e, now))
-                .collect()
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some((key, value)) = checkpoint {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [key, value],
+                )?;
+            }
+            Ok(outcomes)
         })
     }
 }
@@ -96,6 +113,8 @@ fn record_one(
     let user = cap(event.user.unwrap_or_default());
     let weight = match event.worth {
         Worth::Failure(w) => w,
+        Worth::FailureUnlessPam(w) if !pam_attempt_near(tx, &source, event.at)? => w,
+        Worth::FailureUnlessPam(_) => 0.0,
         Worth::Evidence => 0.0,
         Worth::Success => {
             insert(tx, event, &source, "success", false, 0.0)?;
@@ -138,6 +157,15 @@ fn record_one(
     let ban = insert_ban(tx, config, &new, now)?;
     let subnet = subnet_rule(tx, config, &source_net, now)?.map(Box::new);
     Ok(LogOutcome::Banned(Box::new(ban), subnet))
+}
+
+/// True when the PAM module recorded an attempt from `source` shortly before `at`.
+fn pam_attempt_near(tx: &Transaction<'_>, source: &str, at: Timestamp) -> Result<bool, StoreError> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM attempts WHERE source = ?1 AND origin = 'pam' AND at BETWEEN ?2 AND ?3)",
+        params![source, at - PAM_OVERLAP, at + 5],
+        |r| r.get(0),
+    )?)
 }
 
 fn insert(
@@ -191,13 +219,14 @@ mod tests {
         let mut batch = vec![event("203.0.113.5", Worth::Evidence, 100)];
         batch.extend((0..4).map(|i| event("203.0.113.5", Worth::Failure(1.0), 100 + i)));
         batch.push(event("203.0.113.5", Worth::Failure(0.5), 105));
-        let out = s.record_log_events(&config, &batch, 110).unwrap();
+        let out = s.record_log_events(&config, &batch, None, 110).unwrap();
         assert_eq!(out[0], LogOutcome::Noted);
         assert_eq!(out[5], LogOutcome::Counted(4.5), "{out:?}");
         let out = s
             .record_log_events(
                 &config,
                 &[event("203.0.113.5", Worth::Failure(0.5), 106)],
+                None,
                 110,
             )
             .unwrap();
@@ -210,6 +239,7 @@ mod tests {
             .record_log_events(
                 &config,
                 &[event("203.0.113.5", Worth::Failure(1.0), 111)],
+                None,
                 111,
             )
             .unwrap();
@@ -218,6 +248,7 @@ mod tests {
             .record_log_events(
                 &config,
                 &[event("127.0.0.1", Worth::Failure(1.0), 111)],
+                None,
                 111,
             )
             .unwrap();
@@ -232,13 +263,19 @@ mod tests {
         let fails: Vec<_> = (0..4)
             .map(|i| event("198.51.100.9", Worth::Failure(1.0), 100 + i))
             .collect();
-        s.record_log_events(&config, &fails, 110).unwrap();
-        s.record_log_events(&config, &[event("198.51.100.9", Worth::Success, 105)], 110)
-            .unwrap();
+        s.record_log_events(&config, &fails, None, 110).unwrap();
+        s.record_log_events(
+            &config,
+            &[event("198.51.100.9", Worth::Success, 105)],
+            None,
+            110,
+        )
+        .unwrap();
         let out = s
             .record_log_events(
                 &config,
                 &[event("198.51.100.9", Worth::Failure(1.0), 106)],
+                None,
                 110,
             )
             .unwrap();

@@ -11,7 +11,9 @@
 use crate::context::Context;
 use crate::firewall::keeper::Keeper;
 use crate::firewall::{Change, Desired};
+use crate::ingest::Ingest;
 use authguard_core::config::FirewallBackend;
+use authguard_core::store::Store;
 use authguard_core::time;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -39,12 +41,22 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
         if enabled { "nftables" } else { "none" },
         ctx.config.firewall.resync.0
     ));
+    let mut ingest = match Ingest::start(&ctx.config, &store) {
+        Ok(ingest) => ingest,
+        Err(why) => {
+            ctx.say(&format!("sshd log: not read: {why}"));
+            None
+        }
+    };
     loop {
         let now = time::now();
+        let banned_from_log = ingest
+            .as_mut()
+            .is_some_and(|i| read_log(ctx, i, &mut store, now));
         let version = store.data_version().ok();
         let resync_due = Instant::now() >= next_resync;
         let expiry_due = next_expiry.is_some_and(|e| e <= now);
-        if version != seen_version || resync_due || expiry_due {
+        if version != seen_version || resync_due || expiry_due || banned_from_log {
             seen_version = version;
             if let Err(e) = store.expire_due(now) {
                 ctx.say(&format!("cannot mark expired bans: {e}"));
@@ -81,6 +93,34 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Batches of sshd's log read per loop turn (the rest waits for the next turn,
+/// 20 ms later): at most 10,000 lines between two firewall passes.
+const LOG_BATCHES_PER_TURN: usize = 20;
+
+/// Reads what sshd logged since the last turn; true when it made bans.
+fn read_log(ctx: &Context, ingest: &mut Ingest, store: &mut Store, now: i64) -> bool {
+    let mut banned = false;
+    for _ in 0..LOG_BATCHES_PER_TURN {
+        match ingest.pass(&ctx.config, store, now) {
+            Ok(done) => {
+                for ban in &done.bans {
+                    ctx.say(&ban.log_line());
+                }
+                banned |= !done.bans.is_empty();
+                if done.lines < crate::ingest::BATCH {
+                    break;
+                }
+            }
+            Err(e) => {
+                // Nothing was saved: the same lines are retried next turn.
+                ctx.say(&format!("sshd log: cannot record events: {e:#}"));
+                break;
+            }
+        }
+    }
+    banned
 }
 
 /// The periodic recidive sweep (see `Store::recidive_sweep`).

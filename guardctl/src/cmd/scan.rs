@@ -104,7 +104,7 @@ fn pam_active(ctx: &Context) -> bool {
     match ctx.config.sshd_log.pam_module {
         PamModule::Active => true,
         PamModule::Inactive => false,
-        PamModule::Auto => super::check::pam_file_uses_module(Path::new("/etc/pam.d/sshd")),
+        PamModule::Auto => super::pam_file_uses_module(Path::new("/etc/pam.d/sshd")),
     }
 }
 
@@ -133,7 +133,7 @@ fn print_event(
             .unwrap_or_else(|| "-".into());
         let user = user.map(|u| format!("{u:?}")).unwrap_or_else(|| "-".into());
         let weight = match verdict {
-            Verdict::Failure { weight, why } => format!("failure {weight} ({why})"),
+            Verdict::Failure { weight, why, .. } => format!("failure {weight} ({why})"),
             Verdict::Evidence => "evidence".into(),
             Verdict::Success => "success".into(),
         };

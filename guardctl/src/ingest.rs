@@ -1,0 +1,135 @@
+//! The daemon's reading of sshd's log: lines from the follower, parsed and
+//! weighed (`ssh_hook`), recorded against their sources in batches
+//! (`Store::record_log_events`), with the follower's position saved in the
+//! same transaction, so a restart neither loses nor repeats an event.
+//!
+//! One pass reads at most [`BATCH`] lines and holds the write lock for one
+//! short transaction: a burst of 10,000 lines becomes 20 transactions with
+//! logins free to slip in between.
+
+use authguard_core::config::{Config, LogSource, PamModule};
+use authguard_core::store::Store;
+use authguard_core::store::bans::BanRecord;
+use authguard_core::store::log_events::{LogEvent, LogOutcome, Worth};
+use authguard_core::time::{self, Timestamp};
+use ssh_hook::follow::file::{FileFollower, Position};
+use ssh_hook::{Tracker, Verdict, Weights, parse_line};
+use std::path::Path;
+
+/// Lines per transaction.
+pub const BATCH: usize = 500;
+
+/// The `meta` key holding the file follower's position (`inode:offset`).
+pub const POSITION_KEY: &str = "sshd_log.file";
+
+/// What one pass did.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    /// Lines read.
+    pub lines: usize,
+    /// Bans the events created (subnet bans included).
+    pub bans: Vec<BanRecord>,
+}
+
+/// Reads sshd's log into the store.
+#[derive(Debug)]
+pub struct Ingest {
+    follower: FileFollower,
+    tracker: Tracker,
+    weights: Weights,
+    year: i32,
+    /// Lines read but not yet recorded.
+    pending: Vec<Vec<u8>>,
+}
+
+impl Ingest {
+    /// The reader `[sshd_log] source` asks for: `Ok(None)` when it is off.
+    pub fn start(config: &Config, store: &Store) -> Result<Option<Ingest>, String> {
+        let path = match &config.sshd_log.source {
+            LogSource::Off => return Ok(None),
+            LogSource::Journal => {
+                return Err(
+                    "following the journal is not available yet: set [sshd_log] source to a log file (e.g. \"/var/log/auth.log\") or \"off\"".into(),
+                );
+            }
+            LogSource::File(path) => path,
+        };
+        let resume = store
+            .meta(POSITION_KEY)
+            .ok()
+            .flatten()
+            .and_then(|text| Position::from_text(&text));
+        let pam_active = match config.sshd_log.pam_module {
+            PamModule::Active => true,
+            PamModule::Inactive => false,
+            PamModule::Auto => crate::cmd::pam_file_uses_module(Path::new("/etc/pam.d/sshd")),
+        };
+        Ok(Some(Ingest {
+            follower: FileFollower::new(path, resume),
+            tracker: Tracker::new(),
+            weights: Weights {
+                probe: config.sshd_log.probe_weight.0,
+                pam_active,
+            },
+            year: i32::try_from(time::civil(time::now()).0).unwrap_or(i32::MAX),
+            pending: Vec::new(),
+        }))
+    }
+
+    /// Reads up to [`BATCH`] new lines and records their events.
+    pub fn pass(
+        &mut self,
+        config: &Config,
+        store: &mut Store,
+        now: Timestamp,
+    ) -> anyhow::Result<Ingested> {
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        self.follower
+            .poll(BATCH, |line| lines.push(line.to_vec()))?;
+        if lines.is_empty() {
+            return Ok(Ingested::default());
+        }
+        let mut events = Vec::with_capacity(lines.len());
+        for line in &lines {
+            let Some(event) = parse_line(line, self.year) else {
+                continue;
+            };
+            let worth = match self.tracker.weigh(&event, &self.weights) {
+                Verdict::Failure {
+                    weight,
+                    unless_pam_saw_it: true,
+                    ..
+                } => Worth::FailureUnlessPam(weight),
+                Verdict::Failure { weight, .. } => Worth::Failure(weight),
+                Verdict::Evidence => Worth::Evidence,
+                Verdict::Success => Worth::Success,
+            };
+            events.push((event, worth, line.as_slice()));
+        }
+        let records: Vec<LogEvent<'_>> = events
+            .iter()
+            .map(|(event, worth, line)| LogEvent {
+                ip: event.addr,
+                user: event.user.as_deref(),
+                kind: event.kind.as_str(),
+                worth: *worth,
+                line,
+                // A line's own time when it has one, else when we read it.
+                at: event.time.filter(|t| *t <= now).unwrap_or(now),
+            })
+            .collect();
+        let position = self.follower.position().to_text();
+        let outcomes =
+            store.record_log_events(config, &records, Some((POSITION_KEY, &position)), now)?;
+        let mut bans = Vec::new();
+        for outcome in outcomes {
+            if let LogOutcome::Banned(ban, subnet) = outcome {
+                bans.push(*ban);
+                bans.extend(subnet.map(|b| *b));
+            }
+        }
+        let lines = self.pending.len();
+        self.pending.clear();
+        Ok(Ingested { lines, bans })
+    }
+}
