@@ -13,6 +13,7 @@ use authguard_core::store::bans::BanRecord;
 use authguard_core::store::log_events::{LogEvent, LogOutcome, Worth};
 use authguard_core::time::{self, Timestamp};
 use ssh_hook::follow::file::{FileFollower, Position};
+use ssh_hook::follow::journal::JournalFollower;
 use ssh_hook::{Tracker, Verdict, Weights, parse_line};
 use std::path::Path;
 
@@ -21,6 +22,33 @@ pub const BATCH: usize = 500;
 
 /// The `meta` key holding the file follower's position (`inode:offset`).
 pub const POSITION_KEY: &str = "sshd_log.file";
+
+/// The `meta` key holding the journal follower's cursor.
+pub const CURSOR_KEY: &str = "sshd_log.journal";
+
+/// Where the lines come from.
+#[derive(Debug)]
+enum Follower {
+    File(FileFollower),
+    Journal(JournalFollower),
+}
+
+impl Follower {
+    fn poll(&mut self, max: usize, line: impl FnMut(&[u8])) -> std::io::Result<usize> {
+        match self {
+            Follower::File(f) => f.poll(max, line),
+            Follower::Journal(j) => j.poll(max, line),
+        }
+    }
+
+    /// The `meta` key and value to save with the lines handed out so far.
+    fn checkpoint(&self) -> Option<(&'static str, String)> {
+        match self {
+            Follower::File(f) => Some((POSITION_KEY, f.position().to_text())),
+            Follower::Journal(j) => j.cursor().map(|c| (CURSOR_KEY, c.to_owned())),
+        }
+    }
+}
 
 /// What one pass did.
 #[derive(Debug, Default)]
@@ -34,38 +62,36 @@ pub struct Ingested {
 /// Reads sshd's log into the store.
 #[derive(Debug)]
 pub struct Ingest {
-    follower: FileFollower,
+    follower: Follower,
     tracker: Tracker,
     weights: Weights,
     year: i32,
     /// Lines read but not yet recorded.
     pending: Vec<Vec<u8>>,
+    last_error: Option<String>,
 }
 
 impl Ingest {
-    /// The reader `[sshd_log] source` asks for: `Ok(None)` when it is off.
-    pub fn start(config: &Config, store: &Store) -> Result<Option<Ingest>, String> {
-        let path = match &config.sshd_log.source {
-            LogSource::Off => return Ok(None),
+    /// The reader `[sshd_log] source` asks for: `None` when it is off.
+    pub fn start(config: &Config, store: &Store) -> Option<Ingest> {
+        let saved = |key| store.meta(key).ok().flatten();
+        let follower = match &config.sshd_log.source {
+            LogSource::Off => return None,
             LogSource::Journal => {
-                return Err(
-                    "following the journal is not available yet: set [sshd_log] source to a log file (e.g. \"/var/log/auth.log\") or \"off\"".into(),
-                );
+                Follower::Journal(JournalFollower::new("journalctl", saved(CURSOR_KEY)))
             }
-            LogSource::File(path) => path,
+            LogSource::File(path) => {
+                let resume = saved(POSITION_KEY).and_then(|text| Position::from_text(&text));
+                Follower::File(FileFollower::new(path, resume))
+            }
         };
-        let resume = store
-            .meta(POSITION_KEY)
-            .ok()
-            .flatten()
-            .and_then(|text| Position::from_text(&text));
         let pam_active = match config.sshd_log.pam_module {
             PamModule::Active => true,
             PamModule::Inactive => false,
             PamModule::Auto => crate::cmd::pam_file_uses_module(Path::new("/etc/pam.d/sshd")),
         };
-        Ok(Some(Ingest {
-            follower: FileFollower::new(path, resume),
+        Some(Ingest {
+            follower,
             tracker: Tracker::new(),
             weights: Weights {
                 probe: config.sshd_log.probe_weight.0,
@@ -73,7 +99,27 @@ impl Ingest {
             },
             year: i32::try_from(time::civil(time::now()).0).unwrap_or(i32::MAX),
             pending: Vec::new(),
-        }))
+            last_error: None,
+        })
+    }
+
+    /// What is followed, for the log.
+    pub fn describe(&self) -> String {
+        match &self.follower {
+            Follower::File(f) => f.path().display().to_string(),
+            Follower::Journal(_) => {
+                "the journal (SYSLOG_IDENTIFIER sshd, sshd-session, sshd-auth)".into()
+            }
+        }
+    }
+
+    /// True the first time `message` is seen in a row (so a lasting fault is logged once).
+    pub fn first_time(&mut self, message: &str) -> bool {
+        if self.last_error.as_deref() == Some(message) {
+            return false;
+        }
+        self.last_error = Some(message.to_owned());
+        true
     }
 
     /// Reads up to [`BATCH`] new lines and records their events.
@@ -118,9 +164,9 @@ impl Ingest {
                 at: event.time.filter(|t| *t <= now).unwrap_or(now),
             })
             .collect();
-        let position = self.follower.position().to_text();
-        let outcomes =
-            store.record_log_events(config, &records, Some((POSITION_KEY, &position)), now)?;
+        let checkpoint = self.follower.checkpoint();
+        let checkpoint = checkpoint.as_ref().map(|(k, v)| (*k, v.as_str()));
+        let outcomes = store.record_log_events(config, &records, checkpoint, now)?;
         let mut bans = Vec::new();
         for outcome in outcomes {
             if let LogOutcome::Banned(ban, subnet) = outcome {
@@ -130,6 +176,7 @@ impl Ingest {
         }
         let lines = self.pending.len();
         self.pending.clear();
+        self.last_error = None;
         Ok(Ingested { lines, bans })
     }
 }

@@ -402,6 +402,10 @@ impl GuardConfig {
         // Tests run guardctl in the host's network namespace: never let it
         // touch the host's ruleset. Firewall tests add their own `[firewall]`
         // table (and run inside network namespaces they create).
+        // Nor read the host's journal: log tests add their own `[sshd_log]`.
+        if !self.extra.iter().any(|l| l.trim() == "[sshd_log]") {
+            let _ = writeln!(t, "\n[sshd_log]\nsource = \"off\"");
+        }
         if !self.extra.iter().any(|l| l.trim() == "[firewall]") {
             let _ = writeln!(t, "\n[firewall]\nbackend = \"none\"");
         }

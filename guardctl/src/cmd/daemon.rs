@@ -41,13 +41,11 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
         if enabled { "nftables" } else { "none" },
         ctx.config.firewall.resync.0
     ));
-    let mut ingest = match Ingest::start(&ctx.config, &store) {
-        Ok(ingest) => ingest,
-        Err(why) => {
-            ctx.say(&format!("sshd log: not read: {why}"));
-            None
-        }
-    };
+    let mut ingest = Ingest::start(&ctx.config, &store);
+    ctx.say(&match &ingest {
+        Some(i) => format!("sshd log: following {}", i.describe()),
+        None => "sshd log: not read ([sshd_log] source = \"off\")".to_owned(),
+    });
     loop {
         let now = time::now();
         let banned_from_log = ingest
@@ -115,7 +113,11 @@ fn read_log(ctx: &Context, ingest: &mut Ingest, store: &mut Store, now: i64) -> 
             }
             Err(e) => {
                 // Nothing was saved: the same lines are retried next turn.
-                ctx.say(&format!("sshd log: cannot record events: {e:#}"));
+                // A lasting fault is said once, not every 20 ms.
+                let message = format!("sshd log: cannot read or record events: {e:#}");
+                if ingest.first_time(&message) {
+                    ctx.say(&message);
+                }
                 break;
             }
         }

@@ -86,6 +86,11 @@ impl FileFollower {
         f
     }
 
+    /// The path followed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The position after the last line handed out.
     pub fn position(&self) -> Position {
         self.position
