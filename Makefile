@@ -3,7 +3,7 @@
 #   make install   build the package, install it with apt, print the PAM line
 #   make test      every test (installs the Debian packages the tests need)
 #   make lint      cargo fmt --check and clippy with warnings as errors
-#   make bench     admission latency and whole-PAM-run benchmarks
+#   make bench     admission latency, whole-PAM-run, firewall and sshd-log benchmarks
 
 CARGO      ?= cargo
 DEB_ARCH   := $(shell dpkg --print-architecture)
@@ -13,8 +13,11 @@ PAM_LINE   := auth requisite pam_authguard.so
 # end-to-end tests drive (a real sshd, client, pamtester, sqlite3 for locks).
 BUILD_DEPS := build-essential pkg-config libpam0g-dev
 TEST_DEPS  := openssh-server openssh-client sshpass pamtester sqlite3 openssl util-linux libpam-modules nftables iproute2 python3 systemd lintian
+# The peers the bench's log part measures `guardctl scan` against (it runs
+# only their parsers: sshg-parser, fail2ban-regex).
+BENCH_DEPS := sshguard fail2ban
 
-.PHONY: all build assets deb install deps test-deps test lint bench clean
+.PHONY: all build assets deb install deps test-deps test fuzz-build fuzz lint bench clean
 
 all: build
 
@@ -63,15 +66,35 @@ install: deb
 
 # The package tests (tests/tests/package.rs) install target/debian/*.deb
 # on this machine, so the package is built first.
-test: test-deps deb
+test: test-deps deb fuzz-build
 	$(CARGO) build --workspace
 	timeout 1800 $(CARGO) test --workspace
+
+# The fuzz targets (fuzz/, outside the workspace) must keep compiling.
+fuzz-build:
+	$(CARGO) build --manifest-path fuzz/Cargo.toml
+
+# Runs the parser fuzz target for FUZZ_SECONDS with cargo-fuzz (libFuzzer
+# needs nightly flags: RUSTC_BOOTSTRAP lets the stable toolchain take them).
+FUZZ_SECONDS ?= 300
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run parse_line corpus/parse_line -- -max_total_time=$(FUZZ_SECONDS)
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# sshguard's and fail2ban's daemons would ban addresses in the host's
+# firewall: when the bench installs them, their services are masked first,
+# so neither starts (`systemctl unmask sshguard fail2ban` to use them).
 bench: test-deps
+	@if [ -d /run/systemd/system ]; then \
+		for p in $(BENCH_DEPS); do \
+			dpkg -s $$p >/dev/null 2>&1 || systemctl mask $$p.service; \
+		done; \
+	fi
+	$(call apt_ensure,$(BENCH_DEPS))
 	$(CARGO) build --release -p pam_authguard -p guardctl -p authguard-bench
 	./target/release/authguard-bench all
 

@@ -341,10 +341,11 @@ pub fn worker(a: &WorkerArgs) -> Result<()> {
 
 /// A small deterministic generator (SplitMix64): the same history every run.
 #[derive(Debug)]
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -353,24 +354,24 @@ impl Rng {
     }
 
     /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 
     /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// An index in `0..n` skewed towards 0: a few sources do most of the attacking.
-    fn skewed(&mut self, n: usize) -> usize {
+    pub(crate) fn skewed(&mut self, n: usize) -> usize {
         let u = self.unit();
         ((u * u * u) * n as f64) as usize
     }
 }
 
 /// A public-looking attacker address outside every range the bench itself uses.
-fn attacker_ip(rng: &mut Rng) -> IpAddr {
+pub(crate) fn attacker_ip(rng: &mut Rng) -> IpAddr {
     if rng.below(20) == 0 {
         let hi = 0x2a01_0000_0000_0000u64 | (rng.next() & 0x0000_ffff_ffff_ffff);
         return IpAddr::V6(Ipv6Addr::from(

@@ -47,18 +47,22 @@ impl Drop for Netns {
 }
 
 /// A running `guardctl daemon`, killed on drop, with its stderr lines.
-struct Daemon {
+#[derive(Debug)]
+pub(crate) struct Daemon {
     child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Daemon {
     fn start(ns: &Netns, guardctl: &Path, config: &Path) -> Result<Daemon> {
-        let mut child = ns
-            .cmd(&guardctl.to_string_lossy())
-            .arg("--config")
-            .arg(config)
-            .arg("daemon")
+        let mut cmd = ns.cmd(&guardctl.to_string_lossy());
+        cmd.arg("--config").arg(config).arg("daemon");
+        Daemon::spawn(cmd)
+    }
+
+    /// Runs `cmd` (a `guardctl … daemon` command line), collecting its stderr.
+    pub(crate) fn spawn(mut cmd: Command) -> Result<Daemon> {
+        let mut child = cmd
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -74,7 +78,7 @@ impl Daemon {
     }
 
     /// Waits for a stderr line containing `text`.
-    fn wait_for(&self, text: &str, timeout: Duration) -> Result<String> {
+    pub(crate) fn wait_for(&self, text: &str, timeout: Duration) -> Result<String> {
         let end = Instant::now() + timeout;
         while let Some(left) = end.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
@@ -84,6 +88,11 @@ impl Daemon {
             }
         }
         bail!("the daemon did not say `{text}` within {timeout:?}")
+    }
+
+    /// The daemon's exit status, if it has exited.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Resident memory of the daemon process (the child of `ip netns exec`,
@@ -120,7 +129,7 @@ pub struct Report {
 }
 
 /// The guardctl built next to the bench.
-fn guardctl_path() -> Result<PathBuf> {
+pub(crate) fn guardctl_path() -> Result<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/guardctl");
     if !path.exists() {
         bail!(

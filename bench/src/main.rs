@@ -6,11 +6,14 @@
 //! - [`pam`]: a whole `pamtester` run, authguard vs pam_permit vs pam_faillock.
 //! - [`firewall`]: the daemon loading 100,000 bans into nftables, one more
 //!   ban's latency, its memory, and fail2ban's one-process-per-ban way.
+//! - [`log`]: `guardctl scan` against sshguard's parser and fail2ban-regex,
+//!   and a 10,000-line burst in sshd's log against a login's admission.
 //! - [`stats`]: percentiles and the table style.
 #![forbid(unsafe_code)]
 
 mod admission;
 mod firewall;
+mod log;
 mod pam;
 mod stats;
 
@@ -23,7 +26,7 @@ use std::time::Instant;
 #[derive(Debug, Parser)]
 #[command(
     name = "authguard-bench",
-    about = "Benchmarks authguard: admission latency and a whole PAM run",
+    about = "Benchmarks authguard: admission latency, a whole PAM run, the firewall, sshd's log",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -36,7 +39,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Both parts, one after the other (the default).
+    /// Every part, one after the other (the default).
     All(Opts),
     /// Admission decision latency only.
     Admission(Opts),
@@ -44,6 +47,9 @@ enum Cmd {
     Pam(Opts),
     /// The firewall part only (needs root).
     Firewall(Opts),
+    /// The sshd-log part only: scan throughput against sshguard and
+    /// fail2ban, and a log burst against admission latency.
+    Log(Opts),
     /// One admission worker process (started by `admission`).
     #[command(hide = true)]
     Worker(admission::WorkerArgs),
@@ -72,6 +78,36 @@ struct Opts {
     /// Active bans for the firewall part.
     #[arg(long, default_value_t = 100_000)]
     firewall_bans: usize,
+    /// Lines of the auth.log the log part scans.
+    #[arg(long, default_value_t = 1_000_000)]
+    log_lines: usize,
+    /// sshd lines the log part appends in one burst.
+    #[arg(long, default_value_t = 10_000)]
+    burst_lines: usize,
+}
+
+/// Which parts to run.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    admission: bool,
+    pam: bool,
+    firewall: bool,
+    log: bool,
+}
+
+impl Parts {
+    const ALL: Parts = Parts {
+        admission: true,
+        pam: true,
+        firewall: true,
+        log: true,
+    };
+    const NONE: Parts = Parts {
+        admission: false,
+        pam: false,
+        firewall: false,
+        log: false,
+    };
 }
 
 fn main() -> ExitCode {
@@ -86,21 +122,55 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     let cli = Cli::parse();
-    let (admission, pam, fw, opts) = match cli.command {
+    let (parts, opts) = match cli.command {
         Some(Cmd::Worker(a)) => return admission::worker(&a),
         Some(Cmd::Pamloop(a)) => return pam::pamloop(&a),
-        None => (true, true, true, cli.opts),
-        Some(Cmd::All(o)) => (true, true, true, o),
-        Some(Cmd::Admission(o)) => (true, false, false, o),
-        Some(Cmd::Pam(o)) => (false, true, false, o),
-        Some(Cmd::Firewall(o)) => (false, false, true, o),
+        None => (Parts::ALL, cli.opts),
+        Some(Cmd::All(o)) => (Parts::ALL, o),
+        Some(Cmd::Admission(o)) => (
+            Parts {
+                admission: true,
+                ..Parts::NONE
+            },
+            o,
+        ),
+        Some(Cmd::Pam(o)) => (
+            Parts {
+                pam: true,
+                ..Parts::NONE
+            },
+            o,
+        ),
+        Some(Cmd::Firewall(o)) => (
+            Parts {
+                firewall: true,
+                ..Parts::NONE
+            },
+            o,
+        ),
+        Some(Cmd::Log(o)) => (
+            Parts {
+                log: true,
+                ..Parts::NONE
+            },
+            o,
+        ),
     };
+    let Parts {
+        admission,
+        pam,
+        firewall: fw,
+        log: log_part,
+    } = parts;
     let began = Instant::now();
     let exe = std::env::current_exe().context("finding the bench's own executable")?;
     let dir = TempDir::new()?;
     let root = is_root()?;
     if pam && root {
         pam::preflight().context("PAM benchmark")?;
+    }
+    if log_part {
+        log::preflight().context("sshd-log benchmark")?;
     }
 
     let mut out = header();
@@ -144,6 +214,27 @@ fn run() -> Result<()> {
         missed.extend(report.missed());
     } else if fw {
         out.push_str("\nFirewall: skipped, not root (it needs a network namespace).\n");
+    }
+    if log_part {
+        let report =
+            log::run(dir.path(), opts.log_lines, opts.burst_lines).context("sshd-log benchmark")?;
+        out.push_str(&format!(
+            "\n{}\n{}\n",
+            report.scan_caption(),
+            report.scan_table()
+        ));
+        for note in report.scan_notes() {
+            out.push_str(&format!("note: {note}\n"));
+        }
+        out.push_str(&format!(
+            "\n{}\n{}\n",
+            report.burst_caption(),
+            report.burst_table()
+        ));
+        for note in report.burst_notes() {
+            out.push_str(&format!("note: {note}\n"));
+        }
+        missed.extend(report.missed());
     }
     let missed = if missed.is_empty() {
         "none".to_owned()

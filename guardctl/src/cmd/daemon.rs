@@ -95,7 +95,10 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
 
 /// Batches of sshd's log read per loop turn (the rest waits for the next turn,
 /// 20 ms later): at most 10,000 lines between two firewall passes.
-const LOG_BATCHES_PER_TURN: usize = 20;
+const LOG_BATCHES_PER_TURN: usize = 100;
+/// The pause between two batches: longer than a waiting login's longest
+/// back-off (1 ms), so a login always gets the write lock between them.
+const LOG_BATCH_GAP: Duration = Duration::from_micros(1500);
 
 /// Reads what sshd logged since the last turn; true when it made bans.
 fn read_log(ctx: &Context, ingest: &mut Ingest, store: &mut Store, now: i64) -> bool {
@@ -110,6 +113,7 @@ fn read_log(ctx: &Context, ingest: &mut Ingest, store: &mut Store, now: i64) -> 
                 if done.lines < crate::ingest::BATCH {
                     break;
                 }
+                std::thread::sleep(LOG_BATCH_GAP);
             }
             Err(e) => {
                 // Nothing was saved: the same lines are retried next turn.
