@@ -5,6 +5,7 @@
 
 use authguard_core::config::Config;
 use authguard_core::{addr, policy};
+use ipnet::IpNet;
 use ssh_hook::{Event, Kind, Tracker, Verdict, Weights};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -30,15 +31,15 @@ pub struct Tally {
     pub events: u64,
     /// sshd lines holding no known event.
     pub missed: u64,
-    /// Events by kind.
-    pub by_kind: BTreeMap<&'static str, u64>,
-    /// Failure weight by source.
-    pub failures: HashMap<String, f64>,
     /// Sources the policy would ban.
     pub would_ban: BTreeMap<String, WouldBan>,
+    /// Events by kind, indexed like [`Kind::ALL`].
+    by_kind: [u64; Kind::ALL.len()],
+    /// Each failing source's weight and replayed window, keyed by network
+    /// (no string per event: this is the hot path of a million-line scan).
+    sources: HashMap<IpNet, Window>,
     tracker: Tracker,
     weights: Weights,
-    windows: HashMap<String, Window>,
     config: Config,
     last_time: i64,
 }
@@ -46,6 +47,7 @@ pub struct Tally {
 /// One source's failures within `find_time`, and its ban, replayed.
 #[derive(Debug, Default)]
 struct Window {
+    total: f64,
     failures: VecDeque<(i64, f64)>,
     banned_until: Option<i64>,
     bans: u32,
@@ -59,12 +61,11 @@ impl Tally {
             sshd_lines: 0,
             events: 0,
             missed: 0,
-            by_kind: BTreeMap::new(),
-            failures: HashMap::new(),
             would_ban: BTreeMap::new(),
+            by_kind: [0; Kind::ALL.len()],
+            sources: HashMap::new(),
             tracker: Tracker::new(),
             weights,
-            windows: HashMap::new(),
             config: config.clone(),
             last_time: 0,
         }
@@ -87,7 +88,7 @@ impl Tally {
         self.lines += 1;
         self.sshd_lines += 1;
         self.events += 1;
-        *self.by_kind.entry(event.kind.as_str()).or_default() += 1;
+        self.by_kind[event.kind as usize] += 1;
         let verdict = self.tracker.weigh(event, &self.weights);
         // Lines without a time (bare messages) count as simultaneous with the last timed one.
         let at = event.time.unwrap_or(self.last_time);
@@ -96,21 +97,17 @@ impl Tally {
             && !self.config.allows(event.addr)
         {
             let p = &self.config.policy;
-            let source = addr::display(&addr::source_of(
-                event.addr,
-                p.ipv4_prefix.0,
-                p.ipv6_prefix.0,
-            ));
-            *self.failures.entry(source.clone()).or_default() += weight;
+            let source = addr::source_of(event.addr, p.ipv4_prefix.0, p.ipv6_prefix.0);
             self.replay(source, at, weight);
         }
         verdict
     }
 
-    fn replay(&mut self, source: String, at: i64, weight: f64) {
+    fn replay(&mut self, source: IpNet, at: i64, weight: f64) {
         let p = &self.config.policy;
         let find_time = secs(p.find_time.0.0);
-        let window = self.windows.entry(source.clone()).or_default();
+        let window = self.sources.entry(source).or_default();
+        window.total += weight;
         if window.banned_until.is_some_and(|until| at < until) {
             return;
         }
@@ -135,37 +132,35 @@ impl Tally {
         );
         window.banned_until = Some(at.saturating_add(secs(length)));
         window.bans += 1;
+        let bans = window.bans;
         let line = self.lines;
-        let entry = self.would_ban.entry(source.clone()).or_insert(WouldBan {
-            source,
+        let name = addr::display(&source);
+        let entry = self.would_ban.entry(name.clone()).or_insert(WouldBan {
+            source: name,
             bans: 0,
             first_line: line,
         });
-        entry.bans = window.bans;
+        entry.bans = bans;
+    }
+
+    /// How many sources failed at least once.
+    pub fn failing_sources(&self) -> usize {
+        self.sources.len()
     }
 
     /// Sources by failure weight, heaviest first.
-    pub fn top_sources(&self, n: usize) -> Vec<(&str, f64)> {
-        let mut v: Vec<(&str, f64)> = self
-            .failures
-            .iter()
-            .map(|(s, w)| (s.as_str(), *w))
-            .collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    pub fn top_sources(&self, n: usize) -> Vec<(String, f64)> {
+        let mut v: Vec<(IpNet, f64)> = self.sources.iter().map(|(s, w)| (*s, w.total)).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         v.truncate(n);
-        v
+        v.into_iter().map(|(s, w)| (addr::display(&s), w)).collect()
     }
 
     /// Every kind with its count (zero included), in report order.
     pub fn kinds(&self) -> Vec<(&'static str, u64)> {
         Kind::ALL
             .iter()
-            .map(|k| {
-                (
-                    k.as_str(),
-                    self.by_kind.get(k.as_str()).copied().unwrap_or(0),
-                )
-            })
+            .map(|k| (k.as_str(), self.by_kind[*k as usize]))
             .collect()
     }
 }
@@ -214,14 +209,14 @@ mod tests {
             }
         }
         assert_eq!((t.lines, t.sshd_lines, t.events, t.missed), (18, 12, 12, 0));
-        assert_eq!(t.failures["203.0.113.5"], 6.0);
+        assert_eq!(t.top_sources(1), [("203.0.113.5".to_owned(), 6.0)]);
         let ban = &t.would_ban["203.0.113.5"];
         assert_eq!(
             (ban.bans, ban.first_line),
             (1, 14),
             "tipped by the fifth close"
         );
-        assert_eq!(t.by_kind["failed-auth"], 6);
+        assert!(t.kinds().contains(&("failed-auth", 6)));
     }
 
     #[test]
@@ -234,6 +229,6 @@ mod tests {
             t.event(&e);
         }
         assert!(t.would_ban.is_empty());
-        assert!(t.failures.is_empty());
+        assert_eq!(t.failing_sources(), 0);
     }
 }

@@ -181,7 +181,7 @@ fn print_summary(
     ]);
     totals.add_row(vec![
         "sources with failures".to_owned(),
-        t.failures.len().to_string(),
+        t.failing_sources().to_string(),
     ]);
     totals.add_row(vec![
         "sources the policy would ban".to_owned(),
@@ -197,16 +197,16 @@ fn print_summary(
     for (source, weight) in t.top_sources(20) {
         let bans = t
             .would_ban
-            .get(source)
+            .get(&source)
             .map_or_else(|| "no".to_owned(), |b| format!("{} ban(s)", b.bans));
-        sources.add_row(vec![source.to_owned(), format!("{weight}"), bans]);
+        sources.add_row(vec![source, format!("{weight}"), bans]);
     }
-    if !t.failures.is_empty() {
+    if t.failing_sources() > 0 {
         writeln!(
             out,
             "\nfailures by source (heaviest {} of {}):\n{sources}",
-            t.failures.len().min(20),
-            t.failures.len()
+            t.failing_sources().min(20),
+            t.failing_sources()
         )?;
     }
     if !missed.is_empty() {
