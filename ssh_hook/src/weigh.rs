@@ -61,8 +61,10 @@ pub struct Weights {
 const MAX_CONNECTIONS: usize = 65_536;
 
 /// One connection: the client's address and port (or the logging pid when
-/// an old sshd left the port out).
-type Connection = (IpAddr, Option<u16>, Option<u32>);
+/// an old sshd left the port out), packed into two integers so hashing it
+/// is two writes (IPv4 as IPv4-mapped IPv6; the second word is
+/// `1<<48 | port` or `pid`).
+type Connection = (u128, u64);
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Seen {
@@ -189,9 +191,13 @@ fn probe(weights: &Weights) -> Verdict {
 }
 
 fn connection(event: &Event<'_>) -> Connection {
+    let addr = match event.addr {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
     match event.port {
-        Some(port) => (event.addr, Some(port), None),
-        None => (event.addr, None, event.pid),
+        Some(port) => (addr, 1 << 48 | u64::from(port)),
+        None => (addr, event.pid.map_or(0, u64::from)),
     }
 }
 

@@ -6,11 +6,12 @@ use crate::BadInput;
 use crate::context::Context;
 use crate::output;
 use crate::scan::Tally;
+use crate::scan::parallel::for_each_line;
 use authguard_core::config::PamModule;
 use authguard_core::time;
 use serde_json::json;
-use ssh_hook::{Event, Parsed, Verdict, Weights, classify_line};
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use ssh_hook::{Event, Parsed, Verdict, Weights};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ pub fn scan(
     show_missed: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let (mut reader, size) = open_input(input)?;
+    let (reader, size) = open_input(input)?;
     let weights = Weights {
         probe: ctx.config.sshd_log.probe_weight.0,
         pam_active: pam_active(ctx),
@@ -36,26 +37,17 @@ pub fn scan(
     let mut progress = Progress::new(size);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut missed = Vec::new();
-    let mut line = Vec::with_capacity(1024);
     let mut read_bytes = 0u64;
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| BadInput(format!("cannot read {}: {e}", input.display())))?;
-        if n == 0 {
-            break;
-        }
-        read_bytes += n as u64;
-        match classify_line(&line, year) {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let each = |line: &[u8], parsed: Parsed<'_>| -> std::io::Result<()> {
+        read_bytes += line.len() as u64;
+        match parsed {
             Parsed::NotSshd => tally.other_line(),
             Parsed::Unrecognised => {
                 tally.missed_line();
                 if show_missed && missed.len() < MAX_MISSED_SHOWN {
-                    missed.push((
-                        tally.lines,
-                        String::from_utf8_lossy(&line).trim_end().to_owned(),
-                    ));
+                    let text = String::from_utf8_lossy(line).trim_end().to_owned();
+                    missed.push((tally.lines, text));
                 }
             }
             Parsed::Event(event) => {
@@ -66,7 +58,10 @@ pub fn scan(
             }
         }
         progress.update(read_bytes, tally.lines);
-    }
+        Ok(())
+    };
+    for_each_line(reader, year, workers, each)
+        .map_err(|e| BadInput(format!("cannot read {}: {e}", input.display())))?;
     progress.finish();
     if !(events && json) {
         print_summary(&mut out, &tally, &missed, json, input)?;
@@ -76,9 +71,9 @@ pub fn scan(
 }
 
 /// The input, decompressed if it is gzip, and its size on disk (for progress).
-fn open_input(input: &Path) -> anyhow::Result<(Box<dyn BufRead>, Option<u64>)> {
+fn open_input(input: &Path) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)> {
     if input == Path::new("-") {
-        return Ok((Box::new(BufReader::new(std::io::stdin())), None));
+        return Ok((Box::new(std::io::stdin()), None));
     }
     let file = std::fs::File::open(input)
         .map_err(|e| BadInput(format!("cannot open {}: {e}", input.display())))?;
@@ -86,7 +81,7 @@ fn open_input(input: &Path) -> anyhow::Result<(Box<dyn BufRead>, Option<u64>)> {
     let mut raw = BufReader::with_capacity(256 * 1024, file);
     // gzip by its magic bytes, not its name: rotated logs are not always named .gz.
     let gzip = raw.fill_buf().is_ok_and(|b| b.starts_with(&[0x1f, 0x8b]));
-    let reader: Box<dyn BufRead> = if gzip {
+    let reader: Box<dyn Read + Send> = if gzip {
         Box::new(BufReader::with_capacity(
             256 * 1024,
             flate2::read::MultiGzDecoder::new(raw),

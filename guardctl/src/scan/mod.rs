@@ -1,7 +1,10 @@
 //! `guardctl scan`'s arithmetic: what a log holds (lines, sshd lines,
 //! events by kind, failures by source) and which sources the current
 //! policy would have banned, replaying the events in order. No store, no
-//! firewall: a dry run, like fail2ban-regex.
+//! firewall: a dry run, like fail2ban-regex. [`parallel`] parses on every
+//! core and hands lines back in order.
+
+pub mod parallel;
 
 use authguard_core::config::Config;
 use authguard_core::{addr, policy};
@@ -35,9 +38,11 @@ pub struct Tally {
     pub would_ban: BTreeMap<String, WouldBan>,
     /// Events by kind, indexed like [`Kind::ALL`].
     by_kind: [u64; Kind::ALL.len()],
-    /// Each failing source's weight and replayed window, keyed by network
-    /// (no string per event: this is the hot path of a million-line scan).
-    sources: HashMap<IpNet, Window>,
+    /// Each failing source's weight and replayed window, keyed by its
+    /// network address as one integer (IPv4 mapped; every source has the
+    /// policy's prefix): no string and one hash write per event, the hot
+    /// path of a million-line scan.
+    sources: HashMap<u128, Window>,
     tracker: Tracker,
     weights: Weights,
     config: Config,
@@ -45,8 +50,9 @@ pub struct Tally {
 }
 
 /// One source's failures within `find_time`, and its ban, replayed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Window {
+    source: IpNet,
     total: f64,
     failures: VecDeque<(i64, f64)>,
     banned_until: Option<i64>,
@@ -106,7 +112,13 @@ impl Tally {
     fn replay(&mut self, source: IpNet, at: i64, weight: f64) {
         let p = &self.config.policy;
         let find_time = secs(p.find_time.0.0);
-        let window = self.sources.entry(source).or_default();
+        let window = self.sources.entry(key(&source)).or_insert_with(|| Window {
+            source,
+            total: 0.0,
+            failures: VecDeque::new(),
+            banned_until: None,
+            bans: 0,
+        });
         window.total += weight;
         if window.banned_until.is_some_and(|until| at < until) {
             return;
@@ -150,7 +162,7 @@ impl Tally {
 
     /// Sources by failure weight, heaviest first.
     pub fn top_sources(&self, n: usize) -> Vec<(String, f64)> {
-        let mut v: Vec<(IpNet, f64)> = self.sources.iter().map(|(s, w)| (*s, w.total)).collect();
+        let mut v: Vec<(IpNet, f64)> = self.sources.values().map(|w| (w.source, w.total)).collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         v.truncate(n);
         v.into_iter().map(|(s, w)| (addr::display(&s), w)).collect()
@@ -162,6 +174,13 @@ impl Tally {
             .iter()
             .map(|k| (k.as_str(), self.by_kind[*k as usize]))
             .collect()
+    }
+}
+
+fn key(net: &IpNet) -> u128 {
+    match net {
+        IpNet::V4(n) => u128::from(n.network().to_ipv6_mapped()),
+        IpNet::V6(n) => u128::from(n.network()),
     }
 }
 
