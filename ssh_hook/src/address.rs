@@ -24,8 +24,38 @@ pub(crate) fn parse_ip(token: &[u8]) -> Option<IpAddr> {
         Some(_) => return None,
         None => unbracketed,
     };
+    if let Some(v4) = parse_dotted_quad(without_zone) {
+        return Some(IpAddr::V4(v4));
+    }
     let text = std::str::from_utf8(without_zone).ok()?;
     text.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
+/// The common case, fast: `a.b.c.d` with canonical octets (0 to 255, no
+/// leading zero), as std's parser accepts them. Anything else: `None`, and
+/// std's parser decides.
+fn parse_dotted_quad(token: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = token.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let digits = parts.next()?;
+        let canonical = match digits {
+            [b'0'] => true,
+            [first, ..] => *first != b'0' && digits.len() <= 3,
+            [] => false,
+        };
+        if !canonical || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let value = digits
+            .iter()
+            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+        *octet = u8::try_from(value).ok()?;
+    }
+    parts
+        .next()
+        .is_none()
+        .then_some(std::net::Ipv4Addr::from(octets))
 }
 
 /// A TCP port: 1 to 5 digits, nothing else.
@@ -92,6 +122,33 @@ pub(crate) fn endpoint_at_start(text: &[u8]) -> Option<(IpAddr, Option<u16>, &[u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_ipv4_path_agrees_with_std() {
+        for text in [
+            "1.2.3.4",
+            "255.255.255.255",
+            "0.0.0.0",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.4 ",
+            "a.b.c.d",
+            "1.2.3.0004",
+            "10.0.0.1",
+            "",
+        ] {
+            let std = text.parse::<std::net::Ipv4Addr>().ok();
+            let fast = parse_dotted_quad(text.as_bytes());
+            assert!(
+                fast.is_none() || fast == std,
+                "{text:?}: fast {fast:?} vs std {std:?}"
+            );
+            assert_eq!(parse_ip(text.as_bytes()), std.map(IpAddr::V4), "{text:?}");
+        }
+    }
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {

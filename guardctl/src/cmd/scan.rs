@@ -38,7 +38,10 @@ pub fn scan(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut missed = Vec::new();
     let mut read_bytes = 0u64;
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // This thread tallies; the others parse (one more parser than cores was
+    // slower: 0.20 s against 0.17 s for 1,000,000 lines on two cores).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = cores.saturating_sub(1).max(1);
     let each = |line: &[u8], parsed: Parsed<'_>| -> std::io::Result<()> {
         read_bytes += line.len() as u64;
         match parsed {
