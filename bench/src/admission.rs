@@ -314,6 +314,7 @@ pub fn worker(a: &WorkerArgs) -> Result<()> {
                 c.refused += 1;
                 c.bans_created += u64::from(created);
             }
+            Ok(Decision::KeyOnly { .. }) => c.refused += 1,
             Err(StoreError::Busy(_)) => c.busy += 1,
             Err(e) => {
                 if c.other_errors == 0 {

@@ -81,6 +81,8 @@ pub struct Config {
     pub recidive: RecidiveConfig,
     /// Reading sshd's own log, for what PAM never sees.
     pub sshd_log: SshdLogConfig,
+    /// Telling past offenders' clients that only keys are accepted.
+    pub keyonly: crate::keyonly::KeyOnlyConfig,
 }
 
 /// `[sshd_log]`: the daemon follows sshd's log and counts what PAM never
@@ -310,6 +312,7 @@ impl Default for Config {
             firewall: FirewallConfig::default(),
             recidive: RecidiveConfig::default(),
             sshd_log: SshdLogConfig::default(),
+            keyonly: crate::keyonly::KeyOnlyConfig::default(),
         }
     }
 }
@@ -502,6 +505,9 @@ impl Config {
         }
         if self.pam.message.contains('\0') {
             return Err(("pam.message", "must not contain a NUL character".into()));
+        }
+        if self.keyonly.message.contains('\0') {
+            return Err(("keyonly.message", "must not contain a NUL character".into()));
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! - [`duration`] and [`time`]: human durations and RFC 3339 timestamps.
 //! - [`config`]: `authguard.toml`, with errors that name the key and line.
 //! - [`policy`]: ban arithmetic (escalation, caps). Pure functions.
+//! - [`keyonly`]: `[keyonly]` and which sources must use a public key.
 //! - [`store`]: the SQLite store: schema, admission transaction, queries.
 //! - [`syslog`]: one greppable line per decision, to `/dev/log`.
 //!
@@ -15,6 +16,7 @@
 pub mod addr;
 pub mod config;
 pub mod duration;
+pub mod keyonly;
 pub mod policy;
 pub mod store;
 pub mod syslog;

@@ -82,6 +82,9 @@ pub enum Command {
     Allow(AllowCommand),
     /// Keep the firewall in step with the store (runs in the foreground, for systemd)
     Daemon,
+    /// Key-only signaling: sshd offers past offenders only public-key authentication
+    #[command(subcommand)]
+    Keyonly(KeyOnlyCommand),
     /// Dry run over an sshd log (plain, .gz or - for stdin): lines, events by kind,
     /// failures by source, and who the current policy would ban
     Scan {
@@ -103,6 +106,16 @@ pub enum Command {
         #[arg(long, value_name = "PATH", default_value = "/etc/pam.d/sshd")]
         pam_file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyOnlyCommand {
+    /// Print the sshd_config snippet the policy wants now
+    Render,
+    /// Write it into sshd_config_dir (validated with `sshd -t`, rolled back if refused) and reload sshd
+    Apply,
+    /// Mode, how many networks are key-only, and whether the file on disk matches
+    Status(JsonFlag),
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ mod cmd;
 mod context;
 mod firewall;
 mod ingest;
+mod keyonly;
 mod output;
 mod scan;
 

@@ -156,6 +156,15 @@ fn decide(
                 attempt_id: Some(attempt_id),
             }
         }
+        Decision::KeyOnly { why } => {
+            log.log(
+                Severity::Notice,
+                &format!("refuse {ip} user={user}: key-only ({why}): password not checked"),
+            );
+            Verdict::Refuse {
+                message: config.keyonly.message.clone(),
+            }
+        }
         Decision::Allowed { network } => {
             log.log(
                 Severity::Info,

@@ -1,22 +1,20 @@
-//! ssh_hook: authguard's window on sshd's own log, for what PAM never sees
-//! (public-key failures, invalid users, scanners, pre-auth disconnects).
-//!
-//! What lives here now: the regex-free sshd log parser, for OpenSSH 6.x–10.x
-//! (`sshd`, `sshd-session`, `sshd-auth`) as written to syslog or the journal.
+//! ssh_hook: authguard's side of sshd: its log, for what PAM never sees
+//! (public-key failures, invalid users, scanners, pre-auth disconnects), and
+//! its config, for key-only signaling.
 //!
 //! - [`event`]: the typed result, [`Event`] with its [`Kind`] and [`Method`].
 //! - [`message`]: the bare sshd message (`Failed password for …`), parsed from
 //!   the fixed structure at its end so that user-controlled text (user names,
-//!   key ids, client banners) can never move the address.
+//!   key ids, client banners) can never move the address. OpenSSH 6.x–10.x,
+//!   `sshd`, `sshd-session`, `sshd-auth`; no regex engine.
 //! - [`framing`]: the line around it (RFC 3164, RFC 5424, rsyslog ISO,
 //!   `journalctl -o short|short-iso|short-precise|short-unix|short-monotonic|cat|json`).
-//!
 //! - [`weigh`]: what each event means for its source's failure count.
+//! - [`follow`]: the file and journal followers the daemon reads with.
+//! - [`keyonly`]: the sshd_config.d snippet for key-only signaling.
 //!
-//! Journal and file followers, and the sshd_config.d key-only policy
-//! renderer, come later. What does not live here: decisions (bans, weights,
-//! windows) belong to `authguard-core`'s policy; the daemon that runs the
-//! followers is `guardctl`.
+//! Not here: ban decisions and windows (`authguard-core`), the daemon that
+//! runs the followers and reloads sshd (`guardctl`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -27,6 +25,7 @@ pub mod event;
 pub mod follow;
 pub mod framing;
 mod journal;
+pub mod keyonly;
 pub mod message;
 pub mod weigh;
 

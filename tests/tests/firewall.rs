@@ -759,7 +759,12 @@ fn third_ban_in_the_window_is_one_recidive_ban_on_all_ports() {
         return;
     }
     let lab = Lab::new(&[("atk1", &["203.0.113.10/24"])]);
-    let mut config = firewall_guard(&lab, "30s").max_failures(1);
+    // Key-only signaling off: with it, a past offender's later passwords are
+    // refused unchecked and never earn the repeat bans this test replays.
+    let mut config = firewall_guard(&lab, "30s")
+        .max_failures(1)
+        .extra("[keyonly]")
+        .extra("mode = \"off\"");
     config.ban_time = "2s".into();
     let guard = config.start();
     let sshd = Sshd::start_in_netns(&guard, &lab);

@@ -257,7 +257,7 @@ fn spawn_admitter(
             let us = began.elapsed().as_secs_f64() * 1e6;
             let outcome = match decision {
                 Ok(Decision::Admitted { .. } | Decision::Allowed { .. }) => Outcome::Admitted,
-                Ok(Decision::Refused { .. }) => Outcome::Refused,
+                Ok(Decision::Refused { .. } | Decision::KeyOnly { .. }) => Outcome::Refused,
                 Err(StoreError::Busy(_)) => Outcome::Busy,
                 Err(e) => {
                     eprintln!("log: admission decision failed: {e}");

@@ -46,6 +46,12 @@ pub enum Decision {
         /// The allowed network.
         network: String,
     },
+    /// Key-only: the source must use a public key (`[keyonly]`); its
+    /// password is refused before it is checked. Not counted as a failure.
+    KeyOnly {
+        /// Why: `past offender` or the mode (`untrusted`, `all`).
+        why: &'static str,
+    },
     /// Refused before the password is checked.
     Refused {
         /// The ban in force.
@@ -142,6 +148,10 @@ fn admit_in(
         mark_expired(tx, &ban)?;
     }
 
+    if let Some(why) = key_only(tx, config, attempt.ip, now)? {
+        record(tx, attempt, &source, "refused", false, now)?;
+        return Ok(Decision::KeyOnly { why });
+    }
     let failures = live_failures(tx, &source, now - find_time_secs(policy))?;
     if failures >= f64::from(policy.max_failures.0) {
         let failures = whole(failures);
@@ -170,6 +180,30 @@ fn admit_in(
         attempt_id,
         source,
         failures: whole(failures) + 1,
+    })
+}
+
+/// Whether `[keyonly]` makes `ip` key-only now, and why. (Allowed
+/// networks were admitted before this is asked.)
+fn key_only(
+    tx: &Transaction<'_>,
+    config: &Config,
+    ip: IpAddr,
+    now: Timestamp,
+) -> Result<Option<&'static str>, StoreError> {
+    use crate::keyonly::KeyOnlyMode;
+    let k = &config.keyonly;
+    Ok(match k.mode {
+        KeyOnlyMode::Off => None,
+        KeyOnlyMode::All => Some("all"),
+        KeyOnlyMode::Untrusted => {
+            (!k.trusted.iter().any(|c| c.0.contains(&ip))).then_some("untrusted")
+        }
+        KeyOnlyMode::Offenders => {
+            let window = i64::try_from(k.window.0.0.as_secs()).unwrap_or(i64::MAX);
+            super::offenders::is_past_offender_in(tx, ip, now.saturating_sub(window))?
+                .then_some("past offender")
+        }
     })
 }
 
@@ -241,14 +275,56 @@ mod tests {
     use crate::store::bans::{BanLength, BanOutcome, NewBan};
     use crate::store::test_support::TempStore;
 
+    /// A policy with `[keyonly] mode = "off"`: these tests replay repeat
+    /// password offences, which key-only signaling would refuse outright.
     fn with_max_failures(n: u32) -> Config {
         Config {
             policy: PolicyConfig {
                 max_failures: MaxFailures(n),
                 ..PolicyConfig::default()
             },
+            keyonly: crate::keyonly::KeyOnlyConfig {
+                mode: crate::keyonly::KeyOnlyMode::Off,
+                ..Default::default()
+            },
             ..Config::default()
         }
+    }
+
+    #[test]
+    fn a_past_offender_is_key_only_and_not_counted() {
+        let t = TempStore::new("keyonly");
+        let mut s = t.open();
+        let c = with_max_failures(1);
+        let keyonly = Config {
+            keyonly: crate::keyonly::KeyOnlyConfig::default(),
+            ..c.clone()
+        };
+        s.admit(&c, &attempt("203.0.113.70"), 0).unwrap();
+        assert!(matches!(
+            s.admit(&c, &attempt("203.0.113.70"), 1).unwrap(),
+            Decision::Refused { created: true, .. }
+        ));
+        // The 10m ban has ended; within the 30d window the source is key-only.
+        assert_eq!(
+            s.admit(&keyonly, &attempt("203.0.113.70"), 3_000).unwrap(),
+            Decision::KeyOnly {
+                why: "past offender"
+            }
+        );
+        assert!(
+            matches!(
+                s.admit(&keyonly, &attempt("203.0.113.71"), 3_000).unwrap(),
+                Decision::Admitted { failures: 1, .. }
+            ),
+            "a clean neighbour keeps its passwords"
+        );
+        // After the window it may use passwords again.
+        let later = 1 + 600 + 30 * 86_400 + 1;
+        assert!(matches!(
+            s.admit(&keyonly, &attempt("203.0.113.70"), later).unwrap(),
+            Decision::Admitted { .. }
+        ));
     }
 
     fn attempt(ip: &str) -> Attempt<'static> {
@@ -263,7 +339,7 @@ mod tests {
     fn fifth_failure_then_ban_then_refusal() {
         let t = TempStore::new("admit");
         let mut s = t.open();
-        let p = Config::default();
+        let p = with_max_failures(5);
         for i in 1..=5 {
             match s.admit(&p, &attempt("203.0.113.7"), 1000 + i).unwrap() {
                 Decision::Admitted { failures, .. } => assert_eq!(failures, i as u32),

@@ -6,6 +6,7 @@
 //! - [`allow`]: the allow list kept in the store.
 //! - [`changes`]: active bans and the change log the daemon follows.
 //! - [`log_events`]: events from sshd's log, counted and banned like PAM's.
+//! - [`offenders`]: past offenders, for key-only signaling.
 //!
 //! A [`Store`] is one connection, opened for one job and dropped after it:
 //! nothing here is kept in a static or across a fork.
@@ -15,6 +16,7 @@ pub mod allow;
 pub mod bans;
 pub mod changes;
 pub mod log_events;
+pub mod offenders;
 pub mod schema;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};

@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -90,6 +90,11 @@ const MIGRATIONS: [&str; 4] = [
     ALTER TABLE attempts ADD COLUMN weight REAL NOT NULL DEFAULT 1;
     ALTER TABLE attempts ADD COLUMN kind TEXT;
     ALTER TABLE attempts ADD COLUMN line BLOB;
+    "#,
+    // 4 → 5: past offenders (key-only signaling) are looked up by the
+    // networks containing an address among all bans, ended ones included.
+    r#"
+    CREATE INDEX bans_lo ON bans (lo, since);
     "#,
 ];
 

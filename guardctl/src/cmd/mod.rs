@@ -4,6 +4,7 @@ mod allow;
 mod bans;
 mod check;
 mod daemon;
+mod keyonly;
 mod scan;
 mod status;
 
@@ -34,6 +35,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             forget,
         } => bans::unban(ctx, target.as_ref(), forget),
         Command::Allow(a) => allow::run(ctx, a),
+        Command::Keyonly(k) => keyonly::run(ctx, k),
         Command::Check { pam_file } => check::check(ctx, &pam_file),
         Command::Scan {
             input,

@@ -1,0 +1,223 @@
+//! Key-only signaling against the real OpenSSH: `sshd -T -C` on the
+//! rendered snippet, a real sshd reloaded by `guardctl keyonly apply`, a
+//! rejected configuration never activated, and the PAM module refusing a
+//! key-only source's password with its message.
+
+use authguard_e2e::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const KEYONLY_MESSAGE: &str = "Password logins are disabled for your address; use an SSH key.";
+
+/// A guard whose `[keyonly]` writes into `dir` and validates `sshd_config`.
+fn keyonly_guard(dir: &Path, sshd_config: &Path, reload: &str) -> Guard {
+    Guard::builder()
+        .allow(&["127.0.0.1/32", "192.0.2.0/24"])
+        .extra("[keyonly]")
+        .extra(&format!("sshd_config_dir = \"{}\"", dir.display()))
+        .extra(&format!("sshd_config = \"{}\"", sshd_config.display()))
+        .extra(&format!("reload = {reload}"))
+        .start()
+}
+
+/// Bans `source` for a second and waits until the ban has ended: a past offender.
+fn past_offender(guard: &Guard, source: &str) {
+    guard.guardctl_ok(&["ban", source, "--for", "1s", "--reason", "test offence"]);
+    std::thread::sleep(Duration::from_millis(2_100));
+    assert!(
+        guard.listed(source).is_none(),
+        "the 1 s ban of {source} is still active"
+    );
+}
+
+/// `sshd -T -f CONFIG -C addr=ADDR,…`: the effective settings for a connection from `addr`.
+fn effective(config: &Path, addr: &str) -> String {
+    let out = Command::new("/usr/sbin/sshd")
+        .args(["-T", "-f"])
+        .arg(config)
+        .arg("-C")
+        .arg(format!(
+            "addr={addr},user={TEST_USER},host=client,laddr=127.0.0.1,lport=22"
+        ))
+        .output()
+        .expect("sshd -T");
+    assert!(
+        out.status.success(),
+        "sshd -T: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn sshd_t_sees_offenders_key_only_and_everyone_else_unchanged() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let drop_in = dir.path().join("sshd_config.d");
+    let config = dir.path().join("sshd_config");
+    let host_key = dir.path().join("host_ed25519");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&host_key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(keygen.success());
+    std::fs::write(
+        &config,
+        format!(
+            "Include {}/*.conf\nHostKey {}\nPasswordAuthentication yes\nKbdInteractiveAuthentication yes\nUsePAM yes\n",
+            drop_in.display(),
+            host_key.display()
+        ),
+    )
+    .expect("sshd_config");
+    let guard = keyonly_guard(&drop_in, &config, "\"none\"");
+    past_offender(&guard, "203.0.113.7");
+    // An allowed source with a ban history: banned, then its network allowed.
+    guard.set_config(|c| c.allow.retain(|a| a != "192.0.2.0/24"));
+    past_offender(&guard, "192.0.2.5");
+    guard.set_config(|c| c.allow.push("192.0.2.0/24".into()));
+    let applied = guard.guardctl(&["keyonly", "apply"]);
+    assert!(applied.status.success(), "{}", describe_output(&applied));
+
+    let offender = effective(&config, "203.0.113.7");
+    assert!(
+        offender.contains("authenticationmethods publickey"),
+        "{offender}"
+    );
+    assert!(offender.contains("passwordauthentication no"), "{offender}");
+    assert!(
+        offender.contains("kbdinteractiveauthentication no"),
+        "{offender}"
+    );
+    let clean = effective(&config, "203.0.113.8");
+    assert!(clean.contains("authenticationmethods any"), "{clean}");
+    assert!(clean.contains("passwordauthentication yes"), "{clean}");
+    // 192.0.2.0/24 is in the config's allow list: never key-only.
+    let allowed = effective(&config, "192.0.2.5");
+    assert!(allowed.contains("authenticationmethods any"), "{allowed}");
+}
+
+#[test]
+fn apply_reloads_a_real_sshd_that_then_offers_offenders_only_publickey() {
+    if !require_root() {
+        return;
+    }
+    let drop_in = tempfile::tempdir().expect("tempdir");
+    let guard = Guard::builder().allow(&["127.0.0.1/32"]).start();
+    let sshd = Sshd::with_stack_and_config(
+        Stack::Guarded(guard.config_path()),
+        &format!("Include {}/*.conf\n", drop_in.path().display()),
+    );
+    let pid = std::fs::read_to_string(sshd.dir().join("sshd.pid")).expect("sshd.pid");
+    let sshd_config = sshd.dir().join("sshd_config");
+    guard.set_config(|c| {
+        c.extra.push("[keyonly]".into());
+        c.extra.push(format!(
+            "sshd_config_dir = \"{}\"",
+            drop_in.path().display()
+        ));
+        c.extra
+            .push(format!("sshd_config = \"{}\"", sshd_config.display()));
+        c.extra
+            .push(format!("reload = [\"kill\", \"-HUP\", \"{}\"]", pid.trim()));
+    });
+    past_offender(&guard, "127.0.0.5");
+
+    let listening = || sshd.sshd_log().matches("Server listening on").count();
+    let before = listening();
+    let applied = guard.guardctl(&["keyonly", "apply"]);
+    assert!(applied.status.success(), "{}", describe_output(&applied));
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("sshd reloaded"));
+    assert!(
+        wait_until(Duration::from_secs(10), || listening() > before),
+        "sshd did not restart on SIGHUP\n{}",
+        sshd.diag()
+    );
+
+    let offered = ssh_password_at_level(
+        sshd.port(),
+        "127.0.0.5",
+        TEST_USER,
+        RIGHT_PASSWORD,
+        Method::Password,
+        "DEBUG1",
+    );
+    assert!(!offered.logged_in(), "{}", offered.describe());
+    assert!(
+        offered
+            .stderr
+            .contains("Authentications that can continue: publickey\n")
+            || offered
+                .stderr
+                .contains("Authentications that can continue: publickey\r\n"),
+        "the client was not told only publickey is accepted:\n{}",
+        offered.describe()
+    );
+    let with_key = sshd.login_with_key("127.0.0.5");
+    assert!(
+        with_key.logged_in(),
+        "the offender's key login failed: {}",
+        with_key.describe()
+    );
+    let clean = sshd.login("127.0.0.6", RIGHT_PASSWORD, Method::Password);
+    assert!(
+        clean.logged_in(),
+        "a clean source lost its password login: {}",
+        clean.describe()
+    );
+
+    // A configuration sshd rejects is never activated: plant a bad file,
+    // make the set change, and the previous snippet stays as it was.
+    let snippet = drop_in.path().join("authguard-keyonly.conf");
+    let before = std::fs::read_to_string(&snippet).expect("snippet");
+    std::fs::write(
+        drop_in.path().join("zz-planted.conf"),
+        "NoSuchKeyword yes\n",
+    )
+    .expect("plant");
+    past_offender(&guard, "127.0.0.7");
+    let refused = guard.guardctl(&["keyonly", "apply"]);
+    assert!(
+        !refused.status.success(),
+        "apply accepted a config sshd rejects: {}",
+        describe_output(&refused)
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("sshd rejected"),
+        "{}",
+        describe_output(&refused)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&snippet).expect("snippet"),
+        before,
+        "the previous file must stay"
+    );
+}
+
+#[test]
+fn a_key_only_source_is_told_so_through_pam() {
+    if !require_root() {
+        return;
+    }
+    let guard = Guard::builder().start();
+    let pam = PamService::permit(&guard);
+    past_offender(&guard, "203.0.113.9");
+    let run = pam.run("203.0.113.9", "root", &["authenticate"]);
+    assert_ne!(run.code(), Some(0), "{}", run.describe());
+    assert!(
+        format!("{}{}", run.stdout, run.stderr).contains(KEYONLY_MESSAGE),
+        "the key-only message did not reach the client: {}",
+        run.describe()
+    );
+    assert_eq!(
+        pam.reached_count("203.0.113.9"),
+        0,
+        "the password was checked"
+    );
+    let clean = pam.run("203.0.113.10", "root", &["authenticate"]);
+    assert_eq!(clean.code(), Some(0), "{}", clean.describe());
+}
