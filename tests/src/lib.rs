@@ -402,6 +402,16 @@ impl GuardConfig {
         // Tests run guardctl in the host's network namespace: never let it
         // touch the host's ruleset. Firewall tests add their own `[firewall]`
         // table (and run inside network namespaces they create).
+        // Nor write into the host's sshd_config.d or reload its sshd: the
+        // daemon skips key-only signaling when `sshd_config` does not exist.
+        if !self.extra.iter().any(|l| l.trim() == "[keyonly]") {
+            let _ = writeln!(
+                t,
+                "\n[keyonly]\nsshd_config_dir = {}\nsshd_config = {}",
+                q(&dir.join("sshd_config.d").to_string_lossy()),
+                q(&dir.join("no-sshd_config").to_string_lossy())
+            );
+        }
         // Nor read the host's journal: log tests add their own `[sshd_log]`.
         if !self.extra.iter().any(|l| l.trim() == "[sshd_log]") {
             let _ = writeln!(t, "\n[sshd_log]\nsource = \"off\"");

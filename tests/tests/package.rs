@@ -107,6 +107,14 @@ fn package_installs_guards_upgrades_and_purges_cleanly() {
     );
     let owned = package_files();
     netns_with_table();
+    // What `guardctl keyonly apply` (or the daemon) would have written for sshd.
+    let snippet = Path::new("/etc/ssh/sshd_config.d/authguard-keyonly.conf");
+    std::fs::create_dir_all("/etc/ssh/sshd_config.d").expect("sshd_config.d");
+    std::fs::write(
+        snippet,
+        "# Written by `guardctl keyonly apply` (authguard)\n",
+    )
+    .expect("snippet");
     let purge = Command::new("ip")
         .args([
             "netns",
@@ -141,6 +149,7 @@ fn package_installs_guards_upgrades_and_purges_cleanly() {
     );
     let left: Vec<&PathBuf> = owned.iter().filter(|p| !p.is_dir() && p.exists()).collect();
     assert!(left.is_empty(), "purge left package files: {left:?}");
+    assert!(!snippet.exists(), "purge left {}", snippet.display());
     for path in [
         "/etc/authguard",
         STORE_DIR,

@@ -14,15 +14,31 @@ struct Finding {
     fix: Option<String>,
 }
 
+impl Finding {
+    /// A problem that weakens the guard without breaking it: printed as
+    /// WARN, and `check` still succeeds.
+    fn warning(what: String, fix: String) -> Finding {
+        Finding {
+            ok: true,
+            what: format!("WARN {what}"),
+            fix: Some(fix),
+        }
+    }
+}
+
 pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
     let findings = [
         config_finding(ctx),
         store_finding(ctx),
         pam_finding(pam_file),
         daemon_finding(ctx),
+        keyonly_finding(ctx),
     ];
     for f in &findings {
-        println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what);
+        match f.what.strip_prefix("WARN ") {
+            Some(what) => println!("WARN {what}"),
+            None => println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what),
+        }
         if let Some(fix) = &f.fix {
             println!("     fix: {fix}");
         }
@@ -32,6 +48,88 @@ pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Key-only signaling needs sshd's main config to include the drop-in
+/// directory, with no `Match` block before it (the first value sshd
+/// obtains for a connection wins, so an earlier block could override ours).
+fn keyonly_finding(ctx: &Context) -> Finding {
+    use authguard_core::keyonly::KeyOnlyMode;
+    let k = &ctx.config.keyonly;
+    if k.mode == KeyOnlyMode::Off {
+        return Finding {
+            ok: true,
+            what: "key-only signaling is off".into(),
+            fix: None,
+        };
+    }
+    let dir = k.sshd_config_dir.display().to_string();
+    let Ok(text) = std::fs::read_to_string(&k.sshd_config) else {
+        return Finding::warning(
+            format!(
+                "cannot read {}: key-only signaling reaches sshd only through PAM refusals",
+                k.sshd_config.display()
+            ),
+            "install openssh-server, or set [keyonly] sshd_config".into(),
+        );
+    };
+    match sshd_include_place(&text, &dir) {
+        IncludePlace::Missing => Finding::warning(
+            format!(
+                "{} does not include {dir}: sshd still offers passwords to key-only sources (PAM refuses them)",
+                k.sshd_config.display()
+            ),
+            format!(
+                "add `Include {dir}/*.conf` at the top of {}",
+                k.sshd_config.display()
+            ),
+        ),
+        IncludePlace::AfterMatch(line) => Finding::warning(
+            format!(
+                "{} includes {dir} after a Match block (line {line}) that can override the key-only settings",
+                k.sshd_config.display()
+            ),
+            format!("move `Include {dir}/*.conf` above line {line}"),
+        ),
+        IncludePlace::Fine => Finding {
+            ok: true,
+            what: format!(
+                "{} includes {dir} for key-only signaling",
+                k.sshd_config.display()
+            ),
+            fix: None,
+        },
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum IncludePlace {
+    Missing,
+    /// After the `Match` block starting on this line (1-based).
+    AfterMatch(usize),
+    Fine,
+}
+
+fn sshd_include_place(text: &str, dir: &str) -> IncludePlace {
+    let dir = dir.trim_end_matches('/');
+    let mut first_match = None;
+    for (n, line) in text.lines().enumerate() {
+        let mut words = line.split('#').next().unwrap_or("").split_whitespace();
+        let Some(keyword) = words.next() else {
+            continue;
+        };
+        if keyword.eq_ignore_ascii_case("match") {
+            first_match.get_or_insert(n + 1);
+        } else if keyword.eq_ignore_ascii_case("include")
+            && words.any(|w| w.starts_with(&format!("{dir}/")))
+        {
+            return match first_match {
+                Some(line) => IncludePlace::AfterMatch(line),
+                None => IncludePlace::Fine,
+            };
+        }
+    }
+    IncludePlace::Missing
 }
 
 fn config_finding(ctx: &Context) -> Finding {
@@ -196,6 +294,19 @@ fn locate_pam_line(text: &str) -> PamLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_where_sshd_includes_the_drop_in_directory() {
+        let dir = "/etc/ssh/sshd_config.d";
+        let debian = "# comment\nInclude /etc/ssh/sshd_config.d/*.conf\nPort 22\nMatch User x\n  X11Forwarding no\n";
+        assert_eq!(sshd_include_place(debian, dir), IncludePlace::Fine);
+        let late = "Port 22\nMatch Address 10.0.0.0/8\n  PasswordAuthentication yes\ninclude /etc/ssh/sshd_config.d/*\n";
+        assert_eq!(sshd_include_place(late, dir), IncludePlace::AfterMatch(2));
+        assert_eq!(
+            sshd_include_place("Port 22\n#Include /etc/ssh/sshd_config.d/*.conf\n", dir),
+            IncludePlace::Missing
+        );
+    }
 
     #[test]
     fn finds_the_line_and_its_place() {

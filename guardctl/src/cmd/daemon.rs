@@ -35,6 +35,8 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut next_expiry = None;
     let started = time::now();
     let mut next_purge = Instant::now();
+    let mut next_keyonly = Instant::now();
+    let mut keyonly_error = None;
     ctx.say(&format!(
         "daemon started (store {}, firewall {}, resync {})",
         ctx.store_path().display(),
@@ -85,6 +87,10 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
                 next_resync = Instant::now() + resync;
             }
         }
+        if Instant::now() >= next_keyonly {
+            keyonly_pass(ctx, &store, &mut keyonly_error);
+            next_keyonly = Instant::now() + ctx.config.keyonly.min_interval.0.0;
+        }
         if Instant::now() >= next_purge {
             purge(ctx, &mut store);
             next_purge = Instant::now() + PURGE_EVERY;
@@ -127,6 +133,38 @@ fn read_log(ctx: &Context, ingest: &mut Ingest, store: &mut Store, now: i64) -> 
         }
     }
     banned
+}
+
+/// Re-applies the key-only snippet when the set changed: at most once per
+/// `[keyonly] min_interval`, so sshd is reloaded at most that often. A
+/// fault is logged once until it changes.
+fn keyonly_pass(ctx: &Context, store: &Store, last_error: &mut Option<String>) {
+    use authguard_core::keyonly::KeyOnlyMode;
+    let k = &ctx.config.keyonly;
+    let file = crate::keyonly::file_path(&ctx.config);
+    if (k.mode == KeyOnlyMode::Off && !file.exists()) || !k.sshd_config.exists() {
+        return;
+    }
+    let result = crate::keyonly::rendered(&ctx.config, store, time::now())
+        .and_then(|(set, text)| Ok((set.len(), crate::keyonly::apply(&ctx.config, &text)?)));
+    match result {
+        Ok((_, crate::keyonly::Applied::Unchanged)) => *last_error = None,
+        Ok((networks, crate::keyonly::Applied::Written { reloaded })) => {
+            *last_error = None;
+            ctx.say(&format!(
+                "keyonly: wrote {} ({networks} networks){}",
+                file.display(),
+                if reloaded { ", sshd reloaded" } else { "" }
+            ));
+        }
+        Err(e) => {
+            let message = format!("keyonly: not applied: {e:#}");
+            if last_error.as_deref() != Some(message.as_str()) {
+                ctx.say(&message);
+                *last_error = Some(message);
+            }
+        }
+    }
 }
 
 /// The periodic recidive sweep (see `Store::recidive_sweep`).
