@@ -114,13 +114,36 @@ impl Store {
                     )
                     .optional()?,
             };
-            tx.execute(
-                "UPDATE attempts SET live = 0 WHERE source = ?1 AND user = ?2 AND live = 1",
-                params![source, user],
-            )?;
+            forgive(tx, &source, user)?;
             Ok(marked)
         })
     }
+}
+
+/// A success forgives that user's pending failures from the source
+/// (pam_faillock-like), whoever saw the success (PAM or sshd's log).
+pub(crate) fn forgive(tx: &Transaction<'_>, source: &str, user: &[u8]) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE attempts SET live = 0 WHERE source = ?1 AND user = ?2 AND live = 1",
+        params![source, user],
+    )?;
+    Ok(())
+}
+
+/// The active ban covering `ip`, if any; open bans found to have run out
+/// are marked ended on the way.
+pub(crate) fn active_ban_covering(
+    tx: &Transaction<'_>,
+    ip: IpAddr,
+    now: Timestamp,
+) -> Result<Option<BanRecord>, StoreError> {
+    for ban in open_bans_containing(tx, ip)? {
+        if ban.is_active(now) {
+            return Ok(Some(ban));
+        }
+        mark_expired(tx, &ban)?;
+    }
+    Ok(None)
 }
 
 fn admit_in(
@@ -136,16 +159,13 @@ fn admit_in(
     let source_net = addr::source_of(attempt.ip, policy.ipv4_prefix.0, policy.ipv6_prefix.0);
     let source = addr::display(&source_net);
 
-    for ban in open_bans_containing(tx, attempt.ip)? {
-        if ban.is_active(now) {
-            record(tx, attempt, &source, "refused", false, now)?;
-            return Ok(Decision::Refused {
-                ban,
-                created: false,
-                subnet: None,
-            });
-        }
-        mark_expired(tx, &ban)?;
+    if let Some(ban) = active_ban_covering(tx, attempt.ip, now)? {
+        record(tx, attempt, &source, "refused", false, now)?;
+        return Ok(Decision::Refused {
+            ban,
+            created: false,
+            subnet: None,
+        });
     }
 
     if let Some(why) = key_only(tx, config, attempt.ip, now)? {

@@ -7,10 +7,8 @@
 //! 10,000 lines costs a few short transactions, never 10,000, and a login
 //! waits behind at most one batch.
 
-use super::admission::{cap, find_time_secs, live_failures, whole};
-use super::bans::{
-    BanLength, BanRecord, NewBan, insert_ban, mark_expired, open_bans_containing, subnet_rule,
-};
+use super::admission::{active_ban_covering, cap, find_time_secs, forgive, live_failures, whole};
+use super::bans::{BanLength, BanRecord, NewBan, insert_ban, subnet_rule};
 use super::{Store, StoreError, allow};
 use crate::addr;
 use crate::config::Config;
@@ -87,11 +85,7 @@ impl Store {
                 .map(|e| record_one(tx, config, e, now))
                 .collect::<Result<Vec<_>, _>>()?;
             if let Some((key, value)) = checkpoint {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [key, value],
-                )?;
+                super::upsert_meta(tx, key, value)?;
             }
             Ok(outcomes)
         })
@@ -118,19 +112,13 @@ fn record_one(
         Worth::Evidence => 0.0,
         Worth::Success => {
             insert(tx, event, &source, "success", false, 0.0)?;
-            tx.execute(
-                "UPDATE attempts SET live = 0 WHERE source = ?1 AND user = ?2 AND live = 1",
-                params![source, user],
-            )?;
+            forgive(tx, &source, user)?;
             return Ok(LogOutcome::Noted);
         }
     };
-    for ban in open_bans_containing(tx, event.ip)? {
-        if ban.is_active(now) {
-            insert(tx, event, &source, "refused", false, weight)?;
-            return Ok(LogOutcome::AlreadyBanned);
-        }
-        mark_expired(tx, &ban)?;
+    if active_ban_covering(tx, event.ip, now)?.is_some() {
+        insert(tx, event, &source, "refused", false, weight)?;
+        return Ok(LogOutcome::AlreadyBanned);
     }
     if weight <= 0.0 {
         insert(tx, event, &source, "failure", false, 0.0)?;

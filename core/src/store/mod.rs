@@ -187,14 +187,7 @@ impl Store {
 
     /// Sets a `meta` value (the daemon's heartbeat, say).
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [key, value],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| upsert_meta(tx, key, value))
     }
 
     /// A `meta` value, if set.
@@ -366,6 +359,20 @@ pub fn disk_size(path: &Path) -> u64 {
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum()
+}
+
+/// Sets a `meta` key inside a transaction.
+pub(crate) fn upsert_meta(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    value: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
