@@ -83,6 +83,19 @@ pub struct Config {
     pub sshd_log: SshdLogConfig,
     /// Telling past offenders' clients that only keys are accepted.
     pub keyonly: crate::keyonly::KeyOnlyConfig,
+    /// Who abuse reports come from.
+    pub report: ReportConfig,
+}
+
+/// `[report]`: the sender of `guardctl report`'s complaints. Empty means
+/// `root@HOSTNAME` and the host name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// The `From:` address (and X-ARF `Reported-From`).
+    pub from: String,
+    /// Who reports, in words (a person, a company, the host).
+    pub reporter: String,
 }
 
 /// `[sshd_log]`: the daemon follows sshd's log and counts what PAM never
@@ -313,6 +326,7 @@ impl Default for Config {
             recidive: RecidiveConfig::default(),
             sshd_log: SshdLogConfig::default(),
             keyonly: crate::keyonly::KeyOnlyConfig::default(),
+            report: ReportConfig::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`config`]: `authguard.toml`, with errors that name the key and line.
 //! - [`policy`]: ban arithmetic (escalation, caps). Pure functions.
 //! - [`keyonly`]: `[keyonly]` and which sources must use a public key.
+//! - [`geo`]: country data files (Tor's geoip, CSV) parsed into IP ranges.
 //! - [`store`]: the SQLite store: schema, admission transaction, queries.
 //! - [`syslog`]: one greppable line per decision, to `/dev/log`.
 //!
@@ -16,6 +17,7 @@
 pub mod addr;
 pub mod config;
 pub mod duration;
+pub mod geo;
 pub mod keyonly;
 pub mod policy;
 pub mod store;

@@ -4,6 +4,7 @@
 use authguard_core::{addr, duration};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use ipnet::IpNet;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -85,6 +86,21 @@ pub enum Command {
     /// Key-only signaling: sshd offers past offenders only public-key authentication
     #[command(subcommand)]
     Keyonly(KeyOnlyCommand),
+    /// Print an email-ready abuse report about one source, with log excerpts
+    Report {
+        /// The offending address
+        #[arg(value_parser = parse_target, value_name = "ADDR")]
+        target: IpNet,
+        /// How far back [default: 30d]
+        #[arg(long, value_parser = parse_duration, value_name = "DUR", default_value = "30d")]
+        since: Duration,
+        /// text (an email) or xarf (X-ARF login-attack)
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// The recipient, instead of the abuse contact whois names
+        #[arg(long, value_name = "ADDR")]
+        to: Option<String>,
+    },
     /// Dry run over an sshd log (plain, .gz or - for stdin): lines, events by kind,
     /// failures by source, and who the current policy would ban
     Scan {
@@ -100,11 +116,44 @@ pub enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Countries: import IP-range files (Tor's geoip/geoip6, CSV), look an address up
+    #[command(subcommand)]
+    Geo(GeoCommand),
     /// Check config, store and the PAM line, and say what to fix
     Check {
         /// The PAM file to inspect
         #[arg(long, value_name = "PATH", default_value = "/etc/pam.d/sshd")]
         pam_file: PathBuf,
+    },
+}
+
+/// `guardctl report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// An email to paste or pipe into `sendmail -t`.
+    Text,
+    /// X-ARF 0.2, `login-attack` schema, for ISPs that take machine-readable reports.
+    Xarf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GeoCommand {
+    /// Replace the store's country data with these files, all at once (e.g.
+    /// /usr/share/tor/geoip /usr/share/tor/geoip6; DB-IP or IP2Location CSV)
+    Import {
+        /// The files; each one's format is detected from its first data line
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Print an address's country (or "unknown")
+    Lookup {
+        /// One address
+        #[arg(value_parser = parse_address, value_name = "ADDR")]
+        address: IpAddr,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 
@@ -146,6 +195,15 @@ pub struct JsonFlag {
 
 fn parse_target(s: &str) -> Result<IpNet, String> {
     addr::parse_target(s).map_err(|e| e.to_string())
+}
+
+/// One address (IPv4-mapped IPv6 as IPv4), not a network.
+fn parse_address(s: &str) -> Result<IpAddr, String> {
+    match addr::parse_target(s) {
+        Ok(net) if net.prefix_len() == net.max_prefix_len() => Ok(net.addr()),
+        Ok(_) => Err(format!("`{s}` is a network; give one address")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

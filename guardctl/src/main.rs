@@ -14,6 +14,7 @@ mod firewall;
 mod ingest;
 mod keyonly;
 mod output;
+mod report;
 mod scan;
 
 use clap::Parser;

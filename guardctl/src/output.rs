@@ -6,7 +6,8 @@ use authguard_core::syslog::untrusted;
 use authguard_core::time::{self, Timestamp};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 /// A table with a header row, in the project's one style.
 pub fn table(header: &[&str]) -> Table {
@@ -113,4 +114,54 @@ pub fn attempt_json(a: &AttemptRecord, now: Timestamp) -> Value {
         "outcome": outcome_word(a, now),
         "origin": a.origin,
     })
+}
+
+/// A progress bar on stderr, shown only on a terminal and for inputs over
+/// `min_bytes` (`scan`: logs over 10 MB; `geo import`: files over 1 MB).
+#[derive(Debug)]
+pub struct Progress {
+    total: Option<u64>,
+    started: Instant,
+    last: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    /// A bar for an input of `total` bytes (None: unknown, no bar).
+    pub fn new(total: Option<u64>, min_bytes: u64) -> Progress {
+        let big = total.is_some_and(|t| t > min_bytes);
+        Progress {
+            total: total.filter(|_| big && std::io::stderr().is_terminal()),
+            started: Instant::now(),
+            last: Instant::now(),
+            shown: false,
+        }
+    }
+
+    /// `done` bytes and `lines` lines read so far; redraws at most 5 times a second.
+    pub fn update(&mut self, done: u64, lines: u64) {
+        let Some(total) = self.total else { return };
+        if self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        self.shown = true;
+        let fraction = done as f64 / total.max(1) as f64;
+        let filled = (fraction * 30.0) as usize;
+        let rate = lines as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        eprint!(
+            "\r[{}{}] {:>3.0}%  {lines} lines  {:.0} lines/s ",
+            "#".repeat(filled.min(30)),
+            " ".repeat(30 - filled.min(30)),
+            fraction * 100.0,
+            rate
+        );
+    }
+
+    /// Ends the bar's line, if one was drawn.
+    pub fn finish(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
 }

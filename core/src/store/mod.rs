@@ -5,6 +5,8 @@
 //! - [`bans`]: creating, lifting, listing bans; a source's history.
 //! - [`allow`]: the allow list kept in the store.
 //! - [`changes`]: active bans and the change log the daemon follows.
+//! - [`evidence`]: one source's attempts and log lines, for abuse reports.
+//! - [`geo`]: country data: IP ranges imported from geoip files, lookups.
 //! - [`log_events`]: events from sshd's log, counted and banned like PAM's.
 //! - [`offenders`]: past offenders, for key-only signaling.
 //!
@@ -15,6 +17,8 @@ pub mod admission;
 pub mod allow;
 pub mod bans;
 pub mod changes;
+pub mod evidence;
+pub mod geo;
 pub mod log_events;
 pub mod offenders;
 pub mod schema;
@@ -164,10 +168,23 @@ impl Store {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Bound every statement's run time too, not only lock waits: a damaged
         // file must not keep sshd waiting. Checked every 1000 VM steps.
-        let deadline = Instant::now() + self.timeout * 2;
+        self.arm_deadline(self.timeout * 2);
+        Ok(())
+    }
+
+    /// Gives the statements that follow a fresh deadline (twice the busy
+    /// timeout from now). A connection kept open, like the daemon's, calls
+    /// it before each pass; one opened per job never needs to.
+    pub fn renew_deadline(&self) {
+        self.arm_deadline(self.timeout * 2);
+    }
+
+    /// Interrupts statements that run past `budget` from now (bulk work,
+    /// such as a country import, sets a longer one and then the usual again).
+    pub(crate) fn arm_deadline(&self, budget: Duration) {
+        let deadline = Instant::now() + budget;
         self.conn
             .progress_handler(1000, Some(move || Instant::now() > deadline));
-        Ok(())
     }
 
     /// `PRAGMA user_version` of the open store.
@@ -211,6 +228,9 @@ impl Store {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let timeout = self.timeout;
+        // Each transaction gets its own deadline (a long-lived connection,
+        // the daemon's, would otherwise run out of the one set at open).
+        self.renew_deadline();
         let tx = self.begin_immediate()?;
         let value = f(&tx).map_err(|e| with_wait(e, timeout))?;
         tx.commit().map_err(|e| with_wait(e.into(), timeout))?;
@@ -415,6 +435,19 @@ mod tests {
     use super::test_support::TempStore;
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_long_lived_connection_gets_a_fresh_deadline_per_pass() {
+        let t = test_support::TempStore::new("deadline");
+        let store = Store::open(&t.path, Access::Read, Duration::from_millis(20)).unwrap();
+        let busy = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT count(*) FROM n";
+        std::thread::sleep(Duration::from_millis(60));
+        let stale: Result<i64, _> = store.conn().query_row(busy, [], |r| r.get(0));
+        assert!(stale.is_err(), "the deadline set at open has passed");
+        store.renew_deadline();
+        let fresh: i64 = store.conn().query_row(busy, [], |r| r.get(0)).unwrap();
+        assert_eq!(fresh, 20000);
+    }
 
     #[test]
     fn init_creates_private_store_and_is_idempotent() {

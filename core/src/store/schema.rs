@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -96,6 +96,18 @@ const MIGRATIONS: [&str; 5] = [
     r#"
     CREATE INDEX bans_lo ON bans (lo, since);
     "#,
+    // 5 → 6: countries (`guardctl geo import`). Disjoint IP ranges keyed as
+    // in `bans`; an address's range is the one with the greatest lo at or
+    // below its key, if hi reaches it. The primary key is the index on lo
+    // (WITHOUT ROWID: one B-tree, no separate index to fill on import).
+    // What was imported (files, time, counts) is kept in `meta` (`geo.*`).
+    r#"
+    CREATE TABLE geo_ranges (
+        lo      BLOB NOT NULL PRIMARY KEY,
+        hi      BLOB NOT NULL,
+        country TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// What `migrate` did.
@@ -163,6 +175,34 @@ mod tests {
             .query_row("SELECT source FROM ban_changes", [], |r| r.get(0))
             .unwrap();
         assert_eq!(logged, "203.0.113.7");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn version_5_store_migrates_to_country_data() {
+        let dir = std::env::temp_dir().join(format!("ag-migrate5-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = Connection::open(dir.join("v5.db")).unwrap();
+        for step in &MIGRATIONS[..5] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute("INSERT INTO meta (key, value) VALUES ('daemon', '{}')", [])
+            .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::From(5));
+        let (meta, ranges): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM meta), (SELECT count(*) FROM geo_ranges)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((meta, ranges), (1, 0));
+        let user_version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(user_version, 6);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

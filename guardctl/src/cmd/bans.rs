@@ -6,6 +6,7 @@ use crate::output::{
     self, BAN_HEADER, attempt_json, ban_json, ban_row, outcome_word, print_json, table,
 };
 use authguard_core::addr;
+use authguard_core::store::Store;
 use authguard_core::store::bans::{BanLength, BanOutcome, NewBan};
 use authguard_core::syslog::untrusted;
 use authguard_core::time;
@@ -69,12 +70,14 @@ pub fn show(ctx: &Context, target: &IpNet, limit: u32, as_json: bool) -> anyhow:
         .find(|c| c.0.contains(&target.addr()))
         .map(|c| addr::display(&c.0));
     let allowed = allowed.or(store.allowed_by(target.addr())?);
+    let country = country_of(&store, target)?;
     if as_json {
         print_json(&json!({
             "address": addr::display(target),
             "source": h.source,
             "banned": banned.is_some(),
             "allowed": allowed,
+            "country": country.as_ref().and_then(|c| c.as_deref()),
             "pending_failures": h.live_failures,
             "attempts_total": h.total_attempts,
             "bans": h.bans.iter().map(|b| ban_json(b, now)).collect::<Vec<_>>(),
@@ -90,6 +93,9 @@ pub fn show(ctx: &Context, target: &IpNet, limit: u32, as_json: bool) -> anyhow:
         (_, Some(net)) => println!("allowed by {net}: never banned"),
         (Some(b), None) => println!("banned: {}", output::expires_cell(b, now)),
         (None, None) => println!("not banned"),
+    }
+    if let Some(country) = country {
+        println!("country {}", country.as_deref().unwrap_or("unknown"));
     }
     if !h.bans.is_empty() {
         let mut t = table(&BAN_HEADER);
@@ -113,6 +119,15 @@ pub fn show(ctx: &Context, target: &IpNet, limit: u32, as_json: bool) -> anyhow:
         println!("\nattempts (latest {})\n{t}", h.attempts.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The country of `target` (of its first address, for a network): None
+/// when no country data was imported, `Some(None)` when no range holds it.
+fn country_of(store: &Store, target: &IpNet) -> anyhow::Result<Option<Option<String>>> {
+    if !store.has_geo()? {
+        return Ok(None);
+    }
+    Ok(Some(store.geo_lookup(target.network())?))
 }
 
 pub fn ban(

@@ -50,6 +50,7 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     });
     loop {
         let now = time::now();
+        store.renew_deadline();
         let banned_from_log = ingest
             .as_mut()
             .is_some_and(|i| read_log(ctx, i, &mut store, now));

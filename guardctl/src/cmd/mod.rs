@@ -4,7 +4,9 @@ mod allow;
 mod bans;
 mod check;
 mod daemon;
+mod geo;
 mod keyonly;
+mod report;
 mod scan;
 mod status;
 
@@ -36,6 +38,13 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         } => bans::unban(ctx, target.as_ref(), forget),
         Command::Allow(a) => allow::run(ctx, a),
         Command::Keyonly(k) => keyonly::run(ctx, k),
+        Command::Report {
+            target,
+            since,
+            format,
+            to,
+        } => report::report(ctx, &target, since, format, to),
+        Command::Geo(g) => geo::run(ctx, g),
         Command::Check { pam_file } => check::check(ctx, &pam_file),
         Command::Scan {
             input,

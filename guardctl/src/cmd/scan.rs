@@ -11,10 +11,9 @@ use authguard_core::config::PamModule;
 use authguard_core::time;
 use serde_json::json;
 use ssh_hook::{Event, Parsed, Verdict, Weights};
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 /// The most missed lines kept for `--show-missed`.
 const MAX_MISSED_SHOWN: usize = 10_000;
@@ -34,7 +33,7 @@ pub fn scan(
     let mut tally = Tally::new(&ctx.config, weights);
     // RFC 3164 lines carry no year: read them in this one.
     let year = i32::try_from(time::civil(time::now()).0).unwrap_or(i32::MAX);
-    let mut progress = Progress::new(size);
+    let mut progress = output::Progress::new(size, 10 << 20);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut missed = Vec::new();
     let mut read_bytes = 0u64;
@@ -220,49 +219,4 @@ fn print_summary(
         )?;
     }
     Ok(())
-}
-
-/// A progress bar on stderr, only on a terminal and for files over 10 MB.
-struct Progress {
-    total: Option<u64>,
-    started: Instant,
-    last: Instant,
-    shown: bool,
-}
-
-impl Progress {
-    fn new(total: Option<u64>) -> Progress {
-        let big = total.is_some_and(|t| t > 10 << 20);
-        Progress {
-            total: total.filter(|_| big && std::io::stderr().is_terminal()),
-            started: Instant::now(),
-            last: Instant::now(),
-            shown: false,
-        }
-    }
-
-    fn update(&mut self, done: u64, lines: u64) {
-        let Some(total) = self.total else { return };
-        if self.last.elapsed() < Duration::from_millis(200) {
-            return;
-        }
-        self.last = Instant::now();
-        self.shown = true;
-        let fraction = done as f64 / total.max(1) as f64;
-        let filled = (fraction * 30.0) as usize;
-        let rate = lines as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        eprint!(
-            "\r[{}{}] {:>3.0}%  {lines} lines  {:.0} lines/s ",
-            "#".repeat(filled.min(30)),
-            " ".repeat(30 - filled.min(30)),
-            fraction * 100.0,
-            rate
-        );
-    }
-
-    fn finish(&self) {
-        if self.shown {
-            eprintln!();
-        }
-    }
 }

@@ -1,0 +1,251 @@
+//! Country data in the store (`geo_ranges`, and `geo.*` keys in `meta`):
+//! imported whole by `guardctl geo import`, looked up by address.
+//!
+//! Ranges are disjoint (see [`crate::geo::merge`]), keyed like bans (16
+//! bytes, IPv4 as `::ffff:a.b.c.d`): an address's range is the one with the
+//! greatest `lo` at or below it, if its `hi` reaches the address.
+
+use super::{Store, StoreError, upsert_meta};
+use crate::addr;
+use crate::geo::GeoRanges;
+use crate::time::Timestamp;
+use rusqlite::{OptionalExtension, params};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// `meta` key: the imported files, one per line.
+pub const META_SOURCES: &str = "geo.sources";
+/// `meta` key: when they were imported (Unix seconds).
+pub const META_IMPORTED: &str = "geo.imported";
+/// `meta` key: how many IPv4 ranges.
+pub const META_IPV4: &str = "geo.ipv4_ranges";
+/// `meta` key: how many IPv6 ranges.
+pub const META_IPV6: &str = "geo.ipv6_ranges";
+
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GeoImport {
+    /// IPv4 ranges.
+    pub ipv4_ranges: u64,
+    /// IPv6 ranges.
+    pub ipv6_ranges: u64,
+    /// Distinct countries.
+    pub countries: u64,
+}
+
+/// What the store holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeoSummary {
+    /// Each country with its number of ranges, most ranges first.
+    pub countries: Vec<(String, u64)>,
+    /// The files of the last import.
+    pub sources: Vec<String>,
+    /// When they were imported.
+    pub imported: Option<Timestamp>,
+    /// IPv4 ranges.
+    pub ipv4_ranges: u64,
+    /// IPv6 ranges.
+    pub ipv6_ranges: u64,
+}
+
+impl Store {
+    /// Replaces all country data with `ranges` from the files `sources`, in
+    /// one transaction: readers see the old data or the new, never a mix.
+    pub fn import_geo(
+        &mut self,
+        ranges: &GeoRanges,
+        sources: &[String],
+        now: Timestamp,
+    ) -> Result<GeoImport, StoreError> {
+        // Each row is a few thousand VM steps: allow for them beyond the
+        // usual statement deadline (about 1 s per 10,000 rows, generously).
+        let rows = ranges.ranges().len() as u64;
+        self.arm_deadline(self.timeout * 2 + Duration::from_millis(rows / 10));
+        let (v4, v6) = ranges.family_counts();
+        let result = self.write(|tx| {
+            tx.execute("DELETE FROM geo_ranges", [])?;
+            let mut insert =
+                tx.prepare("INSERT INTO geo_ranges (lo, hi, country) VALUES (?1, ?2, ?3)")?;
+            for r in ranges.ranges() {
+                let (lo, hi) = r.keys();
+                insert.execute(params![lo, hi, r.country.as_str()])?;
+            }
+            upsert_meta(tx, META_SOURCES, &sources.join("\n"))?;
+            upsert_meta(tx, META_IMPORTED, &now.to_string())?;
+            upsert_meta(tx, META_IPV4, &v4.to_string())?;
+            upsert_meta(tx, META_IPV6, &v6.to_string())?;
+            let countries: u64 =
+                tx.query_row("SELECT count(DISTINCT country) FROM geo_ranges", [], |r| {
+                    r.get(0)
+                })?;
+            Ok(GeoImport {
+                ipv4_ranges: v4,
+                ipv6_ranges: v6,
+                countries,
+            })
+        });
+        self.arm_deadline(self.timeout * 2);
+        result
+    }
+
+    /// The country of `ip`, if a range holds it.
+    pub fn geo_lookup(&self, ip: IpAddr) -> Result<Option<String>, StoreError> {
+        let key = addr::key_of(addr::canonical(ip));
+        let found: Option<(Vec<u8>, String)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT hi, country FROM geo_ranges WHERE lo <= ?1 ORDER BY lo DESC LIMIT 1",
+            )?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(found.and_then(|(hi, country)| (hi.as_slice() >= key.as_slice()).then_some(country)))
+    }
+
+    /// True when country data has been imported.
+    pub fn has_geo(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM geo_ranges)", [], |r| r.get(0))?)
+    }
+
+    /// Countries with their range counts, and what the last import was.
+    pub fn geo_summary(&self) -> Result<GeoSummary, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT country, count(*) AS n FROM geo_ranges GROUP BY country ORDER BY n DESC, country",
+        )?;
+        let countries = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let number = |key| -> Result<Option<i64>, StoreError> {
+            Ok(self.meta(key)?.and_then(|v| v.parse().ok()))
+        };
+        Ok(GeoSummary {
+            countries,
+            sources: self
+                .meta(META_SOURCES)?
+                .map(|s| s.lines().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            imported: number(META_IMPORTED)?,
+            ipv4_ranges: number(META_IPV4)?.unwrap_or(0).unsigned_abs(),
+            ipv6_ranges: number(META_IPV6)?.unwrap_or(0).unsigned_abs(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo;
+    use crate::store::test_support::TempStore;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn ranges(files: &[(&str, &str)]) -> GeoRanges {
+        let parsed: Vec<_> = files
+            .iter()
+            .map(|(name, data)| geo::parse(name, data.as_bytes()).unwrap())
+            .collect();
+        geo::merge(&parsed).unwrap()
+    }
+
+    const V4: &str = "16777216,16777471,AU\n134744064,134744319,US\n3238002688,3238008831,NL\n";
+    const V6: &str = "2001:4860::,2001:4860:ffff:ffff:ffff:ffff:ffff:ffff,US\n";
+
+    #[test]
+    fn import_then_lookup_at_edges_and_gaps() {
+        let t = TempStore::new("geo-lookup");
+        let mut store = t.open();
+        assert!(!store.has_geo().unwrap());
+        assert_eq!(store.geo_lookup(ip("8.8.8.8")).unwrap(), None);
+        let names = vec!["geoip".to_owned(), "geoip6".to_owned()];
+        let done = store
+            .import_geo(&ranges(&[("geoip", V4), ("geoip6", V6)]), &names, 1000)
+            .unwrap();
+        assert_eq!(
+            (done.ipv4_ranges, done.ipv6_ranges, done.countries),
+            (3, 1, 3)
+        );
+        let cases = [
+            ("1.0.0.0", Some("AU")),
+            ("1.0.0.255", Some("AU")),
+            ("1.0.1.0", None),
+            ("0.255.255.255", None),
+            ("8.8.8.8", Some("US")),
+            ("::ffff:8.8.8.8", Some("US")),
+            ("193.0.6.139", Some("NL")),
+            ("255.255.255.255", None),
+            ("2001:4860:4860::8888", Some("US")),
+            ("2001:4861::", None),
+            ("::1", None),
+        ];
+        for (addr, country) in cases {
+            assert_eq!(
+                store.geo_lookup(ip(addr)).unwrap().as_deref(),
+                country,
+                "{addr}"
+            );
+        }
+        let summary = store.geo_summary().unwrap();
+        assert_eq!(summary.countries[0], ("US".to_owned(), 2));
+        assert_eq!(summary.sources, names);
+        assert_eq!(summary.imported, Some(1000));
+        assert_eq!((summary.ipv4_ranges, summary.ipv6_ranges), (3, 1));
+    }
+
+    #[test]
+    fn import_replaces_everything() {
+        let t = TempStore::new("geo-replace");
+        let mut store = t.open();
+        store
+            .import_geo(&ranges(&[("geoip", V4), ("geoip6", V6)]), &[], 1)
+            .unwrap();
+        store
+            .import_geo(
+                &ranges(&[("new", "134744064,134744319,DE\n")]),
+                &["new".into()],
+                2,
+            )
+            .unwrap();
+        assert_eq!(
+            store.geo_lookup(ip("8.8.8.8")).unwrap().as_deref(),
+            Some("DE")
+        );
+        assert_eq!(store.geo_lookup(ip("1.0.0.1")).unwrap(), None);
+        assert_eq!(store.geo_lookup(ip("2001:4860::1")).unwrap(), None);
+        let summary = store.geo_summary().unwrap();
+        assert_eq!(summary.countries, vec![("DE".to_owned(), 1)]);
+        assert_eq!((summary.ipv4_ranges, summary.ipv6_ranges), (1, 0));
+    }
+
+    #[test]
+    fn a_large_import_is_quick() {
+        let t = TempStore::new("geo-large");
+        let mut store = t.open();
+        let data: String = (0..200_000u32)
+            .map(|i| {
+                format!(
+                    "{},{},{}\n",
+                    i * 256,
+                    i * 256 + 255,
+                    ["US", "NL", "DE"][i as usize % 3]
+                )
+            })
+            .collect();
+        let big = ranges(&[("big", &data)]);
+        let start = std::time::Instant::now();
+        let done = store.import_geo(&big, &["big".into()], 1).unwrap();
+        assert_eq!(done.ipv4_ranges, 200_000);
+        // Generous for a debug build on a slow machine; release takes ~0.3 s.
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            store.geo_lookup(ip("0.3.13.64")).unwrap().as_deref(),
+            Some("NL")
+        );
+    }
+}

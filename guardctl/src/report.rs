@@ -1,0 +1,373 @@
+//! `guardctl report`'s content: an email-ready complaint about one source,
+//! as plain text or X-ARF (the `login-attack` schema), built only from that
+//! source's own records. The abuse contact comes from `whois` when it is
+//! installed.
+
+use authguard_core::store::evidence::EvidenceRow;
+use authguard_core::syslog::untrusted;
+use authguard_core::time::{self, Timestamp};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The most log lines quoted; the rest is counted.
+pub const MAX_EXCERPT: usize = 100;
+
+/// What the report is about, gathered from the store.
+#[derive(Debug)]
+pub struct Facts {
+    /// The offending address as asked.
+    pub address: String,
+    /// Its source (network at the policy prefix).
+    pub network: String,
+    /// Its records, oldest first.
+    pub rows: Vec<EvidenceRow>,
+    /// The guarded ports.
+    pub ports: Vec<u16>,
+}
+
+/// Who sends it, and to whom.
+#[derive(Debug)]
+pub struct Envelope {
+    /// `From:`.
+    pub from: String,
+    /// Who reports, in words.
+    pub reporter: String,
+    /// `To:`, when known.
+    pub to: Option<String>,
+    /// Why `To:` is unknown, when it is.
+    pub to_note: String,
+}
+
+impl Facts {
+    /// Failed or refused attempts (successes are not complaints).
+    fn offences(&self) -> impl Iterator<Item = &EvidenceRow> {
+        self.rows.iter().filter(|r| r.outcome != "success")
+    }
+
+    fn span(&self) -> (Timestamp, Timestamp) {
+        let first = self.rows.first().map_or(0, |r| r.at);
+        let last = self.rows.last().map_or(0, |r| r.at);
+        (first, last)
+    }
+
+    /// User names tried, with how often, most tried first.
+    fn users(&self) -> Vec<(String, usize)> {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for r in self.offences().filter(|r| !r.user.is_empty()) {
+            *counts.entry(untrusted(&r.user).into_owned()).or_default() += 1;
+        }
+        let mut users: Vec<_> = counts.into_iter().collect();
+        users.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        users
+    }
+
+    /// The client's source ports, from the sshd lines that name them.
+    fn source_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .rows
+            .iter()
+            .filter_map(|r| r.line.as_deref())
+            .filter_map(|l| ssh_hook::parse_line(l, 2000).and_then(|e| e.port))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// One excerpt line per record: the raw sshd line where the log
+    /// follower kept it, else what the PAM module recorded.
+    fn excerpt(&self) -> Vec<String> {
+        self.offences()
+            .map(|r| {
+                let when = time::rfc3339(r.at);
+                match &r.line {
+                    Some(line) => format!("{when} sshd: {}", untrusted(line)),
+                    None => format!(
+                        "{when} pam_authguard: {} password authentication for user {} from {}",
+                        if r.outcome == "refused" {
+                            "refused"
+                        } else {
+                            "failed"
+                        },
+                        untrusted(&r.user),
+                        r.address
+                    ),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The plain-text complaint (headers, body, excerpt).
+pub fn text(facts: &Facts, env: &Envelope, now: Timestamp) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "From: {}", env.from);
+    let _ = writeln!(s, "To: {}", env.to.as_deref().unwrap_or(&env.to_note));
+    let _ = writeln!(s, "Date: {}", time::rfc3339(now));
+    let _ = writeln!(s, "Subject: {}\n", subject(facts));
+    s.push_str(&body(facts, env));
+    s
+}
+
+fn subject(facts: &Facts) -> String {
+    let (first, last) = facts.span();
+    format!(
+        "SSH login attacks from {} ({} attempts, {} to {} UTC)",
+        facts.address,
+        facts.offences().count(),
+        time::rfc3339(first),
+        time::rfc3339(last)
+    )
+}
+
+fn body(facts: &Facts, env: &Envelope) -> String {
+    let (first, last) = facts.span();
+    let mut s = String::new();
+    let _ = writeln!(s, "Hello,\n");
+    let _ = writeln!(
+        s,
+        "{} received {} failed or refused SSH login attempts from {}, between {} and {} (UTC).\n",
+        env.reporter,
+        facts.offences().count(),
+        facts.address,
+        time::rfc3339(first),
+        time::rfc3339(last)
+    );
+    let _ = writeln!(s, "Offending address: {}", facts.address);
+    if facts.network != facts.address {
+        let _ = writeln!(s, "Network counted as one source: {}", facts.network);
+    }
+    let ports: Vec<String> = facts.ports.iter().map(u16::to_string).collect();
+    let _ = writeln!(s, "Destination port(s): {}", ports.join(", "));
+    let source_ports = facts.source_ports();
+    if !source_ports.is_empty() {
+        let shown: Vec<String> = source_ports.iter().take(20).map(u16::to_string).collect();
+        let _ = writeln!(
+            s,
+            "Source ports: {}{}",
+            shown.join(", "),
+            if source_ports.len() > 20 {
+                format!(" (and {} more)", source_ports.len() - 20)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let users: Vec<String> = facts
+        .users()
+        .iter()
+        .map(|(u, n)| format!("{u} ({n})"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "User names tried: {}\n",
+        if users.is_empty() {
+            "none recorded".into()
+        } else {
+            users.join(", ")
+        }
+    );
+    let _ = writeln!(s, "Log excerpt (UTC timestamps):\n");
+    let lines = facts.excerpt();
+    for line in lines.iter().take(MAX_EXCERPT) {
+        let _ = writeln!(s, "{line}");
+    }
+    if lines.len() > MAX_EXCERPT {
+        let _ = writeln!(s, "… and {} more lines", lines.len() - MAX_EXCERPT);
+    }
+    let _ = writeln!(
+        s,
+        "\nPlease make the owner of this address stop. This report was written by authguard; no passwords are recorded or included.\n\n-- \n{}",
+        env.reporter
+    );
+    s
+}
+
+/// The X-ARF 0.2 message (`login-attack`): a human part, the machine
+/// readable report, and the log excerpt as an attachment.
+pub fn xarf(facts: &Facts, env: &Envelope, now: Timestamp) -> String {
+    let boundary = format!("authguard-xarf-{now}");
+    let (first, _) = facts.span();
+    let source_type = if facts.address.contains(':') {
+        "ipv6"
+    } else {
+        "ipv4"
+    };
+    let port = facts.ports.first().copied().unwrap_or(22);
+    let mut s = String::new();
+    let _ = writeln!(s, "From: {}", env.from);
+    let _ = writeln!(s, "To: {}", env.to.as_deref().unwrap_or(&env.to_note));
+    let _ = writeln!(s, "Date: {}", time::rfc3339(now));
+    let _ = writeln!(s, "Subject: {}", subject(facts));
+    let _ = writeln!(s, "MIME-Version: 1.0");
+    let _ = writeln!(s, "X-XARF: PLAIN");
+    let _ = writeln!(
+        s,
+        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\n"
+    );
+    let _ = writeln!(s, "--{boundary}\nContent-Type: text/plain; charset=utf-8\n");
+    s.push_str(&body(facts, env));
+    let _ = writeln!(
+        s,
+        "\n--{boundary}\nContent-Type: text/plain; charset=utf-8; name=\"report.txt\"\n"
+    );
+    let _ = writeln!(s, "---");
+    for (key, value) in [
+        ("Reported-From", env.from.clone()),
+        ("Category", "abuse".into()),
+        ("Report-Type", "login-attack".into()),
+        ("Service", "ssh".into()),
+        ("Version", "0.2".into()),
+        (
+            "User-Agent",
+            format!("authguard {}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("Date", time::rfc3339(first)),
+        ("Source-Type", source_type.into()),
+        ("Source", facts.address.clone()),
+        ("Port", port.to_string()),
+        ("Occurrences", facts.offences().count().to_string()),
+        ("Report-ID", format!("{}-{now}@authguard", facts.address)),
+        ("Attachment", "text/plain".into()),
+        (
+            "Schema-URL",
+            "http://www.x-arf.org/schema/abuse_login-attack_0.1.2.json".into(),
+        ),
+    ] {
+        let _ = writeln!(s, "{key}: {value}");
+    }
+    let _ = writeln!(
+        s,
+        "\n--{boundary}\nContent-Type: text/plain; charset=utf-8; name=\"logfile.log\"\n"
+    );
+    for line in facts.excerpt().iter().take(MAX_EXCERPT) {
+        let _ = writeln!(s, "{line}");
+    }
+    let _ = writeln!(s, "\n--{boundary}--");
+    s
+}
+
+/// The abuse contact `whois` names for `address`: `Ok(None)` when whois
+/// found none, `Err` when whois is not installed or failed.
+pub fn abuse_contact(address: &str) -> Result<Option<String>, String> {
+    let mut child = Command::new("whois")
+        .arg(address)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|_| {
+            "whois is not installed (apt install whois), so the abuse contact was not looked up"
+                .to_owned()
+        })?;
+    // whois talks to the network: never wait for it forever.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while child.try_wait().ok().flatten().is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("whois did not answer within 15 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    Ok(contact_in(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The first abuse mailbox in a whois answer.
+pub fn contact_in(whois: &str) -> Option<String> {
+    for line in whois.lines() {
+        let lower = line.to_ascii_lowercase();
+        let value = if lower.starts_with("abuse-mailbox:") || lower.starts_with("orgabuseemail:") {
+            line.split_once(':').map(|(_, v)| v.trim())
+        } else if lower.contains("abuse contact for") {
+            // RIPE: `% Abuse contact for '…' is 'abuse@example.net'`
+            line.rsplit('\'').nth(1)
+        } else {
+            None
+        };
+        if let Some(v) = value.filter(|v| v.contains('@') && !v.contains(' ')) {
+            return Some(v.to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(at: Timestamp, user: &str, line: Option<&str>) -> EvidenceRow {
+        EvidenceRow {
+            at,
+            address: "203.0.113.5".into(),
+            user: user.as_bytes().to_vec(),
+            origin: if line.is_some() { "sshd-log" } else { "pam" }.into(),
+            outcome: "failure".into(),
+            kind: None,
+            line: line.map(|l| l.as_bytes().to_vec()),
+        }
+    }
+
+    fn envelope() -> Envelope {
+        Envelope {
+            from: "root@guarded.example".into(),
+            reporter: "guarded.example".into(),
+            to: Some("abuse@isp.example".into()),
+            to_note: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_text_report_carries_what_an_isp_needs() {
+        let facts = Facts {
+            address: "203.0.113.5".into(),
+            network: "203.0.113.5".into(),
+            rows: vec![
+                row(
+                    1_795_500_000,
+                    "root",
+                    Some("Failed password for root from 203.0.113.5 port 4001 ssh2"),
+                ),
+                row(1_795_500_060, "admin", None),
+            ],
+            ports: vec![22],
+        };
+        let t = text(&facts, &envelope(), 1_795_600_000);
+        for want in [
+            "To: abuse@isp.example",
+            "Subject: SSH login attacks from 203.0.113.5 (2 attempts, 2026-11-24T",
+            "User names tried: admin (1), root (1)",
+            "Source ports: 4001",
+            "Destination port(s): 22",
+            "sshd: Failed password for root from 203.0.113.5 port 4001 ssh2",
+            "pam_authguard: failed password authentication for user admin from 203.0.113.5",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in:\n{t}");
+        }
+        let x = xarf(&facts, &envelope(), 1_795_600_000);
+        assert!(
+            x.contains("Report-Type: login-attack") && x.contains("X-XARF: PLAIN"),
+            "{x}"
+        );
+        assert!(x.trim_end().ends_with("--"), "{x}");
+    }
+
+    #[test]
+    fn finds_abuse_contacts_in_whois_answers() {
+        assert_eq!(
+            contact_in("% Abuse contact for '193.0.0.0 - 193.0.7.255' is 'abuse@ripe.net'\n"),
+            Some("abuse@ripe.net".into())
+        );
+        assert_eq!(
+            contact_in("OrgAbuseEmail:  network-abuse@google.com\n"),
+            Some("network-abuse@google.com".into())
+        );
+        assert_eq!(
+            contact_in("abuse-mailbox: abuse@example.net\n"),
+            Some("abuse@example.net".into())
+        );
+        assert_eq!(contact_in("nothing here\n"), None);
+    }
+}
