@@ -85,6 +85,17 @@ pub struct Config {
     pub keyonly: crate::keyonly::KeyOnlyConfig,
     /// Who abuse reports come from.
     pub report: ReportConfig,
+    /// What blocked countries (`guardctl geo block`) lose.
+    pub geo: GeoConfig,
+}
+
+/// `[geo]`: how the firewall treats blocked countries' ranges.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoConfig {
+    /// `ports`: their connections to `[firewall] ports` are dropped;
+    /// `all`: every connection they open, on any port.
+    pub scope: BanScope,
 }
 
 /// `[report]`: the sender of `guardctl report`'s complaints. Empty means
@@ -327,6 +338,7 @@ impl Default for Config {
             sshd_log: SshdLogConfig::default(),
             keyonly: crate::keyonly::KeyOnlyConfig::default(),
             report: ReportConfig::default(),
+            geo: GeoConfig::default(),
         }
     }
 }
@@ -712,6 +724,19 @@ mod tests {
             .join("\n");
         assert!(uncommented.matches('=').count() >= 14, "{uncommented}");
         assert_eq!(parse(&uncommented).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn geo_scope_is_ports_or_all() {
+        assert_eq!(parse("").unwrap().geo.scope, BanScope::Ports);
+        assert_eq!(
+            parse("[geo]\nscope = \"all\"\n").unwrap().geo.scope,
+            BanScope::All
+        );
+        let (line, key, _) = error_of("[geo]\nscope = \"world\"\n");
+        assert_eq!((line, key.as_deref()), (Some(2), Some("geo.scope")));
+        let (line, key, _) = error_of("[geo]\nkeyonly = [\"DE\"]\n");
+        assert_eq!((line, key.as_deref()), (Some(2), Some("geo.keyonly")));
     }
 
     #[test]

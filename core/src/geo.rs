@@ -14,7 +14,9 @@
 //! skipped. Anything else is an error naming the file and the line.
 //! [`merge`] then sorts the ranges of every file and refuses overlaps, so a
 //! lookup (the range with the greatest start at or below the address) is
-//! always right. The store keeps them (`Store::import_geo`).
+//! always right. The store keeps them (`Store::import_geo`). [`coalesce`]
+//! turns blocked countries' ranges into the fewest [`AddrRange`]s for the
+//! firewall.
 
 use crate::addr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -422,6 +424,79 @@ pub fn merge(files: &[GeoFile]) -> Result<GeoRanges, GeoError> {
         }
     }
     Ok(GeoRanges(all.into_iter().map(|(r, _)| *r).collect()))
+}
+
+/// A closed range of addresses of one family: what a blocked country's
+/// ranges become in the firewall (`geo4`, `geo6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AddrRange {
+    /// The first address (IPv4 as itself, never IPv4-mapped).
+    pub lo: IpAddr,
+    /// The last address, of the same family.
+    pub hi: IpAddr,
+}
+
+impl AddrRange {
+    /// True for an IPv4 range.
+    pub fn is_ipv4(&self) -> bool {
+        self.lo.is_ipv4()
+    }
+
+    /// True when `ip` lies within the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let key = |a| u128::from_be_bytes(addr::key_of(addr::canonical(a)));
+        (key(self.lo)..=key(self.hi)).contains(&key(ip))
+    }
+}
+
+/// Coalesces ranges given as store keys (see [`addr::key_of`]) into the
+/// fewest ranges: overlapping and adjacent ones become one, but never
+/// across the IPv4 / IPv6 boundary. Sorts its input first.
+pub fn coalesce(keys: impl IntoIterator<Item = ([u8; 16], [u8; 16])>) -> Vec<AddrRange> {
+    let mut sorted: Vec<(u128, u128)> = keys
+        .into_iter()
+        .flat_map(|(lo, hi)| split_families(u128::from_be_bytes(lo), u128::from_be_bytes(hi)))
+        .collect();
+    sorted.sort_unstable();
+    let mut merged: Vec<(u128, u128)> = Vec::with_capacity(sorted.len());
+    for (lo, hi) in sorted {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) && is_v4_key(lo) == is_v4_key(last.0) => {
+                last.1 = last.1.max(hi);
+            }
+            _ => merged.push((lo, hi)),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(lo, hi)| AddrRange {
+            lo: address_of_key(lo),
+            hi: address_of_key(hi),
+        })
+        .collect()
+}
+
+/// The IPv4-mapped block `::ffff:0:0/96`, where IPv4 keys live.
+const V4_KEYS: std::ops::RangeInclusive<u128> = 0xffff_0000_0000..=0xffff_ffff_ffff;
+
+fn is_v4_key(key: u128) -> bool {
+    V4_KEYS.contains(&key)
+}
+
+/// A range of keys cut where it enters or leaves the IPv4 block (an odd
+/// CSV range such as `::1-::ffff:1.2.3.4` would otherwise mix families).
+fn split_families(lo: u128, hi: u128) -> Vec<(u128, u128)> {
+    let (start, end) = (*V4_KEYS.start(), *V4_KEYS.end());
+    let cuts = [
+        (lo, hi.min(start - 1)),
+        (lo.max(start), hi.min(end)),
+        (lo.max(end + 1), hi),
+    ];
+    cuts.into_iter().filter(|(a, b)| a <= b).collect()
+}
+
+fn address_of_key(key: u128) -> IpAddr {
+    addr::canonical(IpAddr::V6(Ipv6Addr::from(key)))
 }
 
 #[cfg(test)]

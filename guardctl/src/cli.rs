@@ -1,6 +1,7 @@
 //! The command line, as clap types. Values are parsed into typed addresses
 //! and durations here, so a bad one is a usage error (exit 2) naming it.
 
+use authguard_core::geo::Country;
 use authguard_core::{addr, duration};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use ipnet::IpNet;
@@ -116,7 +117,8 @@ pub enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Countries: import IP-range files (Tor's geoip/geoip6, CSV), look an address up
+    /// Countries: import IP-range files (Tor's geoip/geoip6, CSV), look an address
+    /// up, block countries in the firewall
     #[command(subcommand)]
     Geo(GeoCommand),
     /// Check config, store and the PAM line, and say what to fix
@@ -155,6 +157,24 @@ pub enum GeoCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Drop these countries' connections in the firewall (after allowed networks);
+    /// refused when it would lock you out
+    Block {
+        /// Two-letter country codes, any case (e.g. CN RU)
+        #[arg(required = true, value_parser = parse_country, value_name = "CC")]
+        countries: Vec<Country>,
+        /// Block even though your SSH session or an allowed network is in one of them
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop blocking these countries
+    Unblock {
+        /// Two-letter country codes, any case
+        #[arg(required = true, value_parser = parse_country, value_name = "CC")]
+        countries: Vec<Country>,
+    },
+    /// List blocked countries with their number of ranges
+    List(JsonFlag),
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +223,17 @@ fn parse_address(s: &str) -> Result<IpAddr, String> {
         Ok(net) if net.prefix_len() == net.max_prefix_len() => Ok(net.addr()),
         Ok(_) => Err(format!("`{s}` is a network; give one address")),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A two-letter country code, uppercased.
+fn parse_country(s: &str) -> Result<Country, String> {
+    match Country::parse(s) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(format!(
+            "`{s}` marks ranges of unknown country; give a two-letter country code"
+        )),
+        Err(e) => Err(e),
     }
 }
 

@@ -13,6 +13,7 @@ mod context;
 mod firewall;
 mod ingest;
 mod keyonly;
+mod lockout;
 mod output;
 mod report;
 mod scan;

@@ -272,6 +272,39 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Tor's country files from Debian's `tor-geoipdb` package, downloaded into
+/// `dir` with `apt-get download` and unpacked with `dpkg-deb -x` (never
+/// installed): the unpacked `usr/share/tor` (`geoip`, `geoip6`). None (a
+/// skip, with a note) when the download fails outside CI; under CI it must work.
+pub fn tor_geoip(dir: &Path) -> Option<PathBuf> {
+    let mut download = Command::new("apt-get");
+    download.args(["download", "tor-geoipdb"]).current_dir(dir);
+    let f = run_with_timeout(&mut download, None, Duration::from_secs(300));
+    if !f.status.success() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "`apt-get download tor-geoipdb` must work under CI: {}",
+            f.describe()
+        );
+        eprintln!(
+            "skipping: `apt-get download tor-geoipdb` failed: {}",
+            f.describe()
+        );
+        return None;
+    }
+    let deb = std::fs::read_dir(dir)
+        .expect("read the download directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .expect("apt-get download left a .deb");
+    let root = dir.join("root");
+    let mut unpack = Command::new("dpkg-deb");
+    unpack.arg("-x").arg(&deb).arg(&root);
+    let f = run_with_timeout(&mut unpack, None, Duration::from_secs(60));
+    assert!(f.status.success(), "dpkg-deb -x: {}", f.describe());
+    Some(root.join("usr/share/tor"))
+}
+
 /// Parses a command's stdout as JSON, panicking with the output when it is not.
 pub fn parse_json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -576,9 +609,31 @@ impl Guard {
         self.guardctl_in(netns.as_deref(), args)
     }
 
+    /// Like [`Guard::guardctl`], with environment variables set (`Some`)
+    /// or removed (`None`) for this run, e.g. `SSH_CONNECTION`.
+    pub fn guardctl_env(&self, env: &[(&str, Option<&str>)], args: &[&str]) -> Output {
+        let netns = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .netns
+            .clone();
+        self.guardctl_in_env(netns.as_deref(), env, args)
+    }
+
     /// Runs `guardctl --config <toml> ARGS…` inside the network namespace
     /// `netns` (`ip netns exec NS …`), or in the test's own when None.
     pub fn guardctl_in(&self, netns: Option<&str>, args: &[&str]) -> Output {
+        self.guardctl_in_env(netns, &[], args)
+    }
+
+    /// [`Guard::guardctl_in`] with environment changes (see [`Guard::guardctl_env`]).
+    pub fn guardctl_in_env(
+        &self,
+        netns: Option<&str>,
+        env: &[(&str, Option<&str>)],
+        args: &[&str],
+    ) -> Output {
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -588,6 +643,12 @@ impl Guard {
             None => Command::new(guardctl_path()),
         };
         cmd.arg("--config").arg(self.config_path()).args(args);
+        for (name, value) in env {
+            match value {
+                Some(v) => cmd.env(name, v),
+                None => cmd.env_remove(name),
+            };
+        }
         let f = run_with_timeout(&mut cmd, None, CLIENT_TIMEOUT);
         assert!(
             !f.timed_out,

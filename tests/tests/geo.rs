@@ -3,10 +3,8 @@
 //! imported with `guardctl geo import`, well-known addresses looked up, and
 //! a malformed file refused (exit 2, naming its line) with the data kept.
 
-use authguard_e2e::{Guard, Value, describe_output, parse_json, require_root, run_with_timeout};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use authguard_e2e::{Guard, Value, describe_output, parse_json, require_root, tor_geoip};
+use std::path::Path;
 
 /// Addresses whose country is stable: Google's resolvers, RIPE NCC's web
 /// server in Amsterdam, APNIC's 1.1.1.0/24 (registered in Australia).
@@ -17,37 +15,6 @@ const KNOWN: [(&str, &str); 5] = [
     ("::ffff:193.0.6.139", "NL"),
     ("1.1.1.1", "AU"),
 ];
-
-/// `usr/share/tor` of the unpacked package, or None (a skip) when
-/// `apt-get download` fails outside CI.
-fn tor_geoip(dir: &Path) -> Option<PathBuf> {
-    let mut download = Command::new("apt-get");
-    download.args(["download", "tor-geoipdb"]).current_dir(dir);
-    let f = run_with_timeout(&mut download, None, Duration::from_secs(300));
-    if !f.status.success() {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "`apt-get download tor-geoipdb` must work under CI: {}",
-            f.describe()
-        );
-        eprintln!(
-            "skipping: `apt-get download tor-geoipdb` failed: {}",
-            f.describe()
-        );
-        return None;
-    }
-    let deb = std::fs::read_dir(dir)
-        .expect("read the download directory")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .expect("apt-get download left a .deb");
-    let root = dir.join("root");
-    let mut unpack = Command::new("dpkg-deb");
-    unpack.arg("-x").arg(&deb).arg(&root);
-    let f = run_with_timeout(&mut unpack, None, Duration::from_secs(60));
-    assert!(f.status.success(), "dpkg-deb -x: {}", f.describe());
-    Some(root.join("usr/share/tor"))
-}
 
 fn lookup(g: &Guard, address: &str) -> Value {
     let out = g.guardctl_ok(&["geo", "lookup", address, "--json"]);

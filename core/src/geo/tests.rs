@@ -217,3 +217,64 @@ fn merge_sorts_files_together_and_refuses_overlaps() {
         })
     );
 }
+
+fn keys(lo: &str, hi: &str) -> ([u8; 16], [u8; 16]) {
+    (addr::key_of(ip(lo)), addr::key_of(ip(hi)))
+}
+
+fn shown(ranges: &[AddrRange]) -> Vec<String> {
+    ranges
+        .iter()
+        .map(|r| format!("{}-{}", r.lo, r.hi))
+        .collect()
+}
+
+#[test]
+fn coalesce_merges_adjacent_and_overlapping_ranges_per_family() {
+    let merged = coalesce([
+        keys("198.51.100.0", "198.51.100.127"),
+        keys("10.0.0.0", "10.0.0.255"),
+        // Adjacent: 10.0.1.0 follows 10.0.0.255.
+        keys("10.0.1.0", "10.0.1.255"),
+        // Overlapping and inside.
+        keys("198.51.100.64", "198.51.100.255"),
+        keys("198.51.100.10", "198.51.100.20"),
+        // A gap of one address stays a gap.
+        keys("198.51.101.1", "198.51.101.1"),
+        // The last IPv4 address and the first IPv6 key after the IPv4 block
+        // are adjacent keys, but never one range.
+        keys("255.255.255.0", "255.255.255.255"),
+        keys("::1:0:0:0", "::1:0:0:ff"),
+        keys("2001:db8::", "2001:db8::ffff"),
+        keys("2001:db8::1:0", "2001:db8:0:0:ffff:ffff:ffff:ffff"),
+    ]);
+    assert_eq!(
+        shown(&merged),
+        [
+            "10.0.0.0-10.0.1.255",
+            "198.51.100.0-198.51.100.255",
+            "198.51.101.1-198.51.101.1",
+            "255.255.255.0-255.255.255.255",
+            "::1:0:0:0-::1:0:0:ff",
+            "2001:db8::-2001:db8::ffff:ffff:ffff:ffff",
+        ]
+    );
+    assert!(merged[1].is_ipv4() && !merged[4].is_ipv4());
+    assert!(merged[0].contains(ip("10.0.1.7")));
+    assert!(merged[0].contains(ip("::ffff:10.0.1.7")));
+    assert!(!merged[0].contains(ip("10.0.2.0")));
+    assert!(coalesce([]).is_empty());
+}
+
+#[test]
+fn coalesce_cuts_a_range_that_spans_the_ipv4_block() {
+    let merged = coalesce([keys("::fffe:ffff:fff0", "::1:0:0:5")]);
+    assert_eq!(
+        shown(&merged),
+        [
+            "::fffe:ffff:fff0-::fffe:ffff:ffff",
+            "0.0.0.0-255.255.255.255",
+            "::1:0:0:0-::1:0:0:5",
+        ]
+    );
+}

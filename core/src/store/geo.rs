@@ -1,13 +1,18 @@
 //! Country data in the store (`geo_ranges`, and `geo.*` keys in `meta`):
-//! imported whole by `guardctl geo import`, looked up by address.
+//! imported whole by `guardctl geo import`, looked up by address; and the
+//! blocked countries (`geo_blocks`), whose ranges the firewall drops.
 //!
 //! Ranges are disjoint (see [`crate::geo::merge`]), keyed like bans (16
 //! bytes, IPv4 as `::ffff:a.b.c.d`): an address's range is the one with the
 //! greatest `lo` at or below it, if its `hi` reaches the address.
+//!
+//! Every write that changes what the firewall drops (an import, a block, an
+//! unblock) bumps `meta` key [`META_REVISION`] in the same transaction: the
+//! daemon compares it, one row, instead of re-reading the ranges each pass.
 
 use super::{Store, StoreError, upsert_meta};
 use crate::addr;
-use crate::geo::GeoRanges;
+use crate::geo::{AddrRange, Country, GeoRanges};
 use crate::time::Timestamp;
 use rusqlite::{OptionalExtension, params};
 use std::net::IpAddr;
@@ -21,6 +26,19 @@ pub const META_IMPORTED: &str = "geo.imported";
 pub const META_IPV4: &str = "geo.ipv4_ranges";
 /// `meta` key: how many IPv6 ranges.
 pub const META_IPV6: &str = "geo.ipv6_ranges";
+/// `meta` key: a counter bumped by every import, block and unblock.
+pub const META_REVISION: &str = "geo.revision";
+
+/// One blocked country.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedCountry {
+    /// Its code.
+    pub country: String,
+    /// When it was blocked.
+    pub since: Timestamp,
+    /// How many of the imported ranges are its (0 when the data has none).
+    pub ranges: u64,
+}
 
 /// What an import wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +92,7 @@ impl Store {
             upsert_meta(tx, META_IMPORTED, &now.to_string())?;
             upsert_meta(tx, META_IPV4, &v4.to_string())?;
             upsert_meta(tx, META_IPV6, &v6.to_string())?;
+            bump_revision(tx)?;
             let countries: u64 =
                 tx.query_row("SELECT count(DISTINCT country) FROM geo_ranges", [], |r| {
                     r.get(0)
@@ -130,6 +149,124 @@ impl Store {
             ipv6_ranges: number(META_IPV6)?.unwrap_or(0).unsigned_abs(),
         })
     }
+
+    /// True when the imported data has ranges for `country`.
+    pub fn geo_has_country(&self, country: Country) -> Result<bool, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM geo_ranges WHERE country = ?1)",
+            [country.as_str()],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Blocks `countries` (those not blocked yet) and returns them; bumps
+    /// the revision when any was new.
+    pub fn geo_block(
+        &mut self,
+        countries: &[Country],
+        now: Timestamp,
+    ) -> Result<Vec<Country>, StoreError> {
+        self.write(|tx| {
+            let mut insert =
+                tx.prepare("INSERT OR IGNORE INTO geo_blocks (country, since) VALUES (?1, ?2)")?;
+            let mut added = Vec::new();
+            for c in countries {
+                if insert.execute(params![c.as_str(), now])? == 1 {
+                    added.push(*c);
+                }
+            }
+            if !added.is_empty() {
+                bump_revision(tx)?;
+            }
+            Ok(added)
+        })
+    }
+
+    /// Unblocks `countries` and returns those that were blocked; bumps the
+    /// revision when any was.
+    pub fn geo_unblock(&mut self, countries: &[Country]) -> Result<Vec<Country>, StoreError> {
+        self.write(|tx| {
+            let mut delete = tx.prepare("DELETE FROM geo_blocks WHERE country = ?1")?;
+            let mut removed = Vec::new();
+            for c in countries {
+                if delete.execute([c.as_str()])? == 1 {
+                    removed.push(*c);
+                }
+            }
+            if !removed.is_empty() {
+                bump_revision(tx)?;
+            }
+            Ok(removed)
+        })
+    }
+
+    /// The blocked countries, by code, with their range counts (one pass
+    /// over the ranges).
+    pub fn geo_blocked(&self) -> Result<Vec<BlockedCountry>, StoreError> {
+        let counts: std::collections::HashMap<String, u64> = self
+            .conn()
+            .prepare(
+                "SELECT country, count(*) FROM geo_ranges
+                 WHERE country IN (SELECT country FROM geo_blocks) GROUP BY country",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT country, since FROM geo_blocks ORDER BY country")?;
+        let rows = stmt.query_map([], |r| {
+            let country: String = r.get(0)?;
+            Ok(BlockedCountry {
+                ranges: counts.get(&country).copied().unwrap_or(0),
+                country,
+                since: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The ranges of every blocked country, adjacent and overlapping ones
+    /// coalesced: what the firewall's `geo4` and `geo6` sets hold.
+    pub fn geo_blocked_ranges(&self) -> Result<Vec<AddrRange>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT lo, hi FROM geo_ranges
+             WHERE country IN (SELECT country FROM geo_blocks) ORDER BY lo",
+        )?;
+        let keys = stmt
+            .query_map([], |r| Ok((key(r.get_ref(0)?)?, key(r.get_ref(1)?)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::geo::coalesce(keys))
+    }
+
+    /// The counter bumped by every import, block and unblock (0 before any).
+    pub fn geo_revision(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .meta(META_REVISION)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+/// Bumps [`META_REVISION`] inside a transaction.
+fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+        [META_REVISION],
+    )?;
+    Ok(())
+}
+
+/// A 16-byte range key as stored.
+fn key(value: rusqlite::types::ValueRef<'_>) -> rusqlite::Result<[u8; 16]> {
+    let blob = value.as_blob()?;
+    blob.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            blob.len(),
+            rusqlite::types::Type::Blob,
+            "a range key is not 16 bytes".into(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -217,6 +354,79 @@ mod tests {
         let summary = store.geo_summary().unwrap();
         assert_eq!(summary.countries, vec![("DE".to_owned(), 1)]);
         assert_eq!((summary.ipv4_ranges, summary.ipv6_ranges), (1, 0));
+    }
+
+    fn cc(code: &str) -> Country {
+        Country::parse(code).unwrap().unwrap()
+    }
+
+    #[test]
+    fn block_unblock_list_and_the_revision() {
+        let t = TempStore::new("geo-block");
+        let mut store = t.open();
+        assert_eq!(store.geo_revision().unwrap(), 0);
+        // Two NL ranges that touch, a US one between two others, one IPv6.
+        let data = "1.0.0.0,1.0.0.255,NL\n1.0.1.0,1.0.1.255,NL\n1.0.2.0,1.0.2.255,US\n\
+                    1.0.3.0,1.0.3.255,NL\n2001:db8::,2001:db8::ffff,NL\n";
+        store
+            .import_geo(&ranges(&[("x.csv", data)]), &[], 1)
+            .unwrap();
+        assert_eq!(store.geo_revision().unwrap(), 1, "an import bumps it");
+        assert!(store.geo_has_country(cc("NL")).unwrap());
+        assert!(!store.geo_has_country(cc("DE")).unwrap());
+        assert!(store.geo_blocked_ranges().unwrap().is_empty());
+
+        let added = store.geo_block(&[cc("NL"), cc("NL")], 50).unwrap();
+        assert_eq!(added, [cc("NL")]);
+        assert_eq!(store.geo_revision().unwrap(), 2);
+        assert_eq!(
+            store.geo_block(&[cc("NL")], 60).unwrap(),
+            [],
+            "already blocked"
+        );
+        assert_eq!(store.geo_revision().unwrap(), 2, "nothing changed");
+        let shown = |s: &Store| -> Vec<String> {
+            s.geo_blocked_ranges()
+                .unwrap()
+                .iter()
+                .map(|r| format!("{}-{}", r.lo, r.hi))
+                .collect()
+        };
+        assert_eq!(
+            shown(&store),
+            [
+                "1.0.0.0-1.0.1.255",
+                "1.0.3.0-1.0.3.255",
+                "2001:db8::-2001:db8::ffff"
+            ]
+        );
+        store.geo_block(&[cc("US")], 70).unwrap();
+        assert_eq!(
+            shown(&store),
+            ["1.0.0.0-1.0.3.255", "2001:db8::-2001:db8::ffff"],
+            "US fills the gap"
+        );
+        let listed = store.geo_blocked().unwrap();
+        let summary: Vec<(&str, i64, u64)> = listed
+            .iter()
+            .map(|b| (b.country.as_str(), b.since, b.ranges))
+            .collect();
+        assert_eq!(summary, [("NL", 50, 4), ("US", 70, 1)]);
+
+        let removed = store.geo_unblock(&[cc("NL"), cc("DE")]).unwrap();
+        assert_eq!(removed, [cc("NL")]);
+        assert_eq!(store.geo_revision().unwrap(), 4);
+        assert_eq!(shown(&store), ["1.0.2.0-1.0.2.255"]);
+        assert_eq!(store.geo_unblock(&[cc("DE")]).unwrap(), []);
+        assert_eq!(store.geo_revision().unwrap(), 4);
+
+        // A new import without US keeps the block (0 ranges) and bumps.
+        store
+            .import_geo(&ranges(&[("y.csv", "9.9.9.0,9.9.9.255,CH\n")]), &[], 2)
+            .unwrap();
+        assert_eq!(store.geo_revision().unwrap(), 5);
+        assert_eq!(store.geo_blocked().unwrap()[0].ranges, 0);
+        assert!(store.geo_blocked_ranges().unwrap().is_empty());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - [`allow`]: the allow list kept in the store.
 //! - [`changes`]: active bans and the change log the daemon follows.
 //! - [`evidence`]: one source's attempts and log lines, for abuse reports.
-//! - [`geo`]: country data: IP ranges imported from geoip files, lookups.
+//! - [`geo`]: country data: IP ranges imported from geoip files, lookups,
+//!   blocked countries.
 //! - [`log_events`]: events from sshd's log, counted and banned like PAM's.
 //! - [`offenders`]: past offenders, for key-only signaling.
 //!

@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -108,6 +108,16 @@ const MIGRATIONS: [&str; 6] = [
         country TEXT NOT NULL
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 6 → 7: blocked countries (`guardctl geo block`): the firewall drops
+    // their ranges. Every change to country data (import, block, unblock)
+    // also bumps `meta` key `geo.revision` in its transaction, so the
+    // daemon knows when to reload the sets.
+    r#"
+    CREATE TABLE geo_blocks (
+        country TEXT    PRIMARY KEY,
+        since   INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// What `migrate` did.
@@ -202,7 +212,45 @@ mod tests {
         let user_version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(user_version, 6);
+        assert_eq!(user_version, SCHEMA_VERSION);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn version_6_store_migrates_to_country_blocks_and_keeps_its_ranges() {
+        let dir = std::env::temp_dir().join(format!("ag-migrate6-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = Connection::open(dir.join("v6.db")).unwrap();
+        for step in &MIGRATIONS[..6] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.execute(
+            "INSERT INTO geo_ranges (lo, hi, country) VALUES (x'01', x'02', 'NL')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::From(6));
+        conn.execute(
+            "INSERT INTO geo_blocks (country, since) VALUES ('NL', 1)",
+            [],
+        )
+        .unwrap();
+        let blocked: (String, i64) = conn
+            .query_row(
+                "SELECT b.country, count(*) FROM geo_blocks b JOIN geo_ranges r USING (country)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(blocked, ("NL".to_owned(), 1));
+        let strict = conn.execute(
+            "INSERT INTO geo_blocks (country, since) VALUES ('DE', 'soon')",
+            [],
+        );
+        assert!(strict.is_err(), "since is an INTEGER in a STRICT table");
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::UpToDate);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,7 +3,10 @@
 //! with the key and line, exit 2.)
 
 use crate::context::Context;
+use crate::lockout;
+use authguard_core::geo::Country;
 use authguard_core::store::{self, Access, Store};
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -33,6 +36,7 @@ pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
         pam_finding(pam_file),
         daemon_finding(ctx),
         keyonly_finding(ctx),
+        geo_finding(ctx),
     ];
     for f in &findings {
         match f.what.strip_prefix("WARN ") {
@@ -204,6 +208,80 @@ fn daemon_finding(ctx: &Context) -> Finding {
              until then bans are refused by PAM but not dropped by the firewall"
                 .into()
         }),
+    }
+}
+
+/// Blocked countries: does one of them hold this SSH session's address,
+/// with no allow rule for it? (Then the firewall drops the admin.)
+fn geo_finding(ctx: &Context) -> Finding {
+    use authguard_core::config::FirewallBackend;
+    let ok = |what: String| Finding {
+        ok: true,
+        what,
+        fix: None,
+    };
+    let Ok(store) = Store::open(
+        ctx.store_path(),
+        Access::Read,
+        std::time::Duration::from_secs(2),
+    ) else {
+        return ok("countries: not checked (the store does not open)".into());
+    };
+    let state = match GeoState::read(ctx, &store) {
+        Ok(state) => state,
+        Err(e) => return ok(format!("countries: not checked ({e:#})")),
+    };
+    let blocked = state.blocked.join(", ");
+    match state.session_risk {
+        _ if state.blocked.is_empty() => ok("no countries blocked".into()),
+        Some((address, country)) => Finding::warning(
+            format!(
+                "{address} (your SSH session) is in {country}, which is blocked, and no \
+                 allow rule covers it: the firewall drops your connections"
+            ),
+            format!("`guardctl allow add {address}`, or `guardctl geo unblock {country}`"),
+        ),
+        None if ctx.config.firewall.backend == FirewallBackend::None => Finding::warning(
+            format!(
+                "countries blocked ({blocked}) but [firewall] backend is \"none\": nothing drops them"
+            ),
+            "set [firewall] backend = \"nftables\", or `guardctl geo unblock` them".into(),
+        ),
+        None => ok(format!(
+            "countries blocked: {blocked} ({})",
+            super::geo::scope_words(ctx)
+        )),
+    }
+}
+
+/// The blocked countries, and this SSH session's place among them.
+struct GeoState {
+    /// Their codes.
+    blocked: Vec<String>,
+    /// The session's address and country, when it is blocked and not allowed.
+    session_risk: Option<(IpAddr, Country)>,
+}
+
+impl GeoState {
+    fn read(ctx: &Context, store: &Store) -> anyhow::Result<GeoState> {
+        let blocked: Vec<String> = store
+            .geo_blocked()?
+            .into_iter()
+            .map(|b| b.country)
+            .collect();
+        let codes: Vec<Country> = blocked
+            .iter()
+            .filter_map(|c| Country::parse(c).ok().flatten())
+            .collect();
+        let allowed = crate::firewall::Desired::allowed(&ctx.config, store)?;
+        let session = lockout::session_address();
+        let session_risk = lockout::session_risk(&codes, session, &allowed, |ip| {
+            super::geo::country_of(store, ip)
+        })?;
+        Ok(GeoState {
+            blocked,
+            session_risk,
+        })
     }
 }
 

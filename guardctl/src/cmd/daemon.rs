@@ -234,9 +234,17 @@ fn report(ctx: &Context, result: anyhow::Result<Change>) -> Option<String> {
                 ctx.say(&format!("firewall: lift {net}"));
             }
         }
-        Ok(Change::Rebuilt { why, bans }) => {
+        Ok(Change::Rebuilt {
+            why,
+            bans,
+            geo_ranges,
+        }) => {
+            let countries = match geo_ranges {
+                0 => String::new(),
+                n => format!(" and {n} blocked country ranges"),
+            };
             ctx.say(&format!(
-                "firewall: rebuilt table inet authguard with {bans} bans ({why})"
+                "firewall: rebuilt table inet authguard with {bans} bans{countries} ({why})"
             ));
         }
         // Never exit on a firewall fault: the next resync tries again.

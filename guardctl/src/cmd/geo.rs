@@ -1,12 +1,21 @@
 //! `guardctl geo import FILE…` and `guardctl geo lookup ADDR`: country data.
 //! Every file is parsed whole before the store is written, so a bad line
 //! anywhere leaves the previous data in place (exit 2, naming the line).
+//!
+//! `guardctl geo block|unblock CC…` and `geo list`: countries the firewall
+//! drops (after allowed networks). A block that would lock the admin out
+//! (see [`crate::lockout`]) is refused unless `--force` is given; a code
+//! without imported ranges is refused. Refused means nothing written.
 
 use crate::BadInput;
 use crate::cli::GeoCommand;
 use crate::context::Context;
-use crate::output::{Progress, print_json};
-use authguard_core::geo::{self, GeoError, GeoFile, GeoParser};
+use crate::firewall::Desired;
+use crate::lockout::{self, LockOut};
+use crate::output::{Progress, print_json, relative, table};
+use authguard_core::config::FirewallBackend;
+use authguard_core::geo::{self, Country, GeoError, GeoFile, GeoParser};
+use authguard_core::store::Store;
 use authguard_core::store::geo::GeoImport;
 use authguard_core::syslog::untrusted;
 use authguard_core::time;
@@ -24,6 +33,218 @@ pub fn run(ctx: &Context, command: GeoCommand) -> anyhow::Result<ExitCode> {
     match command {
         GeoCommand::Import { files, json } => import(ctx, &files, json.json),
         GeoCommand::Lookup { address, json } => lookup(ctx, address, json.json),
+        GeoCommand::Block { countries, force } => block(ctx, &distinct(countries), force),
+        GeoCommand::Unblock { countries } => unblock(ctx, &distinct(countries)),
+        GeoCommand::List(f) => list(ctx, f.json),
+    }
+}
+
+/// The codes in order, each once.
+fn distinct(mut countries: Vec<Country>) -> Vec<Country> {
+    countries.sort_unstable();
+    countries.dedup();
+    countries
+}
+
+fn block(ctx: &Context, countries: &[Country], force: bool) -> anyhow::Result<ExitCode> {
+    let mut store = ctx.writer()?;
+    require_ranges(&store, countries)?;
+    // Only what is not blocked yet can lock anyone out now.
+    let before = range_counts(&store)?;
+    let new: Vec<Country> = countries
+        .iter()
+        .filter(|c| !before.contains_key(c.as_str()))
+        .copied()
+        .collect();
+    let risks = lockout_risks(ctx, &store, &new)?;
+    if !risks.is_empty() && !force {
+        let why: Vec<String> = risks.iter().map(LockOut::message).collect();
+        return Err(BadInput(why.join("\n")).into());
+    }
+    for risk in &risks {
+        eprintln!(
+            "guardctl: warning, blocking anyway (--force): {}",
+            risk.reason()
+        );
+    }
+    let added = store.geo_block(countries, time::now())?;
+    report_blocked(ctx, &store, countries, &added, !risks.is_empty())?;
+    finish_change(ctx, &store, !added.is_empty());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Says (and logs) what `geo block` did for each country.
+fn report_blocked(
+    ctx: &Context,
+    store: &Store,
+    countries: &[Country],
+    added: &[Country],
+    forced: bool,
+) -> anyhow::Result<()> {
+    let counts = range_counts(store)?;
+    let forced = if forced {
+        " despite the lock-out guard (--force)"
+    } else {
+        ""
+    };
+    for c in countries {
+        let ranges = plural(counts.get(c.as_str()).copied().unwrap_or(0), "range");
+        if added.contains(c) {
+            println!("blocked {c} ({ranges})");
+            ctx.log(&format!("geo block {c} ({ranges}){forced}"));
+        } else {
+            println!("{c} was already blocked");
+        }
+    }
+    Ok(())
+}
+
+fn unblock(ctx: &Context, countries: &[Country]) -> anyhow::Result<ExitCode> {
+    let mut store = ctx.writer()?;
+    let blocked = range_counts(&store)?;
+    let not: Vec<&str> = countries
+        .iter()
+        .map(Country::as_str)
+        .filter(|c| !blocked.contains_key(*c))
+        .collect();
+    if !not.is_empty() {
+        return Err(BadInput(format!(
+            "not blocked: {} (nothing unblocked; `guardctl geo list` shows what is)",
+            not.join(", ")
+        ))
+        .into());
+    }
+    let removed = store.geo_unblock(countries)?;
+    for c in &removed {
+        println!("unblocked {c}");
+        ctx.log(&format!("geo unblock {c}"));
+    }
+    finish_change(ctx, &store, !removed.is_empty());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `1 range`, `2 ranges`.
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Refuses codes the imported data has no ranges for (a typo, or no import yet).
+fn require_ranges(store: &Store, countries: &[Country]) -> anyhow::Result<()> {
+    if !store.has_geo()? {
+        return Err(BadInput(
+            "no country data: run `guardctl geo import` first (nothing blocked)".into(),
+        )
+        .into());
+    }
+    let mut unknown = Vec::new();
+    for c in countries {
+        if !store.geo_has_country(*c)? {
+            unknown.push(c.as_str());
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(BadInput(format!(
+        "unknown country code {}: the imported data has no ranges for it (nothing blocked)",
+        unknown.join(", ")
+    ))
+    .into())
+}
+
+/// What blocking `countries` would risk for the admin running this.
+fn lockout_risks(
+    ctx: &Context,
+    store: &Store,
+    countries: &[Country],
+) -> anyhow::Result<Vec<LockOut>> {
+    let allowed = Desired::allowed(&ctx.config, store)?;
+    let session = lockout::session_address();
+    lockout::risks(countries, session, &allowed, |ip| country_of(store, ip))
+}
+
+/// `ip`'s country in the store, as a code.
+pub(crate) fn country_of(store: &Store, ip: IpAddr) -> anyhow::Result<Option<Country>> {
+    Ok(store
+        .geo_lookup(ip)?
+        .and_then(|c| Country::parse(&c).ok().flatten()))
+}
+
+/// Each blocked country's range count, by code.
+fn range_counts(store: &Store) -> anyhow::Result<std::collections::HashMap<String, u64>> {
+    Ok(store
+        .geo_blocked()?
+        .into_iter()
+        .map(|b| (b.country, b.ranges))
+        .collect())
+}
+
+/// After a block or unblock: the firewall at once (the daemon follows
+/// anyway), or a word on why nothing will drop these countries.
+fn finish_change(ctx: &Context, store: &Store, changed: bool) {
+    if ctx.config.firewall.backend == FirewallBackend::None {
+        println!("note: [firewall] backend is \"none\": no firewall drops blocked countries");
+    } else if changed {
+        crate::firewall::push_now(&ctx.config, store, None);
+    }
+}
+
+fn list(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.reader()?;
+    let blocked = store.geo_blocked()?;
+    if as_json {
+        print_json(&json!(
+            blocked
+                .iter()
+                .map(|b| json!({
+                    "country": b.country,
+                    "ranges": b.ranges,
+                    "since": time::rfc3339(b.since),
+                }))
+                .collect::<Vec<_>>()
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if blocked.is_empty() {
+        println!("no countries blocked");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = time::now();
+    let mut t = table(&["country", "ranges", "since"]);
+    for b in &blocked {
+        t.add_row(vec![
+            b.country.clone(),
+            b.ranges.to_string(),
+            relative(b.since, now),
+        ]);
+    }
+    println!("{t}");
+    println!("{}", scope_words(ctx));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What blocked countries lose, in words (`[geo] scope`).
+pub(crate) fn scope_words(ctx: &Context) -> String {
+    use authguard_core::config::BanScope;
+    match ctx.config.geo.scope {
+        BanScope::Ports => {
+            let ports: Vec<String> = ctx
+                .config
+                .firewall
+                .ports
+                .iter()
+                .map(u16::to_string)
+                .collect();
+            format!(
+                "scope ports: their connections to port {} are dropped",
+                ports.join(", ")
+            )
+        }
+        BanScope::All => "scope all: every connection they open is dropped".into(),
     }
 }
 

@@ -2,15 +2,17 @@
 //!
 //! A pass reads only the sources the change log names since the last pass
 //! and sends their elements as one small batch. A full load (every active
-//! ban) runs at start, at each resync, when the allow list changed, when a
-//! network wider than one source changed (interval sets need their overlaps
-//! recomputed), and after any nft error.
+//! ban) runs at start, at each resync, when the allow list or the country
+//! blocks changed, when a network wider than one source changed (interval
+//! sets need their overlaps recomputed), and after any nft error. Blocked
+//! countries' ranges are read again only when the store's geo revision moves.
 
-use super::{Change, Desired, Entry, Sync, Units, parse_source};
+use super::{Change, Desired, Entry, GeoBlock, Sync, Units, parse_source};
 use authguard_core::config::Config;
 use authguard_core::store::Store;
 use authguard_core::time::Timestamp;
 use ipnet::IpNet;
+use std::sync::Arc;
 
 /// Keeps the firewall in step with the store across passes.
 #[derive(Debug)]
@@ -20,6 +22,8 @@ pub struct Keeper {
     sync: Sync,
     /// The change-log revision the firewall reflects; `None`: load everything.
     rev: Option<i64>,
+    /// The blocked countries' ranges last read (`None`: not yet).
+    geo: Option<Arc<GeoBlock>>,
 }
 
 impl Keeper {
@@ -30,6 +34,7 @@ impl Keeper {
             units: Units::of(config),
             sync: Sync::new(config),
             rev: None,
+            geo: None,
         }
     }
 
@@ -48,8 +53,12 @@ impl Keeper {
     ) -> anyhow::Result<Change> {
         let allowed = Desired::allowed(&self.config, store)?;
         let allow_changed = self.applied().is_some_and(|a| a.allowed != allowed);
+        let geo_revision = store.geo_revision()?;
+        let geo_changed = self
+            .applied()
+            .is_some_and(|a| a.geo.revision != geo_revision);
         let change = match (self.rev, self.applied()) {
-            (Some(rev), Some(_)) if !full && !allow_changed => {
+            (Some(rev), Some(_)) if !full && !allow_changed && !geo_changed => {
                 self.changed_since(store, rev, &allowed, now)
             }
             _ => self.load_all(store, full, now),
@@ -70,7 +79,8 @@ impl Keeper {
         // The revision first: a change made during the load is then seen
         // twice (harmless), never missed.
         let rev = store.ban_revision()?;
-        let desired = Desired::load(&self.config, store, now)?;
+        let geo = self.geo(store)?;
+        let desired = Desired::load(&self.config, store, now, geo)?;
         let change = self.sync.sync(desired, verify, now)?;
         self.advance(store, rev);
         Ok(change)
@@ -106,6 +116,20 @@ impl Keeper {
         let change = self.sync.update(updates, now)?;
         self.advance(store, changes.rev);
         Ok(change)
+    }
+
+    /// The blocked countries' ranges: the copy in hand while the store's
+    /// geo revision is unchanged, else read again.
+    fn geo(&mut self, store: &Store) -> anyhow::Result<Arc<GeoBlock>> {
+        let revision = store.geo_revision()?;
+        match &self.geo {
+            Some(geo) if geo.revision == revision => Ok(Arc::clone(geo)),
+            _ => {
+                let geo = Arc::new(GeoBlock::load(store)?);
+                self.geo = Some(Arc::clone(&geo));
+                Ok(geo)
+            }
+        }
     }
 
     /// Records that the firewall reflects the log up to `rev`, and prunes it.

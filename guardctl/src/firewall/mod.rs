@@ -6,6 +6,9 @@
 //! and after any nft error, so a flushed ruleset or a crash mid-way always
 //! converges back. Between rebuilds the daemon sends only what changed
 //! ([`Sync::update`]), so one new ban costs the same with 100,000 in place.
+//!
+//! Blocked countries' ranges ([`GeoBlock`]) are loaded only by a full
+//! rebuild: at start, and whenever the store's geo revision changes.
 
 pub mod keeper;
 pub mod nft;
@@ -13,12 +16,14 @@ mod push;
 
 pub use push::push_now;
 
-use authguard_core::config::{Config, FirewallConfig};
+use authguard_core::config::{BanScope, Config, FirewallConfig};
+use authguard_core::geo::AddrRange;
 use authguard_core::store::Store;
 use authguard_core::store::changes::ActiveBan;
 use authguard_core::time::Timestamp;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One banned network as the firewall holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +85,26 @@ impl Units {
     }
 }
 
+/// The blocked countries' ranges (sets `geo4`, `geo6`), as of one geo
+/// revision of the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeoBlock {
+    /// The store's geo revision these ranges reflect.
+    pub revision: i64,
+    /// Coalesced ranges, IPv4 first.
+    pub ranges: Vec<AddrRange>,
+}
+
+impl GeoBlock {
+    /// Reads the blocked countries' ranges. The revision is read first: a
+    /// change made meanwhile is then loaded again (harmless), never missed.
+    pub fn load(store: &Store) -> anyhow::Result<GeoBlock> {
+        let revision = store.geo_revision()?;
+        let ranges = store.geo_blocked_ranges()?;
+        Ok(GeoBlock { revision, ranges })
+    }
+}
+
 /// What the firewall should hold at one instant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Desired {
@@ -87,16 +112,27 @@ pub struct Desired {
     pub bans: BTreeMap<IpNet, Entry>,
     /// Networks accepted ahead of any drop.
     pub allowed: Vec<IpNet>,
+    /// Blocked countries' ranges, shared (they can be large and rarely change).
+    pub geo: Arc<GeoBlock>,
 }
 
 impl Desired {
-    /// Reads the active bans and the allow lists.
-    pub fn load(config: &Config, store: &Store, now: Timestamp) -> anyhow::Result<Desired> {
+    /// Reads the active bans and the allow lists; the blocked countries'
+    /// ranges are taken as given ([`GeoBlock::load`], the daemon's copy, or
+    /// an empty one where only bans matter).
+    pub fn load(
+        config: &Config,
+        store: &Store,
+        now: Timestamp,
+        geo: Arc<GeoBlock>,
+    ) -> anyhow::Result<Desired> {
         let allowed = Desired::allowed(config, store)?;
         let bans = store.active_ban_entries(now, |b| {
             parse_source(&b.source).map(|net| (net, Entry::of(&b)))
         })?;
-        Ok(Desired::from_parts(bans, allowed, Units::of(config)))
+        let mut desired = Desired::from_parts(bans, allowed, Units::of(config));
+        desired.geo = geo;
+        Ok(desired)
     }
 
     /// The config's `allow` networks and the store's allow list.
@@ -156,6 +192,7 @@ impl Desired {
         Desired {
             bans: merged,
             allowed,
+            geo: Arc::default(),
         }
     }
 
@@ -181,6 +218,7 @@ impl Desired {
 #[derive(Debug)]
 pub struct Sync {
     firewall: FirewallConfig,
+    geo_scope: BanScope,
     units: Units,
     applied: Option<Desired>,
 }
@@ -196,7 +234,12 @@ pub enum Change {
         removed: Vec<IpNet>,
     },
     /// The table was (re)built whole, and why.
-    Rebuilt { why: String, bans: usize },
+    Rebuilt {
+        why: String,
+        bans: usize,
+        /// Blocked countries' ranges loaded.
+        geo_ranges: usize,
+    },
 }
 
 impl Sync {
@@ -204,6 +247,7 @@ impl Sync {
     pub fn new(config: &Config) -> Sync {
         Sync {
             firewall: config.firewall.clone(),
+            geo_scope: config.geo.scope,
             units: Units::of(config),
             applied: None,
         }
@@ -237,6 +281,9 @@ impl Sync {
         };
         if applied.allowed != desired.allowed {
             return self.rebuild(desired, "allow list changed", now);
+        }
+        if applied.geo.revision != desired.geo.revision {
+            return self.rebuild(desired, "country blocks changed", now);
         }
         let mut changes: Vec<(IpNet, Option<Entry>)> = applied
             .bans
@@ -299,13 +346,19 @@ impl Sync {
 
     fn rebuild(&mut self, desired: Desired, why: &str, now: Timestamp) -> anyhow::Result<Change> {
         self.applied = None;
-        nft::apply(&nft::render_full(&desired, &self.firewall, self.units, now))?;
-        let bans = desired.bans.len();
-        self.applied = Some(desired);
-        Ok(Change::Rebuilt {
+        let rules = nft::Rules {
+            firewall: &self.firewall,
+            geo_scope: self.geo_scope,
+            units: self.units,
+        };
+        nft::apply(&nft::render_full(&desired, &rules, now))?;
+        let change = Change::Rebuilt {
             why: why.to_owned(),
-            bans,
-        })
+            bans: desired.bans.len(),
+            geo_ranges: desired.geo.ranges.len(),
+        };
+        self.applied = Some(desired);
+        Ok(change)
     }
 }
 

@@ -1,9 +1,14 @@
 //! nftables: table `inet authguard`, rendered as one `nft -f -` batch and
 //! read back with `nft -j list`. Addresses reach nft as typed values
 //! formatted by Rust, on stdin, never through a shell.
+//!
+//! nft 1.0 reads every interval set's elements back before any element
+//! change, and prints them all for `list table`: with a large country
+//! blocked (`geo4`/`geo6`), the table is only ever read set by set.
 
 use super::{Desired, Entry, Units};
-use authguard_core::config::{FirewallAction, FirewallConfig};
+use authguard_core::config::{BanScope, FirewallAction, FirewallConfig};
+use authguard_core::geo::AddrRange;
 use authguard_core::time::Timestamp;
 use ipnet::IpNet;
 use std::collections::BTreeSet;
@@ -29,6 +34,31 @@ pub const BAN_SETS: [&str; 8] = [
     "ban6_all_net",
 ];
 
+/// The sets holding blocked countries' ranges: interval sets, no timeouts.
+pub const GEO_SETS: [&str; 2] = ["geo4", "geo6"];
+
+/// What the chain's rules depend on, from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// Ports and action.
+    pub firewall: &'a FirewallConfig,
+    /// `[geo] scope`: what blocked countries lose.
+    pub geo_scope: BanScope,
+    /// The source prefixes of the hash sets.
+    pub units: Units,
+}
+
+impl Rules<'_> {
+    /// The rules of a config.
+    pub fn of(config: &authguard_core::config::Config) -> Rules<'_> {
+        Rules {
+            firewall: &config.firewall,
+            geo_scope: config.geo.scope,
+            units: Units::of(config),
+        }
+    }
+}
+
 /// The set a ban goes into.
 pub fn set_of(net: &IpNet, entry: &Entry, units: Units) -> &'static str {
     let unit = units.is_unit(net);
@@ -45,23 +75,22 @@ pub fn set_of(net: &IpNet, entry: &Entry, units: Units) -> &'static str {
 }
 
 /// The whole table, replacing whatever is there, in one atomic batch.
-pub fn render_full(
-    desired: &Desired,
-    config: &FirewallConfig,
-    units: Units,
-    now: Timestamp,
-) -> String {
+pub fn render_full(desired: &Desired, rules: &Rules<'_>, now: Timestamp) -> String {
     let mut s = String::new();
     // Creating then deleting makes the delete safe when the table is absent.
     let _ = writeln!(s, "table {TABLE} {{}}\ndelete table {TABLE}");
     let _ = writeln!(s, "table {TABLE} {{");
-    for name in BAN_SETS.iter().chain(&["allow4", "allow6"]) {
+    for name in BAN_SETS
+        .iter()
+        .chain(&["allow4", "allow6"])
+        .chain(&GEO_SETS)
+    {
         let kind = if name.contains('4') {
             "ipv4_addr"
         } else {
             "ipv6_addr"
         };
-        let flags = if name.starts_with("allow") {
+        let flags = if name.starts_with("allow") || name.starts_with("geo") {
             "interval"
         } else if name.ends_with("_net") {
             "interval, timeout"
@@ -70,26 +99,32 @@ pub fn render_full(
         };
         let _ = writeln!(s, "  set {name} {{ type {kind}; flags {flags}; }}");
     }
-    s.push_str(&render_chain(config, units));
+    s.push_str(&render_chain(rules));
     s.push_str("}\n");
     for set in ["allow4", "allow6"] {
         let items = desired.allowed.iter().filter(|n| set.contains(family(n)));
-        add_elements(&mut s, set, items.map(|n| (*n, None)), false, now);
+        let items = items.filter_map(|n| element(n, None, false, now));
+        add_elements(&mut s, set, items);
     }
     for set in BAN_SETS {
         let items = desired
             .bans
             .iter()
-            .filter(|(n, e)| set_of(n, e, units) == set)
-            .map(|(n, e)| (*n, e.expires));
-        add_elements(&mut s, set, items, !set.ends_with("_net"), now);
+            .filter(|(n, e)| set_of(n, e, rules.units) == set)
+            .filter_map(|(n, e)| element(n, e.expires, !set.ends_with("_net"), now));
+        add_elements(&mut s, set, items);
+    }
+    for (set, v4) in [("geo4", true), ("geo6", false)] {
+        let items = desired.geo.ranges.iter().filter(|r| r.is_ipv4() == v4);
+        add_elements(&mut s, set, items.map(range_element));
     }
     s
 }
 
-/// The input chain: allowed networks first, then every-port bans, then
-/// bans of the guarded ports.
-fn render_chain(config: &FirewallConfig, units: Units) -> String {
+/// The input chain: allowed networks first, then blocked countries, then
+/// every-port bans, then bans of the guarded ports.
+fn render_chain(rules: &Rules<'_>) -> String {
+    let (config, units) = (rules.firewall, rules.units);
     let ports = config
         .ports
         .iter()
@@ -101,16 +136,21 @@ fn render_chain(config: &FirewallConfig, units: Units) -> String {
         // Only TCP can be reset; other protocols get an ICMP refusal.
         FirewallAction::Reject => ("reject with tcp reset", "reject"),
     };
+    let on_ports = format!("tcp dport {{ {ports} }} {verdict}");
     let mask4 = mask(IpAddr::V4(Ipv4Addr::UNSPECIFIED), units.v4);
     let mask6 = mask(IpAddr::V6(Ipv6Addr::UNSPECIFIED), units.v6);
     let mut s = String::from(
         "  chain input {\n    type filter hook input priority filter - 10; policy accept;\n    \
          ip saddr @allow4 accept\n    ip6 saddr @allow6 accept\n",
     );
-    for (suffix, then) in [
-        ("_all", all_verdict.to_owned()),
-        ("", format!("tcp dport {{ {ports} }} {verdict}")),
-    ] {
+    // A blocked country on every port loses what it opens, not the replies
+    // to the server's own connections (its mirrors, resolvers, NTP).
+    let geo = match rules.geo_scope {
+        BanScope::Ports => on_ports.clone(),
+        BanScope::All => format!("ct direction original {all_verdict}"),
+    };
+    let _ = writeln!(s, "    ip saddr @geo4 {geo}\n    ip6 saddr @geo6 {geo}");
+    for (suffix, then) in [("_all", all_verdict.to_owned()), ("", on_ports)] {
         let _ = writeln!(s, "    ip saddr{mask4} @ban4{suffix} {then}");
         let _ = writeln!(s, "    ip saddr @ban4{suffix}_net {then}");
         let _ = writeln!(s, "    ip6 saddr{mask6} @ban6{suffix} {then}");
@@ -163,16 +203,9 @@ pub fn render_changes(
     s
 }
 
-/// Appends `add element` lines for `elements` to `set`, written straight
+/// Appends `add element` lines for `items` to `set`, written straight
 /// into the batch (no per-element list: 100,000 bans stay cheap).
-fn add_elements(
-    s: &mut String,
-    set: &str,
-    elements: impl Iterator<Item = (IpNet, Option<Timestamp>)>,
-    plain: bool,
-    now: Timestamp,
-) {
-    let items = elements.filter_map(|(n, expires)| element(&n, expires, plain, now));
+fn add_elements(s: &mut String, set: &str, items: impl Iterator<Item = String>) {
     let mut count = 0;
     for item in items {
         // Large sets go in chunks so no single line gets unwieldy.
@@ -189,6 +222,15 @@ fn add_elements(
     }
     if count > 0 {
         s.push_str(" }\n");
+    }
+}
+
+/// A country range as an interval element: `a-b`, or `a` for one address.
+fn range_element(range: &AddrRange) -> String {
+    if range.lo == range.hi {
+        range.lo.to_string()
+    } else {
+        format!("{}-{}", range.lo, range.hi)
     }
 }
 
@@ -230,17 +272,32 @@ pub fn apply(script: &str) -> anyhow::Result<()> {
 }
 
 /// What the kernel holds now: the ban sets' networks, or `None` when the
-/// table (or its chain) is missing.
+/// table (or its chain, or a ban set) is missing. Lists the chains and each
+/// ban set on its own, a few milliseconds each whatever the country sets hold.
 pub fn current_bans(units: Units) -> anyhow::Result<Option<BTreeSet<IpNet>>> {
+    let Some(mut listing) = list(&["list", "chains", "inet"])? else {
+        return Ok(None);
+    };
+    for set in BAN_SETS {
+        match list(&["list", "set", "inet", "authguard", set])? {
+            Some(part) => listing.nftables.extend(part.nftables),
+            None => return Ok(None),
+        }
+    }
+    Ok(parse_listing(listing, units))
+}
+
+/// `nft -j ARGS…`, parsed; `None` when nft refuses (no such table or set).
+fn list(args: &[&str]) -> anyhow::Result<Option<Listing>> {
     let out = Command::new("nft")
-        .args(["-j", "list", "table", "inet", "authguard"])
+        .arg("-j")
+        .args(args)
         .output()
         .map_err(|e| anyhow::anyhow!("cannot run nft: {e}"))?;
     if !out.status.success() {
         return Ok(None);
     }
-    let listing: Listing = serde_json::from_slice(&out.stdout)?;
-    Ok(parse_listing(listing, units))
+    Ok(Some(serde_json::from_slice(&out.stdout)?))
 }
 
 /// `nft -j list table …`, only the parts read here (typed, so 100,000
@@ -259,6 +316,8 @@ struct Item {
 #[derive(serde::Deserialize)]
 struct Named {
     name: String,
+    /// The table it belongs to (`list chains` lists every table's).
+    table: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -306,13 +365,12 @@ impl Elem {
     }
 }
 
-/// The elements of every ban set, or `None` if the input chain is not there.
+/// The elements of every ban set (never the allow or country sets), or
+/// `None` if authguard's input chain is not there.
 pub fn parse_listing(listing: Listing, units: Units) -> Option<BTreeSet<IpNet>> {
     let items = listing.nftables;
-    if !items
-        .iter()
-        .any(|i| i.chain.as_ref().is_some_and(|c| c.name == "input"))
-    {
+    let ours = |c: &Named| c.name == "input" && c.table.as_deref().is_none_or(|t| t == "authguard");
+    if !items.iter().any(|i| i.chain.as_ref().is_some_and(ours)) {
         return None;
     }
     let mut nets = BTreeSet::new();
@@ -329,9 +387,18 @@ pub fn parse_listing(listing: Listing, units: Units) -> Option<BTreeSet<IpNet>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::parse_source;
+    use crate::firewall::{GeoBlock, parse_source};
+    use std::sync::Arc;
 
     const UNITS: Units = Units { v4: 32, v6: 64 };
+
+    fn rules(firewall: &FirewallConfig, geo_scope: BanScope, units: Units) -> Rules<'_> {
+        Rules {
+            firewall,
+            geo_scope,
+            units,
+        }
+    }
 
     fn ban(s: &str, expires: Option<Timestamp>, all_ports: bool) -> (IpNet, Entry) {
         let entry = Entry { expires, all_ports };
@@ -351,7 +418,8 @@ mod tests {
             vec![parse_source("127.0.0.0/8").unwrap()],
             UNITS,
         );
-        let s = render_full(&d, &FirewallConfig::default(), UNITS, 1000);
+        let config = FirewallConfig::default();
+        let s = render_full(&d, &rules(&config, BanScope::Ports, UNITS), 1000);
         let has = |want: &str| assert!(s.contains(want), "missing {want:?} in:\n{s}");
         assert!(
             s.starts_with("table inet authguard {}\ndelete table inet authguard\n"),
@@ -374,12 +442,109 @@ mod tests {
             "an all-ports ban is not also a ports ban: {s}"
         );
         let wide = Units { v4: 24, v6: 56 };
-        let s = render_full(&d, &FirewallConfig::default(), wide, 1000);
+        let s = render_full(&d, &rules(&config, BanScope::Ports, wide), 1000);
         assert!(
             s.contains("ip saddr & 255.255.255.0 @ban4 tcp dport"),
             "{s}"
         );
         assert!(s.contains("ban4_net { 203.0.113.7 timeout 600s }"), "{s}");
+    }
+
+    fn geo_ranges(ranges: &[(&str, &str)]) -> Arc<GeoBlock> {
+        let keys = ranges.iter().map(|(lo, hi)| {
+            let key = |a: &str| authguard_core::addr::key_of(a.parse().unwrap());
+            (key(lo), key(hi))
+        });
+        Arc::new(GeoBlock {
+            revision: 3,
+            ranges: authguard_core::geo::coalesce(keys),
+        })
+    }
+
+    #[test]
+    fn blocked_countries_are_dropped_after_the_allowed_networks() {
+        let mut d = Desired::from_parts(
+            [ban("203.0.113.7", None, false)],
+            vec![parse_source("198.51.100.0/25").unwrap()],
+            UNITS,
+        );
+        d.geo = geo_ranges(&[
+            ("198.51.100.0", "198.51.100.255"),
+            ("192.0.2.7", "192.0.2.7"),
+            ("2001:db8::", "2001:db8::ff"),
+        ]);
+        let config = FirewallConfig::default();
+        let s = render_full(&d, &rules(&config, BanScope::Ports, UNITS), 1000);
+        let has = |want: &str| assert!(s.contains(want), "missing {want:?} in:\n{s}");
+        has("set geo4 { type ipv4_addr; flags interval; }");
+        has("set geo6 { type ipv6_addr; flags interval; }");
+        has("add element inet authguard geo4 { 192.0.2.7, 198.51.100.0-198.51.100.255 }");
+        has("add element inet authguard geo6 { 2001:db8::-2001:db8::ff }");
+        let line = |rule: &str| {
+            s.lines()
+                .position(|l| l.trim() == rule)
+                .unwrap_or_else(|| panic!("no rule {rule:?} in:\n{s}"))
+        };
+        let geo = line("ip saddr @geo4 tcp dport { 22 } drop");
+        assert!(line("ip6 saddr @geo6 tcp dport { 22 } drop") > geo);
+        assert!(
+            line("ip saddr @allow4 accept") < geo,
+            "allowed networks win"
+        );
+        assert!(line("ip saddr @ban4 tcp dport { 22 } drop") > geo);
+
+        let reject = FirewallConfig {
+            action: FirewallAction::Reject,
+            ports: vec![22, 2222],
+            ..FirewallConfig::default()
+        };
+        let s = render_full(&d, &rules(&reject, BanScope::Ports, UNITS), 1000);
+        assert!(
+            s.contains("ip6 saddr @geo6 tcp dport { 22, 2222 } reject with tcp reset"),
+            "{s}"
+        );
+        let s = render_full(&d, &rules(&config, BanScope::All, UNITS), 1000);
+        assert!(
+            s.contains("ip saddr @geo4 ct direction original drop"),
+            "{s}"
+        );
+        let s = render_full(&d, &rules(&reject, BanScope::All, UNITS), 1000);
+        assert!(
+            s.contains("ip6 saddr @geo6 ct direction original reject"),
+            "{s}"
+        );
+
+        // Nothing blocked: empty sets, the same rules.
+        d.geo = Arc::default();
+        let s = render_full(&d, &rules(&config, BanScope::Ports, UNITS), 1000);
+        assert!(s.contains("ip saddr @geo4 tcp dport { 22 } drop"), "{s}");
+        assert!(!s.contains("element inet authguard geo"), "{s}");
+    }
+
+    #[test]
+    fn large_country_sets_go_in_chunks() {
+        let mut d = Desired::default();
+        let ranges: Vec<(String, String)> = (0..10_000u32)
+            .map(|i| {
+                let lo = std::net::Ipv4Addr::from((1 << 24) + i * 4);
+                let hi = std::net::Ipv4Addr::from((1 << 24) + i * 4 + 1);
+                (lo.to_string(), hi.to_string())
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = ranges
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        d.geo = geo_ranges(&refs);
+        let config = FirewallConfig::default();
+        let s = render_full(&d, &rules(&config, BanScope::Ports, UNITS), 1000);
+        let lines: Vec<&str> = s
+            .lines()
+            .filter(|l| l.starts_with("add element inet authguard geo4"))
+            .collect();
+        assert_eq!(lines.len(), 3, "10,000 ranges in chunks of 4096");
+        let elements: usize = lines.iter().map(|l| l.matches('-').count()).sum();
+        assert_eq!(elements, 10_000);
     }
 
     #[test]
@@ -412,6 +577,11 @@ mod tests {
             {"set": {"family": "inet", "name": "ban6_net", "table": "authguard", "type": "ipv6_addr",
               "elem": [{"elem": {"val": {"prefix": {"addr": "2001:db8:5::", "len": 48}}, "timeout": 60}}]}},
             {"set": {"family": "inet", "name": "allow4", "elem": ["10.0.0.1"]}},
+            {"set": {"family": "inet", "name": "geo4", "table": "authguard", "type": "ipv4_addr",
+              "flags": ["interval"], "elem": [{"range": ["1.0.0.0", "1.0.3.255"]},
+              {"prefix": {"addr": "9.9.9.0", "len": 24}}, "8.8.8.8"]}},
+            {"set": {"family": "inet", "name": "geo6", "table": "authguard", "type": "ipv6_addr",
+              "flags": ["interval"], "elem": [{"prefix": {"addr": "2001:db8:9::", "len": 48}}]}},
             {"chain": {"family": "inet", "table": "authguard", "name": "input"}}]}"#,
         )
         .unwrap();
@@ -432,5 +602,11 @@ mod tests {
         );
         let no_chain: Listing = serde_json::from_str(r#"{"nftables": [{"table": {}}]}"#).unwrap();
         assert_eq!(parse_listing(no_chain, UNITS), None);
+        // `list chains inet` shows other tables' chains too: theirs do not count.
+        let other_table: Listing = serde_json::from_str(
+            r#"{"nftables": [{"chain": {"family": "inet", "table": "filter", "name": "input"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_listing(other_table, UNITS), None);
     }
 }

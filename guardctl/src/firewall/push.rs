@@ -1,23 +1,33 @@
-//! `guardctl ban`/`unban`/`allow` change the firewall themselves, at once,
-//! when they can (nftables backend, root, nft present); the daemon
-//! reconciles anyway, so a failure here is a note, not an error.
+//! `guardctl ban`/`unban`/`allow`/`geo block` change the firewall
+//! themselves, at once, when they can (nftables backend, root, nft
+//! present); the daemon reconciles anyway, so a failure here is a note,
+//! not an error.
 
-use super::{Desired, Entry, Units, nft};
+use super::{Desired, Entry, GeoBlock, Units, nft};
 use authguard_core::config::{Config, FirewallBackend};
 use authguard_core::store::Store;
 use ipnet::IpNet;
+use std::sync::Arc;
 
 /// Pushes the bans of `touched` (the networks whose bans changed) as one
 /// small batch, fast with 100,000 bans in place; `None`, or a batch nft
-/// refuses (the table is missing, intervals overlap), rebuilds the table.
+/// refuses (the table is missing, intervals overlap), rebuilds the table,
+/// blocked countries included.
 pub fn push_now(config: &Config, store: &Store, touched: Option<&[IpNet]>) {
     if config.firewall.backend != FirewallBackend::Nftables {
         return;
     }
     let now = authguard_core::time::now();
     let units = Units::of(config);
-    let result = Desired::load(config, store, now).and_then(|d| {
-        let full = || nft::apply(&nft::render_full(&d, &config.firewall, units, now));
+    // Country ranges are read only if the whole table is rebuilt.
+    let result = Desired::load(config, store, now, Arc::default()).and_then(|d| {
+        let full = || {
+            let whole = Desired {
+                geo: Arc::new(GeoBlock::load(store)?),
+                ..d.clone()
+            };
+            nft::apply(&nft::render_full(&whole, &nft::Rules::of(config), now))
+        };
         let Some(touched) = touched else {
             return full();
         };
