@@ -9,8 +9,10 @@
 
 use crate::config::{Cidr, PositiveDuration};
 use crate::duration::HumanDuration;
+use crate::time::Timestamp;
 use ipnet::IpNet;
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// `[keyonly]`
@@ -47,6 +49,34 @@ impl Default for KeyOnlyConfig {
             min_interval: PositiveDuration(HumanDuration::secs(60)),
             message: "Password logins are disabled for your address; use an SSH key.".into(),
         }
+    }
+}
+
+impl KeyOnlyConfig {
+    /// The start of the past-offender window at `now`.
+    pub fn window_start(&self, now: Timestamp) -> Timestamp {
+        now.saturating_sub(i64::try_from(self.window.0.0.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    /// Why one address must use a key now, if it must (`past offender`, or
+    /// the mode). The caller has already let allowed networks through;
+    /// `past_offender(window_start)` is asked only in mode `offenders`.
+    pub fn reason_for<E>(
+        &self,
+        ip: IpAddr,
+        now: Timestamp,
+        past_offender: impl FnOnce(Timestamp) -> Result<bool, E>,
+    ) -> Result<Option<&'static str>, E> {
+        Ok(match self.mode {
+            KeyOnlyMode::Off => None,
+            KeyOnlyMode::All => Some("all"),
+            KeyOnlyMode::Untrusted => {
+                (!self.trusted.iter().any(|c| c.0.contains(&ip))).then_some("untrusted")
+            }
+            KeyOnlyMode::Offenders => {
+                past_offender(self.window_start(now))?.then_some("past offender")
+            }
+        })
     }
 }
 
@@ -157,7 +187,7 @@ impl KeyOnlySet {
     }
 
     /// True when `ip` must use a key.
-    pub fn covers(&self, ip: std::net::IpAddr) -> bool {
+    pub fn covers(&self, ip: IpAddr) -> bool {
         match self {
             KeyOnlySet::Nobody => false,
             KeyOnlySet::Networks(nets) => nets.iter().any(|n| n.contains(&ip)),

@@ -14,7 +14,7 @@ use authguard_core::store::log_events::{LogEvent, LogOutcome, Worth};
 use authguard_core::time::{self, Timestamp};
 use ssh_hook::follow::file::{FileFollower, Position};
 use ssh_hook::follow::journal::JournalFollower;
-use ssh_hook::{Tracker, Verdict, Weights, parse_line};
+use ssh_hook::{Event, Tracker, Verdict, Weights, parse_line};
 use std::path::Path;
 
 /// Lines per transaction: about 1.5 ms of write lock (500 held it 8 ms,
@@ -60,6 +60,14 @@ pub struct Ingested {
     pub bans: Vec<BanRecord>,
 }
 
+/// One line read, with its event and what it is worth (none for lines
+/// that hold no event).
+#[derive(Debug)]
+struct Weighed {
+    line: Vec<u8>,
+    event: Option<(Event<'static>, Worth)>,
+}
+
 /// Reads sshd's log into the store.
 #[derive(Debug)]
 pub struct Ingest {
@@ -67,8 +75,9 @@ pub struct Ingest {
     tracker: Tracker,
     weights: Weights,
     year: i32,
-    /// Lines read but not yet recorded.
-    pending: Vec<Vec<u8>>,
+    /// Lines read and weighed but not yet recorded (retried as they are,
+    /// so the tracker never sees a line twice).
+    pending: Vec<Weighed>,
     last_error: Option<String>,
 }
 
@@ -123,6 +132,30 @@ impl Ingest {
         true
     }
 
+    /// Reads up to [`BATCH`] new lines into `pending`, parsed and weighed.
+    fn read_batch(&mut self) -> std::io::Result<()> {
+        let mut lines = Vec::new();
+        self.follower
+            .poll(BATCH, |line| lines.push(line.to_vec()))?;
+        for line in lines {
+            let event = parse_line(&line, self.year).map(|event| {
+                let worth = match self.tracker.weigh(&event, &self.weights) {
+                    Verdict::Failure {
+                        weight,
+                        unless_pam_saw_it: true,
+                        ..
+                    } => Worth::FailureUnlessPam(weight),
+                    Verdict::Failure { weight, .. } => Worth::Failure(weight),
+                    Verdict::Evidence => Worth::Evidence,
+                    Verdict::Success => Worth::Success,
+                };
+                (event.into_owned(), worth)
+            });
+            self.pending.push(Weighed { line, event });
+        }
+        Ok(())
+    }
+
     /// Reads up to [`BATCH`] new lines and records their events.
     pub fn pass(
         &mut self,
@@ -132,37 +165,24 @@ impl Ingest {
     ) -> anyhow::Result<Ingested> {
         // Lines whose recording failed last time are retried before new ones.
         if self.pending.is_empty() {
-            let pending = &mut self.pending;
-            self.follower
-                .poll(BATCH, |line| pending.push(line.to_vec()))?;
+            self.read_batch()?;
         }
         if self.pending.is_empty() {
             return Ok(Ingested::default());
         }
-        let mut events = Vec::with_capacity(self.pending.len());
-        for line in &self.pending {
-            let Some(event) = parse_line(line, self.year) else {
-                continue;
-            };
-            let worth = match self.tracker.weigh(&event, &self.weights) {
-                Verdict::Failure {
-                    weight,
-                    unless_pam_saw_it: true,
-                    ..
-                } => Worth::FailureUnlessPam(weight),
-                Verdict::Failure { weight, .. } => Worth::Failure(weight),
-                Verdict::Evidence => Worth::Evidence,
-                Verdict::Success => Worth::Success,
-            };
-            events.push((event, worth, line.as_slice()));
-        }
-        let records: Vec<LogEvent<'_>> = events
+        let records: Vec<LogEvent<'_>> = self
+            .pending
             .iter()
+            .filter_map(|w| {
+                w.event
+                    .as_ref()
+                    .map(|(event, worth)| (event, *worth, &w.line))
+            })
             .map(|(event, worth, line)| LogEvent {
                 ip: event.addr,
                 user: event.user.as_deref(),
                 kind: event.kind.as_str(),
-                worth: *worth,
+                worth,
                 line,
                 // A line's own time when it has one, else when we read it.
                 at: event.time.filter(|t| *t <= now).unwrap_or(now),

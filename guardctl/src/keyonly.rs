@@ -14,9 +14,8 @@ use std::process::Command;
 
 /// The key-only set the policy wants now.
 pub fn desired_set(config: &Config, store: &Store, now: Timestamp) -> anyhow::Result<KeyOnlySet> {
-    let window = i64::try_from(config.keyonly.window.0.0.as_secs()).unwrap_or(i64::MAX);
     let offenders = store
-        .past_offenders(now.saturating_sub(window))?
+        .past_offenders(config.keyonly.window_start(now))?
         .iter()
         .filter_map(|s| parse_source(s))
         .collect::<Vec<_>>();

@@ -168,7 +168,8 @@ fn admit_in(
         });
     }
 
-    if let Some(why) = key_only(tx, config, attempt.ip, now)? {
+    let past_offender = |since| super::offenders::is_past_offender_in(tx, attempt.ip, since);
+    if let Some(why) = config.keyonly.reason_for(attempt.ip, now, past_offender)? {
         record(tx, attempt, &source, "refused", false, now)?;
         return Ok(Decision::KeyOnly { why });
     }
@@ -200,30 +201,6 @@ fn admit_in(
         attempt_id,
         source,
         failures: whole(failures) + 1,
-    })
-}
-
-/// Whether `[keyonly]` makes `ip` key-only now, and why. (Allowed
-/// networks were admitted before this is asked.)
-fn key_only(
-    tx: &Transaction<'_>,
-    config: &Config,
-    ip: IpAddr,
-    now: Timestamp,
-) -> Result<Option<&'static str>, StoreError> {
-    use crate::keyonly::KeyOnlyMode;
-    let k = &config.keyonly;
-    Ok(match k.mode {
-        KeyOnlyMode::Off => None,
-        KeyOnlyMode::All => Some("all"),
-        KeyOnlyMode::Untrusted => {
-            (!k.trusted.iter().any(|c| c.0.contains(&ip))).then_some("untrusted")
-        }
-        KeyOnlyMode::Offenders => {
-            let window = i64::try_from(k.window.0.0.as_secs()).unwrap_or(i64::MAX);
-            super::offenders::is_past_offender_in(tx, ip, now.saturating_sub(window))?
-                .then_some("past offender")
-        }
     })
 }
 

@@ -78,9 +78,9 @@ impl Store {
         // Each row is a few thousand VM steps: allow for them beyond the
         // usual statement deadline (about 1 s per 10,000 rows, generously).
         let rows = ranges.ranges().len() as u64;
-        self.arm_deadline(self.timeout * 2 + Duration::from_millis(rows / 10));
+        let budget = self.statement_budget() + Duration::from_millis(rows / 10);
         let (v4, v6) = ranges.family_counts();
-        let result = self.write(|tx| {
+        self.write_within(budget, |tx| {
             tx.execute("DELETE FROM geo_ranges", [])?;
             let mut insert =
                 tx.prepare("INSERT INTO geo_ranges (lo, hi, country) VALUES (?1, ?2, ?3)")?;
@@ -102,9 +102,7 @@ impl Store {
                 ipv6_ranges: v6,
                 countries,
             })
-        });
-        self.arm_deadline(self.timeout * 2);
-        result
+        })
     }
 
     /// The country of `ip`, if a range holds it.

@@ -169,7 +169,7 @@ impl Store {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Bound every statement's run time too, not only lock waits: a damaged
         // file must not keep sshd waiting. Checked every 1000 VM steps.
-        self.arm_deadline(self.timeout * 2);
+        self.renew_deadline();
         Ok(())
     }
 
@@ -177,12 +177,16 @@ impl Store {
     /// timeout from now). A connection kept open, like the daemon's, calls
     /// it before each pass; one opened per job never needs to.
     pub fn renew_deadline(&self) {
-        self.arm_deadline(self.timeout * 2);
+        self.arm_deadline(self.statement_budget());
     }
 
-    /// Interrupts statements that run past `budget` from now (bulk work,
-    /// such as a country import, sets a longer one and then the usual again).
-    pub(crate) fn arm_deadline(&self, budget: Duration) {
+    /// The usual run time allowed to statements: twice the busy timeout.
+    fn statement_budget(&self) -> Duration {
+        self.timeout * 2
+    }
+
+    /// Interrupts statements that run past `budget` from now.
+    fn arm_deadline(&self, budget: Duration) {
         let deadline = Instant::now() + budget;
         self.conn
             .progress_handler(1000, Some(move || Instant::now() > deadline));
@@ -228,14 +232,30 @@ impl Store {
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.write_within(self.statement_budget(), f)
+    }
+
+    /// [`Store::write`] with its statements allowed `budget` instead of the
+    /// usual deadline (bulk work: a country import); the usual deadline is
+    /// armed again afterwards.
+    pub(crate) fn write_within<T>(
+        &mut self,
+        budget: Duration,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let timeout = self.timeout;
         // Each transaction gets its own deadline (a long-lived connection,
         // the daemon's, would otherwise run out of the one set at open).
-        self.renew_deadline();
-        let tx = self.begin_immediate()?;
-        let value = f(&tx).map_err(|e| with_wait(e, timeout))?;
-        tx.commit().map_err(|e| with_wait(e.into(), timeout))?;
-        Ok(value)
+        self.arm_deadline(budget);
+        let result = self.begin_immediate().and_then(|tx| {
+            let value = f(&tx).map_err(|e| with_wait(e, timeout))?;
+            tx.commit().map_err(|e| with_wait(e.into(), timeout))?;
+            Ok(value)
+        });
+        if budget != self.statement_budget() {
+            self.renew_deadline();
+        }
+        result
     }
 
     /// Takes the write lock (`BEGIN IMMEDIATE`) within `timeout`.

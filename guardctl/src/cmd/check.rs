@@ -5,44 +5,72 @@
 use crate::context::Context;
 use crate::lockout;
 use authguard_core::geo::Country;
-use authguard_core::store::{self, Access, Store};
+use authguard_core::store::{self, Access, Store, StoreError};
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// One finding.
 struct Finding {
     ok: bool,
+    /// A problem that weakens the guard without breaking it: printed as
+    /// WARN, and `check` still succeeds.
+    warn: bool,
     what: String,
     fix: Option<String>,
 }
 
 impl Finding {
-    /// A problem that weakens the guard without breaking it: printed as
-    /// WARN, and `check` still succeeds.
+    fn ok(what: String) -> Finding {
+        Finding {
+            ok: true,
+            warn: false,
+            what,
+            fix: None,
+        }
+    }
+
+    fn fail(what: String, fix: Option<String>) -> Finding {
+        Finding {
+            ok: false,
+            warn: false,
+            what,
+            fix,
+        }
+    }
+
     fn warning(what: String, fix: String) -> Finding {
         Finding {
             ok: true,
-            what: format!("WARN {what}"),
+            warn: true,
+            what,
             fix: Some(fix),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match (self.ok, self.warn) {
+            (_, true) => "WARN",
+            (true, false) => "ok  ",
+            (false, false) => "FAIL",
         }
     }
 }
 
 pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
+    // One connection for every finding that reads the store.
+    let store = Store::open(ctx.store_path(), Access::Read, Duration::from_secs(2));
     let findings = [
         config_finding(ctx),
-        store_finding(ctx),
+        store_finding(ctx, &store),
         pam_finding(pam_file),
-        daemon_finding(ctx),
+        daemon_finding(ctx, store.as_ref().ok()),
         keyonly_finding(ctx),
-        geo_finding(ctx),
+        geo_finding(ctx, store.as_ref().ok()),
     ];
     for f in &findings {
-        match f.what.strip_prefix("WARN ") {
-            Some(what) => println!("WARN {what}"),
-            None => println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what),
-        }
+        println!("{} {}", f.label(), f.what);
         if let Some(fix) = &f.fix {
             println!("     fix: {fix}");
         }
@@ -61,11 +89,7 @@ fn keyonly_finding(ctx: &Context) -> Finding {
     use authguard_core::keyonly::KeyOnlyMode;
     let k = &ctx.config.keyonly;
     if k.mode == KeyOnlyMode::Off {
-        return Finding {
-            ok: true,
-            what: "key-only signaling is off".into(),
-            fix: None,
-        };
+        return Finding::ok("key-only signaling is off".into());
     }
     let dir = k.sshd_config_dir.display().to_string();
     let Ok(text) = std::fs::read_to_string(&k.sshd_config) else {
@@ -95,14 +119,10 @@ fn keyonly_finding(ctx: &Context) -> Finding {
             ),
             format!("move `Include {dir}/*.conf` above line {line}"),
         ),
-        IncludePlace::Fine => Finding {
-            ok: true,
-            what: format!(
-                "{} includes {dir} for key-only signaling",
-                k.sshd_config.display()
-            ),
-            fix: None,
-        },
+        IncludePlace::Fine => Finding::ok(format!(
+            "{} includes {dir} for key-only signaling",
+            k.sshd_config.display()
+        )),
     }
 }
 
@@ -145,89 +165,62 @@ fn config_finding(ctx: &Context) -> Finding {
             ctx.config_path.display()
         )
     };
-    Finding {
-        ok: true,
-        what,
-        fix: None,
-    }
+    Finding::ok(what)
 }
 
-fn store_finding(ctx: &Context) -> Finding {
-    let path = ctx.store_path();
-    match Store::open(path, Access::Read, std::time::Duration::from_secs(2)) {
-        Ok(_) => Finding {
-            ok: true,
-            what: format!(
-                "store {} opens, schema {}",
-                path.display(),
-                store::SCHEMA_VERSION
-            ),
-            fix: None,
-        },
-        Err(e) => Finding {
-            ok: false,
-            what: format!("store: {e}"),
-            fix: Some("run `guardctl init` as root (it creates or migrates the store)".into()),
-        },
+fn store_finding(ctx: &Context, store: &Result<Store, StoreError>) -> Finding {
+    match store {
+        Ok(_) => Finding::ok(format!(
+            "store {} opens, schema {}",
+            ctx.store_path().display(),
+            store::SCHEMA_VERSION
+        )),
+        Err(e) => Finding::fail(
+            format!("store: {e}"),
+            Some("run `guardctl init` as root (it creates or migrates the store)".into()),
+        ),
     }
 }
 
 /// Is `guardctl daemon` keeping the firewall in step? Only asked when the
 /// firewall backend is on and the store opens.
-fn daemon_finding(ctx: &Context) -> Finding {
+fn daemon_finding(ctx: &Context, store: Option<&Store>) -> Finding {
     use authguard_core::config::FirewallBackend;
     if ctx.config.firewall.backend == FirewallBackend::None {
-        return Finding {
-            ok: true,
-            what: "firewall backend is none: no daemon needed".into(),
-            fix: None,
-        };
+        return Finding::ok("firewall backend is none: no daemon needed".into());
     }
-    let Ok(store) = Store::open(
-        ctx.store_path(),
-        Access::Read,
-        std::time::Duration::from_secs(2),
-    ) else {
-        return Finding {
-            ok: false,
-            what: "daemon: cannot tell (the store does not open)".into(),
-            fix: None,
-        };
+    let Some(store) = store else {
+        return Finding::fail("daemon: cannot tell (the store does not open)".into(), None);
     };
-    let part = super::status::daemon_state(ctx, &store, authguard_core::time::now());
+    let part = super::status::daemon_state(ctx, store, authguard_core::time::now());
     let alive = part
         .json
         .get("alive")
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
-    Finding {
-        ok: alive,
-        what: format!("daemon: {}", part.text),
-        fix: (!alive).then(|| {
+    let what = format!("daemon: {}", part.text);
+    if alive {
+        return Finding::ok(what);
+    }
+    Finding::fail(
+        what,
+        Some(
             "start it: `systemctl enable --now authguard.service` (or run `guardctl daemon`); \
              until then bans are refused by PAM but not dropped by the firewall"
-                .into()
-        }),
-    }
+                .into(),
+        ),
+    )
 }
 
 /// Blocked countries: does one of them hold this SSH session's address,
 /// with no allow rule for it? (Then the firewall drops the admin.)
-fn geo_finding(ctx: &Context) -> Finding {
+fn geo_finding(ctx: &Context, store: Option<&Store>) -> Finding {
     use authguard_core::config::FirewallBackend;
-    let ok = |what: String| Finding {
-        ok: true,
-        what,
-        fix: None,
-    };
-    let Ok(store) = Store::open(
-        ctx.store_path(),
-        Access::Read,
-        std::time::Duration::from_secs(2),
-    ) else {
+    let ok = Finding::ok;
+    let Some(store) = store else {
         return ok("countries: not checked (the store does not open)".into());
     };
-    let state = match GeoState::read(ctx, &store) {
+    let state = match GeoState::read(ctx, store) {
         Ok(state) => state,
         Err(e) => return ok(format!("countries: not checked ({e:#})")),
     };
@@ -301,39 +294,33 @@ fn pam_finding(pam_file: &Path) -> Finding {
     let text = match std::fs::read_to_string(pam_file) {
         Ok(t) => t,
         Err(e) => {
-            return Finding {
-                ok: false,
-                what: format!("cannot read {}: {e}", pam_file.display()),
-                fix: Some("is openssh-server installed?".into()),
-            };
+            return Finding::fail(
+                format!("cannot read {}: {e}", pam_file.display()),
+                Some("is openssh-server installed?".into()),
+            );
         }
     };
     let file = pam_file.display();
     match locate_pam_line(&text) {
-        PamLine::Before { control } if control == "requisite" || control == "required" => Finding {
-            ok: true,
-            what: format!("{file} has the authguard line before the password check"),
-            fix: None,
-        },
-        PamLine::Before { control } => Finding {
-            ok: false,
-            what: format!(
-                "{file} has pam_authguard.so as `{control}`: its refusals are not enforced"
-            ),
-            fix: Some(format!("make it `{LINE}`")),
-        },
-        PamLine::After => Finding {
-            ok: false,
-            what: format!(
+        PamLine::Before { control } if control == "requisite" || control == "required" => {
+            Finding::ok(format!(
+                "{file} has the authguard line before the password check"
+            ))
+        }
+        PamLine::Before { control } => Finding::fail(
+            format!("{file} has pam_authguard.so as `{control}`: its refusals are not enforced"),
+            Some(format!("make it `{LINE}`")),
+        ),
+        PamLine::After => Finding::fail(
+            format!(
                 "{file} has pam_authguard.so after the password check: offenders' passwords are still tried"
             ),
-            fix: Some(format!("move `{LINE}` above `@include common-auth`")),
-        },
-        PamLine::Missing => Finding {
-            ok: false,
-            what: format!("{file} does not use pam_authguard.so: nothing is guarded"),
-            fix: Some(format!("add `{LINE}` above `@include common-auth`")),
-        },
+            Some(format!("move `{LINE}` above `@include common-auth`")),
+        ),
+        PamLine::Missing => Finding::fail(
+            format!("{file} does not use pam_authguard.so: nothing is guarded"),
+            Some(format!("add `{LINE}` above `@include common-auth`")),
+        ),
     }
 }
 

@@ -149,7 +149,7 @@ pub(super) fn daemon_state(ctx: &Context, store: &authguard_core::store::Store, 
 
 /// Does the firewall hold exactly what the store says?
 fn firewall_state(ctx: &Context, store: &authguard_core::store::Store, now: i64) -> Part {
-    use crate::firewall::{Desired, nft};
+    use crate::firewall::Desired;
     use authguard_core::config::FirewallBackend;
     if ctx.config.firewall.backend == FirewallBackend::None {
         return Part {
@@ -160,9 +160,9 @@ fn firewall_state(ctx: &Context, store: &authguard_core::store::Store, now: i64)
     // Only the bans are compared: the country ranges need not be read.
     let desired = Desired::load(&ctx.config, store, now, Default::default()).unwrap_or_default();
     let want = &desired.bans;
-    let (text, held_count, in_step) = match nft::current_bans(crate::firewall::Units::of(
-        &ctx.config,
-    )) {
+    let (text, held_count, in_step) = match crate::firewall::listing::current_bans(
+        crate::firewall::Units::of(&ctx.config),
+    ) {
         Ok(Some(held)) => {
             let ok = desired.matches(&held, now);
             let text = if ok {

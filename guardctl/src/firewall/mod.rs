@@ -11,6 +11,7 @@
 //! rebuild: at start, and whenever the store's geo revision changes.
 
 pub mod keeper;
+pub mod listing;
 pub mod nft;
 mod push;
 
@@ -268,7 +269,7 @@ impl Sync {
     ) -> anyhow::Result<Change> {
         // Before the first rebuild there is nothing to compare: it replaces all.
         if verify && self.applied.is_some() {
-            match nft::current_bans(self.units)? {
+            match listing::current_bans(self.units)? {
                 None => return self.rebuild(desired, "table missing", now),
                 Some(held) if !desired.matches(&held, now) => {
                     return self.rebuild(desired, "table differs from the store", now);
