@@ -12,10 +12,14 @@ PAM_LINE   := auth requisite pam_authguard.so
 # What building needs (libpam0g-dev: the module links libpam) and what the
 # end-to-end tests drive (a real sshd, client, pamtester, sqlite3 for locks).
 BUILD_DEPS := build-essential pkg-config libpam0g-dev
-TEST_DEPS  := openssh-server openssh-client sshpass pamtester sqlite3 openssl util-linux libpam-modules nftables iproute2 python3 systemd lintian
+TEST_DEPS  := openssh-server openssh-client sshpass pamtester sqlite3 openssl util-linux libpam-modules nftables iproute2 python3 systemd lintian libmaxmind-db-writer-perl
 # The peers the bench's log part measures `guardctl scan` against (it runs
-# only their parsers: sshg-parser, fail2ban-regex).
-BENCH_DEPS := sshguard fail2ban
+# only their parsers: sshg-parser, fail2ban-regex). The geo part: GNU time
+# (peak RSS of an import), the Perl modules xt_geoip_build needs (the script
+# itself is unpacked, not installed: its package recommends a DKMS module),
+# MaxMind::DB::Writer and python3-maxminddb (the lookup peer's DB and reader).
+BENCH_DAEMONS := sshguard fail2ban
+BENCH_DEPS := $(BENCH_DAEMONS) time libtext-csv-xs-perl libnet-cidr-lite-perl libmaxmind-db-writer-perl python3-maxminddb
 
 .PHONY: all build assets deb install deps test-deps test fuzz-build fuzz lint bench clean
 
@@ -90,7 +94,7 @@ lint:
 # so neither starts (`systemctl unmask sshguard fail2ban` to use them).
 bench: test-deps
 	@if [ -d /run/systemd/system ]; then \
-		for p in $(BENCH_DEPS); do \
+		for p in $(BENCH_DAEMONS); do \
 			dpkg -s $$p >/dev/null 2>&1 || systemctl mask $$p.service; \
 		done; \
 	fi

@@ -17,12 +17,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// A network namespace, deleted on drop.
-struct Netns(String);
+/// A network namespace, deleted on drop (with everything in it: its
+/// nftables tables go with it).
+pub(crate) struct Netns(String);
 
 impl Netns {
-    fn new() -> Result<Netns> {
-        let name = format!("ag-bench-{}", std::process::id());
+    /// A fresh namespace `ag-bench-TAG-PID`, after deleting those a killed
+    /// bench left behind (their pid is gone).
+    pub(crate) fn new(tag: &str) -> Result<Netns> {
+        remove_stale_netns();
+        let name = format!("ag-bench-{tag}-{}", std::process::id());
         let ok = Command::new("ip")
             .args(["netns", "add", &name])
             .status()?
@@ -33,7 +37,8 @@ impl Netns {
         Ok(Netns(name))
     }
 
-    fn cmd(&self, program: &str) -> Command {
+    /// `program` run inside the namespace.
+    pub(crate) fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.0, program]);
         c
@@ -46,6 +51,22 @@ impl Drop for Netns {
     }
 }
 
+/// Deletes the `ag-bench-…-PID` namespaces whose bench process is gone.
+fn remove_stale_netns() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let pid = name
+            .strip_prefix("ag-bench-")
+            .and_then(|r| r.rsplit('-').next());
+        if pid.is_some_and(|p| !Path::new("/proc").join(p).exists()) {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
 /// A running `guardctl daemon`, killed on drop, with its stderr lines.
 #[derive(Debug)]
 pub(crate) struct Daemon {
@@ -54,7 +75,8 @@ pub(crate) struct Daemon {
 }
 
 impl Daemon {
-    fn start(ns: &Netns, guardctl: &Path, config: &Path) -> Result<Daemon> {
+    /// `guardctl --config CONFIG daemon` inside `ns`.
+    pub(crate) fn start(ns: &Netns, guardctl: &Path, config: &Path) -> Result<Daemon> {
         let mut cmd = ns.cmd(&guardctl.to_string_lossy());
         cmd.arg("--config").arg(config).arg("daemon");
         Daemon::spawn(cmd)
@@ -97,7 +119,7 @@ impl Daemon {
 
     /// Resident memory of the daemon process (the child of `ip netns exec`,
     /// which execs into it, so the pid is the daemon's).
-    fn rss_kib(&self) -> Result<u64> {
+    pub(crate) fn rss_kib(&self) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         status
             .lines()
@@ -140,20 +162,34 @@ pub(crate) fn guardctl_path() -> Result<PathBuf> {
     Ok(path)
 }
 
-fn write_config(dir: &Path, name: &str) -> Result<PathBuf> {
+/// `dir/NAME/authguard.toml` with a fresh store beside it; `firewall` is
+/// appended to the `[firewall]` table (e.g. `backend = "none"`).
+pub(crate) fn write_config(dir: &Path, name: &str, firewall: &str) -> Result<PathBuf> {
     let d = dir.join(name);
     std::fs::create_dir_all(&d)?;
     let config = d.join("authguard.toml");
     std::fs::write(
         &config,
         format!(
-            "allow = [\"127.0.0.0/8\"]\n[store]\npath = {:?}\n[log]\nsocket = {:?}\n[firewall]\nresync = \"1h\"\n",
+            "allow = [\"127.0.0.0/8\"]\n[store]\npath = {:?}\n[log]\nsocket = {:?}\n[firewall]\nresync = \"1h\"\n{firewall}\n{}",
             d.join("authguard.db"),
-            d.join("log.sock")
+            d.join("log.sock"),
+            keyonly_private(&d)
         ),
     )?;
     Store::init(&d.join("authguard.db"))?;
     Ok(config)
+}
+
+/// A `[keyonly]` table that keeps a bench daemon away from the host's sshd:
+/// its snippet would go to `dir`, and with no `sshd_config` there the
+/// daemon never writes one (nor reloads sshd).
+pub(crate) fn keyonly_private(dir: &Path) -> String {
+    format!(
+        "[keyonly]\nmode = \"off\"\nsshd_config_dir = {:?}\nsshd_config = {:?}\n",
+        dir.join("sshd_config.d"),
+        dir.join("no-sshd_config")
+    )
 }
 
 /// Inserts `n` active bans the way the PAM module would leave them.
@@ -191,19 +227,19 @@ fn ban_row(stmt: &mut rusqlite::Statement<'_>, ip: IpAddr, now: i64) -> Result<(
 /// Runs the whole firewall benchmark with `n` bans.
 pub fn run(dir: &Path, n: usize) -> Result<Report> {
     let guardctl = guardctl_path()?;
-    let ns = Netns::new()?;
+    let ns = Netns::new("fw")?;
     let now = authguard_core::time::now();
 
     let phase = |what: &str| eprintln!("firewall: {what}");
     phase("daemon with an empty store (idle memory)");
-    let idle_config = write_config(dir, "fw-idle")?;
+    let idle_config = write_config(dir, "fw-idle", "")?;
     let idle = Daemon::start(&ns, &guardctl, &idle_config)?;
     idle.wait_for("with 0 bans", Duration::from_secs(10))?;
     std::thread::sleep(Duration::from_millis(300));
     let rss_idle_kib = idle.rss_kib()?;
     drop(idle);
 
-    let config = write_config(dir, "fw-full")?;
+    let config = write_config(dir, "fw-full", "")?;
     let db = config.with_file_name("authguard.db");
     phase(&format!(
         "writing {} bans into the store",

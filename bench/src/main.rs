@@ -8,11 +8,15 @@
 //!   ban's latency, its memory, and fail2ban's one-process-per-ban way.
 //! - [`log`]: `guardctl scan` against sshguard's parser and fail2ban-regex,
 //!   and a 10,000-line burst in sshd's log against a login's admission.
+//! - [`geo`]: countries: importing Tor's geoip files against xt_geoip_build,
+//!   a blocked US/CN loaded into nftables against one `nft -f`, what it
+//!   costs a ban, and lookups against python3-maxminddb.
 //! - [`stats`]: percentiles and the table style.
 #![forbid(unsafe_code)]
 
 mod admission;
 mod firewall;
+mod geo;
 mod log;
 mod pam;
 mod stats;
@@ -26,7 +30,7 @@ use std::time::Instant;
 #[derive(Debug, Parser)]
 #[command(
     name = "authguard-bench",
-    about = "Benchmarks authguard: admission latency, a whole PAM run, the firewall, sshd's log",
+    about = "Benchmarks authguard: admission latency, a whole PAM run, the firewall, sshd's log, countries",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -50,6 +54,10 @@ enum Cmd {
     /// The sshd-log part only: scan throughput against sshguard and
     /// fail2ban, and a log burst against admission latency.
     Log(Opts),
+    /// The country part only: import against xt_geoip_build, a blocked
+    /// country in nftables (needs root) against `nft -f`, lookups against
+    /// python3-maxminddb.
+    Geo(Opts),
     /// One admission worker process (started by `admission`).
     #[command(hide = true)]
     Worker(admission::WorkerArgs),
@@ -84,6 +92,12 @@ struct Opts {
     /// sshd lines the log part appends in one burst.
     #[arg(long, default_value_t = 10_000)]
     burst_lines: usize,
+    /// Runs of each country-data import (the median is shown).
+    #[arg(long, default_value_t = 3)]
+    geo_runs: usize,
+    /// Random IPv4 country lookups (IPv6: a tenth as many).
+    #[arg(long, default_value_t = 1_000_000)]
+    geo_lookups: usize,
 }
 
 /// Which parts to run.
@@ -93,6 +107,7 @@ struct Parts {
     pam: bool,
     firewall: bool,
     log: bool,
+    geo: bool,
 }
 
 impl Parts {
@@ -101,12 +116,14 @@ impl Parts {
         pam: true,
         firewall: true,
         log: true,
+        geo: true,
     };
     const NONE: Parts = Parts {
         admission: false,
         pam: false,
         firewall: false,
         log: false,
+        geo: false,
     };
 }
 
@@ -155,12 +172,20 @@ fn run() -> Result<()> {
             },
             o,
         ),
+        Some(Cmd::Geo(o)) => (
+            Parts {
+                geo: true,
+                ..Parts::NONE
+            },
+            o,
+        ),
     };
     let Parts {
         admission,
         pam,
         firewall: fw,
         log: log_part,
+        geo: geo_part,
     } = parts;
     let began = Instant::now();
     let exe = std::env::current_exe().context("finding the bench's own executable")?;
@@ -236,6 +261,9 @@ fn run() -> Result<()> {
         }
         missed.extend(report.missed());
     }
+    if geo_part {
+        out.push_str(&geo_section(dir.path(), &opts, root)?);
+    }
     let missed = if missed.is_empty() {
         "none".to_owned()
     } else {
@@ -252,6 +280,30 @@ fn run() -> Result<()> {
     ));
     print!("{out}");
     Ok(())
+}
+
+/// The country part's tables and notes.
+fn geo_section(dir: &Path, opts: &Opts, root: bool) -> Result<String> {
+    let report =
+        geo::run(dir, opts.geo_runs, opts.geo_lookups, root).context("country benchmark")?;
+    let mut out = format!("\n{}\n{}\n", report.import_caption(), report.import_table());
+    out.push_str(&format!(
+        "\n{}\n{}\n",
+        report.load_caption(),
+        report.load_table()
+    ));
+    if let Some((caption, table)) = report.ban_table() {
+        out.push_str(&format!("\n{caption}\n{table}\n"));
+    }
+    out.push_str(&format!(
+        "\n{}\n{}\n",
+        report.lookup_caption(),
+        report.lookup_table()
+    ));
+    for note in report.lookup_notes() {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    Ok(out)
 }
 
 /// The command line and the machine, printed above the tables.

@@ -55,6 +55,22 @@ pub fn fmt_us(us: f64) -> String {
     }
 }
 
+/// A latency in ns: below a microsecond as ns, else as [`fmt_us`] does.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns < 1_000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 10_000.0 {
+        format!("{:.2} µs", ns / 1_000.0)
+    } else {
+        fmt_us(ns / 1_000.0)
+    }
+}
+
+/// A size given in KiB, as MiB with one decimal.
+pub fn fmt_kib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -108,5 +124,9 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(fmt_us(412.4), "412 µs");
         assert_eq!(fmt_us(1_234.0), "1.23 ms");
+        assert_eq!(fmt_ns(412.4), "412 ns");
+        assert_eq!(fmt_ns(2_345.0), "2.35 µs");
+        assert_eq!(fmt_ns(12_345.0), "12 µs");
+        assert_eq!(fmt_kib(1536), "1.5 MiB");
     }
 }

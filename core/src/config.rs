@@ -96,6 +96,9 @@ pub struct GeoConfig {
     /// `ports`: their connections to `[firewall] ports` are dropped;
     /// `all`: every connection they open, on any port.
     pub scope: BanScope,
+    /// Countries whose sources must use a key (the key-only mechanism:
+    /// sshd's snippet and the PAM module), rather than being dropped.
+    pub keyonly: Vec<crate::geo::Country>,
 }
 
 /// `[report]`: the sender of `guardctl report`'s complaints. Empty means
@@ -735,8 +738,22 @@ mod tests {
         );
         let (line, key, _) = error_of("[geo]\nscope = \"world\"\n");
         assert_eq!((line, key.as_deref()), (Some(2), Some("geo.scope")));
-        let (line, key, _) = error_of("[geo]\nkeyonly = [\"DE\"]\n");
-        assert_eq!((line, key.as_deref()), (Some(2), Some("geo.keyonly")));
+    }
+
+    #[test]
+    fn geo_keyonly_takes_country_codes_only() {
+        let geo = parse("[geo]\nkeyonly = [\"de\", \"CN\"]\n").unwrap().geo;
+        let codes: Vec<&str> = geo.keyonly.iter().map(|c| c.as_str()).collect();
+        assert_eq!(codes, ["DE", "CN"]);
+        for bad in ["\"GER\"", "\"??\"", "\"ZZ\"", "\"1A\""] {
+            let (line, key, message) = error_of(&format!("[geo]\n\nkeyonly = [{bad}]\n"));
+            assert_eq!(
+                (line, key.as_deref()),
+                (Some(3), Some("geo.keyonly")),
+                "{message}"
+            );
+            assert!(message.contains(bad.trim_matches('"')), "{message}");
+        }
     }
 
     #[test]

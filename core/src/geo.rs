@@ -7,8 +7,11 @@
 //! - CSV `start,end,CC[,…]` (DB-IP lite, IP2Location LITE): addresses or
 //!   decimal integers (an integer above 2³²−1 makes the line IPv6), fields
 //!   optionally quoted, further columns ignored, a header line skipped.
+//! - MaxMind DB (`.mmdb`: GeoLite2-Country, DB-IP country lite): read by
+//!   guardctl (the `maxminddb` crate stays out of this crate, which the PAM
+//!   module links), which hands over a [`GeoFile`] of [`Format::Mmdb`].
 //!
-//! The format is detected from a file's first data line. `#` comments and
+//! A text format is detected from a file's first data line. `#` comments and
 //! blank lines are skipped everywhere. A code is two ASCII letters
 //! (uppercased); `??`, `-` and `ZZ` mean "unknown" and their lines are
 //! skipped. Anything else is an error naming the file and the line.
@@ -19,6 +22,7 @@
 //! firewall.
 
 use crate::addr;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A country code: two uppercase ASCII letters (ISO 3166-1 alpha-2).
@@ -46,6 +50,20 @@ impl Country {
     pub fn as_str(&self) -> &str {
         // Built only from ASCII letters.
         std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+/// In the config (`[geo] keyonly`): a real code; `??` and `ZZ` are refused.
+impl<'de> serde::Deserialize<'de> for Country {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match Country::parse(&text) {
+            Ok(Some(country)) => Ok(country),
+            Ok(None) => Err(serde::de::Error::custom(format!(
+                "`{text}` means an unknown country, not a country code"
+            ))),
+            Err(what) => Err(serde::de::Error::custom(what)),
+        }
     }
 }
 
@@ -89,19 +107,24 @@ pub enum Format {
     TorV6,
     /// Anything else: `start,end,CC[,…]`, addresses or integers, maybe quoted.
     Csv,
+    /// A MaxMind DB (binary, told by its metadata marker, never by
+    /// [`Format::detect`]); a range's `line` is its 1-based place in the
+    /// file's ranges.
+    Mmdb,
 }
 
 impl Format {
-    /// A short name: `tor-ipv4`, `tor-ipv6`, `csv`.
+    /// A short name: `tor-ipv4`, `tor-ipv6`, `csv`, `mmdb`.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::TorV4 => "tor-ipv4",
             Format::TorV6 => "tor-ipv6",
             Format::Csv => "csv",
+            Format::Mmdb => "mmdb",
         }
     }
 
-    /// Which format a first data line is written in.
+    /// Which text format a first data line is written in.
     pub fn detect(line: &str) -> Format {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -257,6 +280,8 @@ fn parse_line(format: Format, text: &str, line: u64) -> Result<Option<GeoRange>,
         Format::TorV4 => tor_fields(text, |s| parse_v4_int(s).map(IpAddr::V4))?,
         Format::TorV6 => tor_fields(text, |s| parse_v6(s).map(IpAddr::V6))?,
         Format::Csv => csv_fields(text)?,
+        // Never detected from a line: guardctl reads MaxMind DBs whole.
+        Format::Mmdb => return Err("a MaxMind DB is not read line by line".into()),
     };
     if addr::key_of(lo) > addr::key_of(hi) {
         return Err(format!("the range starts after it ends ({lo} > {hi})"));
@@ -447,6 +472,53 @@ impl AddrRange {
         let key = |a| u128::from_be_bytes(addr::key_of(addr::canonical(a)));
         (key(self.lo)..=key(self.hi)).contains(&key(ip))
     }
+
+    /// The fewest CIDR networks covering exactly this range (what sshd's
+    /// `Match Address` takes).
+    pub fn networks(&self) -> Vec<IpNet> {
+        match (self.lo, self.hi) {
+            (IpAddr::V4(lo), IpAddr::V4(hi)) => {
+                cidr_cover(u32::from(lo).into(), u32::from(hi).into(), 32)
+                    .into_iter()
+                    .map(|(start, len)| {
+                        let start = Ipv4Addr::from(u32::try_from(start).unwrap_or(u32::MAX));
+                        IpNet::V4(Ipv4Net::new_assert(start, len))
+                    })
+                    .collect()
+            }
+            (IpAddr::V6(lo), IpAddr::V6(hi)) => cidr_cover(lo.into(), hi.into(), 128)
+                .into_iter()
+                .map(|(start, len)| IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::from(start), len)))
+                .collect(),
+            // Never built: ranges come from `coalesce`, one family each.
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The offset of a block's last address: 2^size_log − 1.
+fn last_offset(size_log: u32) -> u128 {
+    u128::MAX.checked_shr(128 - size_log).unwrap_or(0)
+}
+
+/// Aligned blocks `(start, prefix length)` covering `lo..=hi` in an
+/// address space of `bits` bits, largest first at each step.
+fn cidr_cover(mut lo: u128, hi: u128, bits: u8) -> Vec<(u128, u8)> {
+    let mut blocks = Vec::new();
+    while lo <= hi {
+        // The largest block aligned at `lo` that ends at or before `hi`.
+        let mut size_log = lo.trailing_zeros().min(u32::from(bits));
+        while size_log > 0 && hi - lo < last_offset(size_log) {
+            size_log -= 1;
+        }
+        // size_log ≤ bits ≤ 128, so the prefix length fits a u8.
+        blocks.push((lo, bits - size_log as u8));
+        match lo.checked_add(last_offset(size_log)) {
+            Some(last) if last < hi => lo = last + 1,
+            _ => break,
+        }
+    }
+    blocks
 }
 
 /// Coalesces ranges given as store keys (see [`addr::key_of`]) into the

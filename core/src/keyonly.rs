@@ -5,7 +5,8 @@
 //!
 //! *Past offenders* (DESIGN.md): sources banned at least once within
 //! `window`, banned now or not; never a source that merely mistyped.
-//! Allowed networks are never key-only.
+//! Countries in `[geo] keyonly` are key-only in every mode. Allowed
+//! networks are never key-only.
 
 use crate::config::{Cidr, PositiveDuration};
 use crate::duration::HumanDuration;
@@ -157,25 +158,22 @@ pub enum KeyOnlySet {
 }
 
 impl KeyOnlySet {
-    /// The set for `mode`: `offenders` (past offenders' networks), minus
-    /// `allowed` (never key-only); `untrusted` excepts `trusted` too.
+    /// The set for `mode`: `offenders` (past offenders' networks) and
+    /// `countries` (the networks of `[geo] keyonly`, key-only whatever the
+    /// mode), minus `allowed` (never key-only); `untrusted` excepts
+    /// `trusted` too.
     pub fn new(
         config: &KeyOnlyConfig,
         offenders: impl IntoIterator<Item = IpNet>,
+        countries: Vec<IpNet>,
         allowed: &[IpNet],
     ) -> KeyOnlySet {
         match config.mode {
-            KeyOnlyMode::Off => KeyOnlySet::Nobody,
+            KeyOnlyMode::Off => KeyOnlySet::networks(countries, allowed),
             KeyOnlyMode::Offenders => {
-                let kept: Vec<IpNet> = offenders
-                    .into_iter()
-                    .flat_map(|net| subtract(net, allowed))
-                    .collect();
-                if kept.is_empty() {
-                    KeyOnlySet::Nobody
-                } else {
-                    KeyOnlySet::Networks(IpNet::aggregate(&kept))
-                }
+                let mut nets = countries;
+                nets.extend(offenders);
+                KeyOnlySet::networks(nets, allowed)
             }
             KeyOnlyMode::Untrusted => {
                 let mut except: Vec<IpNet> = allowed.to_vec();
@@ -183,6 +181,19 @@ impl KeyOnlySet {
                 KeyOnlySet::AllExcept(IpNet::aggregate(&except))
             }
             KeyOnlyMode::All => KeyOnlySet::AllExcept(IpNet::aggregate(&allowed.to_vec())),
+        }
+    }
+
+    /// `nets` minus `allowed`, merged; `Nobody` when nothing is left.
+    fn networks(nets: Vec<IpNet>, allowed: &[IpNet]) -> KeyOnlySet {
+        let kept: Vec<IpNet> = nets
+            .into_iter()
+            .flat_map(|net| subtract(net, allowed))
+            .collect();
+        if kept.is_empty() {
+            KeyOnlySet::Nobody
+        } else {
+            KeyOnlySet::Networks(IpNet::aggregate(&kept))
         }
     }
 
@@ -241,6 +252,7 @@ mod tests {
         let set = KeyOnlySet::new(
             &config,
             offenders,
+            Vec::new(),
             &[net("192.0.2.0/24"), net("198.51.100.128/25")],
         );
         assert_eq!(
@@ -265,7 +277,12 @@ mod tests {
             trusted: vec![Cidr(net("10.0.0.0/8"))],
             ..KeyOnlyConfig::default()
         };
-        let set = KeyOnlySet::new(&config, [], &[net("127.0.0.0/8")]);
+        let set = KeyOnlySet::new(
+            &config,
+            [],
+            vec![net("203.0.113.0/24")],
+            &[net("127.0.0.0/8")],
+        );
         assert!(set.covers("203.0.113.1".parse().unwrap()));
         assert!(!set.covers("10.1.2.3".parse().unwrap()));
         assert!(!set.covers("127.0.0.1".parse().unwrap()));
@@ -273,6 +290,33 @@ mod tests {
             mode: KeyOnlyMode::Off,
             ..KeyOnlyConfig::default()
         };
-        assert!(KeyOnlySet::new(&off, [net("203.0.113.1")], &[]).is_empty());
+        assert!(KeyOnlySet::new(&off, [net("203.0.113.1")], Vec::new(), &[]).is_empty());
+    }
+
+    #[test]
+    fn key_only_countries_count_in_every_mode_but_allowed_networks_win() {
+        let countries = || vec![net("198.51.100.0/24"), net("2001:db8::/32")];
+        let allowed = [net("198.51.100.64/26")];
+        let off = KeyOnlyConfig {
+            mode: KeyOnlyMode::Off,
+            ..KeyOnlyConfig::default()
+        };
+        let set = KeyOnlySet::new(&off, [net("203.0.113.1")], countries(), &allowed);
+        assert!(set.covers("198.51.100.7".parse().unwrap()));
+        assert!(set.covers("2001:db8::1".parse().unwrap()));
+        assert!(!set.covers("198.51.100.70".parse().unwrap()), "allowed");
+        assert!(
+            !set.covers("203.0.113.1".parse().unwrap()),
+            "mode off: no offenders"
+        );
+        let set = KeyOnlySet::new(
+            &KeyOnlyConfig::default(),
+            [net("203.0.113.1")],
+            countries(),
+            &allowed,
+        );
+        assert!(set.covers("203.0.113.1".parse().unwrap()));
+        assert!(set.covers("198.51.100.200".parse().unwrap()));
+        assert_eq!(set.len(), 4, "{set:?}");
     }
 }

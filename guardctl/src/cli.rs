@@ -117,8 +117,8 @@ pub enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Countries: import IP-range files (Tor's geoip/geoip6, CSV), look an address
-    /// up, block countries in the firewall
+    /// Countries: import IP-range files (Tor's geoip/geoip6, CSV, MaxMind .mmdb),
+    /// look an address up, block countries in the firewall
     #[command(subcommand)]
     Geo(GeoCommand),
     /// Check config, store and the PAM line, and say what to fix
@@ -141,9 +141,11 @@ pub enum ReportFormat {
 #[derive(Debug, Subcommand)]
 pub enum GeoCommand {
     /// Replace the store's country data with these files, all at once (e.g.
-    /// /usr/share/tor/geoip /usr/share/tor/geoip6; DB-IP or IP2Location CSV)
+    /// /usr/share/tor/geoip /usr/share/tor/geoip6; DB-IP or IP2Location CSV;
+    /// a MaxMind DB such as GeoLite2-Country.mmdb or DB-IP's country lite .mmdb)
     Import {
-        /// The files; each one's format is detected from its first data line
+        /// The files; a MaxMind DB is told by its content, a text file's format
+        /// by its first data line
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         #[command(flatten)]

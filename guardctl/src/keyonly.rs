@@ -5,7 +5,7 @@
 
 use crate::firewall::{Desired, parse_source};
 use authguard_core::config::Config;
-use authguard_core::keyonly::{KeyOnlySet, Reload};
+use authguard_core::keyonly::{KeyOnlyMode, KeyOnlySet, Reload};
 use authguard_core::store::Store;
 use authguard_core::time::Timestamp;
 use ssh_hook::keyonly::{FILE_NAME, render};
@@ -19,8 +19,24 @@ pub fn desired_set(config: &Config, store: &Store, now: Timestamp) -> anyhow::Re
         .iter()
         .filter_map(|s| parse_source(s))
         .collect::<Vec<_>>();
+    let countries = store
+        .geo_ranges_of(&config.geo.keyonly)?
+        .iter()
+        .flat_map(|range| range.networks())
+        .collect();
     let allowed = Desired::allowed(config, store)?;
-    Ok(KeyOnlySet::new(&config.keyonly, offenders, &allowed))
+    Ok(KeyOnlySet::new(
+        &config.keyonly,
+        offenders,
+        countries,
+        &allowed,
+    ))
+}
+
+/// True when key-only signaling has anything to do: a mode other than
+/// `off`, or countries in `[geo] keyonly`.
+pub fn wanted(config: &Config) -> bool {
+    config.keyonly.mode != KeyOnlyMode::Off || !config.geo.keyonly.is_empty()
 }
 
 /// The snippet's path.

@@ -124,6 +124,8 @@ pub struct Progress {
     started: Instant,
     last: Instant,
     shown: bool,
+    /// What `update` counts: `lines`, or `networks` for a MaxMind DB.
+    unit: &'static str,
 }
 
 impl Progress {
@@ -135,10 +137,17 @@ impl Progress {
             started: Instant::now(),
             last: Instant::now(),
             shown: false,
+            unit: "lines",
         }
     }
 
-    /// `done` bytes and `lines` lines read so far; redraws at most 5 times a second.
+    /// The same bar counting `unit` instead of lines.
+    pub fn counting(self, unit: &'static str) -> Progress {
+        Progress { unit, ..self }
+    }
+
+    /// `done` of `total` (bytes, or items) and `lines` lines (or units)
+    /// read so far; redraws at most 5 times a second.
     pub fn update(&mut self, done: u64, lines: u64) {
         let Some(total) = self.total else { return };
         if self.last.elapsed() < Duration::from_millis(200) {
@@ -150,11 +159,12 @@ impl Progress {
         let filled = (fraction * 30.0) as usize;
         let rate = lines as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         eprint!(
-            "\r[{}{}] {:>3.0}%  {lines} lines  {:.0} lines/s ",
+            "\r[{}{}] {:>3.0}%  {lines} {unit}  {:.0} {unit}/s ",
             "#".repeat(filled.min(30)),
             " ".repeat(30 - filled.min(30)),
             fraction * 100.0,
-            rate
+            rate,
+            unit = self.unit
         );
     }
 

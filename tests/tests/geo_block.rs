@@ -147,6 +147,10 @@ fn the_daemon_drops_a_blocked_country_and_lets_it_back_within_a_second() {
         );
         assert!(lab.set_covers("geo4", IN_XB), "{}", d());
         assert_open(&lab, "atk2", ELSEWHERE, "not in XB", &d);
+        let status = parse_json(&guard.guardctl_ok(&["status", "--json"]));
+        let blocked = &status["countries"]["blocked"];
+        assert_eq!(blocked[0]["country"], "XB", "{status}");
+        assert!(blocked[0]["ranges"].as_u64() >= Some(1), "{status}");
 
         run_ok(&guard, scratch, &["geo", "unblock", "XB"]);
         let took = open_within(&lab, "atk1", IN_XB, "geo unblock XB", &d);

@@ -31,6 +31,28 @@ fn past_offender(guard: &Guard, source: &str) {
     );
 }
 
+/// A real sshd guarded by `guard`, including `drop_in`, and `[keyonly]`
+/// set to write there and reload that sshd; `more` lines follow the table.
+fn sshd_with_keyonly(guard: &Guard, drop_in: &Path, more: &[&str]) -> Sshd {
+    let sshd = Sshd::with_stack_and_config(
+        Stack::Guarded(guard.config_path()),
+        &format!("Include {}/*.conf\n", drop_in.display()),
+    );
+    let pid = std::fs::read_to_string(sshd.dir().join("sshd.pid")).expect("sshd.pid");
+    let sshd_config = sshd.dir().join("sshd_config");
+    guard.set_config(|c| {
+        c.extra.push("[keyonly]".into());
+        c.extra
+            .push(format!("sshd_config_dir = \"{}\"", drop_in.display()));
+        c.extra
+            .push(format!("sshd_config = \"{}\"", sshd_config.display()));
+        c.extra
+            .push(format!("reload = [\"kill\", \"-HUP\", \"{}\"]", pid.trim()));
+        c.extra.extend(more.iter().map(|l| l.to_string()));
+    });
+    sshd
+}
+
 /// `sshd -T -f CONFIG -C addr=ADDR,…`: the effective settings for a connection from `addr`.
 fn effective(config: &Path, addr: &str) -> String {
     let out = Command::new("/usr/sbin/sshd")
@@ -108,23 +130,7 @@ fn apply_reloads_a_real_sshd_that_then_offers_offenders_only_publickey() {
     }
     let drop_in = tempfile::tempdir().expect("tempdir");
     let guard = Guard::builder().allow(&["127.0.0.1/32"]).start();
-    let sshd = Sshd::with_stack_and_config(
-        Stack::Guarded(guard.config_path()),
-        &format!("Include {}/*.conf\n", drop_in.path().display()),
-    );
-    let pid = std::fs::read_to_string(sshd.dir().join("sshd.pid")).expect("sshd.pid");
-    let sshd_config = sshd.dir().join("sshd_config");
-    guard.set_config(|c| {
-        c.extra.push("[keyonly]".into());
-        c.extra.push(format!(
-            "sshd_config_dir = \"{}\"",
-            drop_in.path().display()
-        ));
-        c.extra
-            .push(format!("sshd_config = \"{}\"", sshd_config.display()));
-        c.extra
-            .push(format!("reload = [\"kill\", \"-HUP\", \"{}\"]", pid.trim()));
-    });
+    let sshd = sshd_with_keyonly(&guard, drop_in.path(), &[]);
     past_offender(&guard, "127.0.0.5");
 
     let listening = || sshd.sshd_log().matches("Server listening on").count();
@@ -220,4 +226,127 @@ fn a_key_only_source_is_told_so_through_pam() {
     );
     let clean = pam.run("203.0.113.10", "root", &["authenticate"]);
     assert_eq!(clean.code(), Some(0), "{}", clean.describe());
+}
+
+/// `[geo] keyonly`: a country's sources must use a key, told by sshd once
+/// the snippet is applied and refused by PAM before that, never counted
+/// towards a ban, while their key logins and everyone else's passwords work.
+#[test]
+fn a_key_only_country_may_log_in_with_a_key_only() {
+    if !require_root() {
+        return;
+    }
+    let drop_in = tempfile::tempdir().expect("tempdir");
+    let guard = Guard::builder()
+        .allow(&["127.0.0.1/32"])
+        .max_failures(3)
+        .start();
+    let fixture = guard.dir().join("countries.csv");
+    std::fs::write(
+        &fixture,
+        "127.0.0.16,127.0.0.31,XA\n127.0.0.32,127.0.0.63,XB\n",
+    )
+    .expect("write the fixture");
+    guard.guardctl_ok(&["geo", "import", fixture.to_str().expect("UTF-8 path")]);
+    // Past offenders are off: only the country makes a source key-only.
+    let sshd = sshd_with_keyonly(
+        &guard,
+        drop_in.path(),
+        &["mode = \"off\"", "[geo]", "keyonly = [\"xa\"]"],
+    );
+
+    // Before sshd hears of it, PAM refuses the country's passwords, the
+    // right one included, without checking them or counting them.
+    for _ in 0..4 {
+        let refused = sshd.login("127.0.0.20", RIGHT_PASSWORD, Method::Password);
+        assert!(!refused.logged_in(), "{}", refused.describe());
+    }
+    assert_eq!(
+        sshd.reached_count("127.0.0.20"),
+        0,
+        "a password was checked"
+    );
+    assert!(
+        guard.listed("127.0.0.20").is_none(),
+        "refusals were counted"
+    );
+    assert_eq!(guard.show("127.0.0.20")["country"], "XA");
+
+    let applied = guard.guardctl(&["keyonly", "apply"]);
+    assert!(applied.status.success(), "{}", describe_output(&applied));
+    let snippet = std::fs::read_to_string(drop_in.path().join("authguard-keyonly.conf"))
+        .expect("the snippet");
+    assert!(snippet.contains("127.0.0.16/28"), "{snippet}");
+    assert!(
+        !snippet.contains("127.0.0.32/27"),
+        "XB is not key-only: {snippet}"
+    );
+    let status = parse_json(&guard.guardctl_ok(&["keyonly", "status", "--json"]));
+    assert_eq!(status["countries"][0], "XA", "{status}");
+    assert_eq!(
+        status["countries"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+    assert_eq!(status["in_step"], true, "{status}");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let offered = ssh_password_at_level(
+                sshd.port(),
+                "127.0.0.21",
+                TEST_USER,
+                RIGHT_PASSWORD,
+                Method::Password,
+                "DEBUG1",
+            );
+            let told = |eol: &str| {
+                let line = format!("Authentications that can continue: publickey{eol}");
+                offered.stderr.contains(&line)
+            };
+            !offered.logged_in() && (told("\n") || told("\r\n"))
+        }),
+        "the reloaded sshd did not tell XA's client that only keys work\n{}",
+        sshd.diag()
+    );
+    let with_key = sshd.login_with_key("127.0.0.22");
+    assert!(with_key.logged_in(), "{}", with_key.describe());
+    let other_country = sshd.login("127.0.0.40", RIGHT_PASSWORD, Method::Password);
+    assert!(other_country.logged_in(), "{}", other_country.describe());
+
+    let check = || String::from_utf8_lossy(&guard.guardctl(&["check"]).stdout).into_owned();
+    assert!(
+        check().contains("ok   key-only countries: XA"),
+        "{}",
+        check()
+    );
+    let session = [("SSH_CONNECTION", Some("127.0.0.20 50000 127.0.0.1 22"))];
+    let in_xa = guard.guardctl_env(&session, &["check"]);
+    assert!(
+        String::from_utf8_lossy(&in_xa.stdout).contains(
+            "WARN 127.0.0.20 (your SSH session) is in XA, which is key-only: \
+             your next password login from there will be refused"
+        ),
+        "{}",
+        describe_output(&in_xa)
+    );
+    guard.guardctl_ok(&["geo", "block", "XA", "--force"]);
+    assert!(
+        check().contains("WARN key-only and blocked as well: XA"),
+        "{}",
+        check()
+    );
+    guard.set_config(|c| c.extra.push("keyonly = [\"XA\", \"XC\"]".into()));
+    guard.set_config(|c| {
+        let at = c
+            .extra
+            .iter()
+            .position(|l| l == "keyonly = [\"xa\"]")
+            .expect("the line");
+        c.extra.remove(at);
+    });
+    assert!(
+        check().contains("WARN [geo] keyonly names XC, which the country data does not hold"),
+        "{}",
+        check()
+    );
 }

@@ -184,8 +184,9 @@ fn write_config(dir: &Path, log: &Path, db: &Path) -> Result<PathBuf> {
         &config,
         format!(
             "[store]\npath = {db:?}\n[log]\nsocket = {:?}\n[firewall]\nbackend = \"none\"\n\
-             [sshd_log]\nsource = {log:?}\npam_module = \"inactive\"\n",
+             [sshd_log]\nsource = {log:?}\npam_module = \"inactive\"\n{}",
             dir.join("log.sock"),
+            crate::firewall::keyonly_private(dir),
         ),
     )
     .with_context(|| format!("writing {}", config.display()))?;

@@ -278,3 +278,56 @@ fn coalesce_cuts_a_range_that_spans_the_ipv4_block() {
         ]
     );
 }
+
+fn networks_of(lo: &str, hi: &str) -> Vec<String> {
+    let range = AddrRange {
+        lo: ip(lo),
+        hi: ip(hi),
+    };
+    range.networks().iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn a_range_becomes_the_fewest_cidrs() {
+    assert_eq!(networks_of("10.0.0.0", "10.0.1.255"), ["10.0.0.0/23"]);
+    assert_eq!(
+        networks_of("198.51.100.5", "198.51.100.17"),
+        [
+            "198.51.100.5/32",
+            "198.51.100.6/31",
+            "198.51.100.8/29",
+            "198.51.100.16/31",
+        ]
+    );
+    assert_eq!(networks_of("0.0.0.0", "255.255.255.255"), ["0.0.0.0/0"]);
+    assert_eq!(
+        networks_of("255.255.255.255", "255.255.255.255"),
+        ["255.255.255.255/32"]
+    );
+    assert_eq!(
+        networks_of("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+        ["::/0"]
+    );
+    assert_eq!(
+        networks_of("2001:db8::", "2001:db8:1::ffff"),
+        ["2001:db8::/48", "2001:db8:1::/112"]
+    );
+}
+
+proptest::proptest! {
+    /// The networks tile the range exactly (in order, touching, none
+    /// outside), and a range never needs more than 2 × 31 of them.
+    #[test]
+    fn cidr_cover_tiles_a_range_exactly(a: u32, b: u32) {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let nets = networks_of(&Ipv4Addr::from(lo).to_string(), &Ipv4Addr::from(hi).to_string());
+        let mut next = u64::from(lo);
+        for net in &nets {
+            let net: ipnet::Ipv4Net = net.parse().unwrap();
+            proptest::prop_assert_eq!(u64::from(u32::from(net.network())), next);
+            next = u64::from(u32::from(net.broadcast())) + 1;
+        }
+        proptest::prop_assert_eq!(next, u64::from(hi) + 1);
+        proptest::prop_assert!(nets.len() <= 62, "{} networks", nets.len());
+    }
+}

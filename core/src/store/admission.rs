@@ -46,11 +46,13 @@ pub enum Decision {
         /// The allowed network.
         network: String,
     },
-    /// Key-only: the source must use a public key (`[keyonly]`); its
-    /// password is refused before it is checked. Not counted as a failure.
+    /// Key-only: the source must use a public key (`[keyonly]`, or its
+    /// country is in `[geo] keyonly`); its password is refused before it is
+    /// checked. Not counted as a failure.
     KeyOnly {
-        /// Why: `past offender` or the mode (`untrusted`, `all`).
-        why: &'static str,
+        /// Why: `past offender`, the mode (`untrusted`, `all`), or
+        /// `country CC`.
+        why: String,
     },
     /// Refused before the password is checked.
     Refused {
@@ -146,6 +148,27 @@ pub(crate) fn active_ban_covering(
     Ok(None)
 }
 
+/// Why `ip` must use a key, if it must: `[keyonly]`'s reason first, then
+/// its country in `[geo] keyonly` (looked up only when that list is set).
+fn key_only_reason(
+    tx: &Transaction<'_>,
+    config: &Config,
+    ip: IpAddr,
+    now: Timestamp,
+) -> Result<Option<String>, StoreError> {
+    let past_offender = |since| super::offenders::is_past_offender_in(tx, ip, since);
+    if let Some(why) = config.keyonly.reason_for(ip, now, past_offender)? {
+        return Ok(Some(why.to_owned()));
+    }
+    if config.geo.keyonly.is_empty() {
+        return Ok(None);
+    }
+    let country = super::geo::country_of(tx, ip)?;
+    Ok(country
+        .filter(|cc| config.geo.keyonly.iter().any(|k| k.as_str() == cc))
+        .map(|cc| format!("country {cc}")))
+}
+
 fn admit_in(
     tx: &Transaction<'_>,
     config: &Config,
@@ -168,8 +191,7 @@ fn admit_in(
         });
     }
 
-    let past_offender = |since| super::offenders::is_past_offender_in(tx, attempt.ip, since);
-    if let Some(why) = config.keyonly.reason_for(attempt.ip, now, past_offender)? {
+    if let Some(why) = key_only_reason(tx, config, attempt.ip, now)? {
         record(tx, attempt, &source, "refused", false, now)?;
         return Ok(Decision::KeyOnly { why });
     }
@@ -306,7 +328,7 @@ mod tests {
         assert_eq!(
             s.admit(&keyonly, &attempt("203.0.113.70"), 3_000).unwrap(),
             Decision::KeyOnly {
-                why: "past offender"
+                why: "past offender".into()
             }
         );
         assert!(
@@ -321,6 +343,36 @@ mod tests {
         assert!(matches!(
             s.admit(&keyonly, &attempt("203.0.113.70"), later).unwrap(),
             Decision::Admitted { .. }
+        ));
+    }
+
+    #[test]
+    fn a_key_only_country_is_refused_its_passwords_and_not_counted() {
+        let t = TempStore::new("geo-keyonly");
+        let mut s = t.open();
+        let data = crate::geo::parse("fixture.csv", b"198.51.100.0,198.51.100.255,XA\n").unwrap();
+        let ranges = crate::geo::merge(&[data]).unwrap();
+        s.import_geo(&ranges, &["fixture.csv".into()], 0).unwrap();
+        let mut c = with_max_failures(1);
+        c.geo.keyonly = vec![crate::geo::Country::parse("XA").unwrap().unwrap()];
+        for now in 1..4 {
+            assert_eq!(
+                s.admit(&c, &attempt("198.51.100.7"), now).unwrap(),
+                Decision::KeyOnly {
+                    why: "country XA".into()
+                },
+                "refused, and never counted towards a ban"
+            );
+        }
+        assert!(matches!(
+            s.admit(&c, &attempt("198.51.101.7"), 5).unwrap(),
+            Decision::Admitted { .. }
+        ));
+        s.allow_add(&"198.51.100.0/28".parse().unwrap(), "office", 6)
+            .unwrap();
+        assert!(matches!(
+            s.admit(&c, &attempt("198.51.100.7"), 7).unwrap(),
+            Decision::Allowed { .. }
         ));
     }
 

@@ -107,15 +107,25 @@ impl Store {
 
     /// The country of `ip`, if a range holds it.
     pub fn geo_lookup(&self, ip: IpAddr) -> Result<Option<String>, StoreError> {
-        let key = addr::key_of(addr::canonical(ip));
-        let found: Option<(Vec<u8>, String)> = self
+        country_of(self.conn(), ip)
+    }
+
+    /// The ranges of `countries`, coalesced: what `[geo] keyonly` makes
+    /// key-only. Empty for no countries.
+    pub fn geo_ranges_of(&self, countries: &[Country]) -> Result<Vec<AddrRange>, StoreError> {
+        let mut stmt = self
             .conn()
-            .prepare_cached(
-                "SELECT hi, country FROM geo_ranges WHERE lo <= ?1 ORDER BY lo DESC LIMIT 1",
-            )?
-            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        Ok(found.and_then(|(hi, country)| (hi.as_slice() >= key.as_slice()).then_some(country)))
+            .prepare_cached("SELECT lo, hi FROM geo_ranges WHERE country = ?1")?;
+        let mut keys = Vec::new();
+        for country in countries {
+            let rows = stmt.query_map([country.as_str()], |r| {
+                Ok((key(r.get_ref(0)?)?, key(r.get_ref(1)?)?))
+            })?;
+            for row in rows {
+                keys.push(row?);
+            }
+        }
+        Ok(crate::geo::coalesce(keys))
     }
 
     /// True when country data has been imported.
@@ -243,6 +253,22 @@ impl Store {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0))
     }
+}
+
+/// The country of `ip` on `conn` (a store or a transaction), if a range
+/// holds it: one indexed read.
+pub(crate) fn country_of(
+    conn: &rusqlite::Connection,
+    ip: IpAddr,
+) -> Result<Option<String>, StoreError> {
+    let key = addr::key_of(addr::canonical(ip));
+    let found: Option<(Vec<u8>, String)> = conn
+        .prepare_cached(
+            "SELECT hi, country FROM geo_ranges WHERE lo <= ?1 ORDER BY lo DESC LIMIT 1",
+        )?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(found.and_then(|(hi, country)| (hi.as_slice() >= key.as_slice()).then_some(country)))
 }
 
 /// Bumps [`META_REVISION`] inside a transaction.

@@ -140,10 +140,10 @@ fn read_log(ctx: &Context, ingest: &mut Ingest, store: &mut Store, now: i64) -> 
 /// `[keyonly] min_interval`, so sshd is reloaded at most that often. A
 /// fault is logged once until it changes.
 fn keyonly_pass(ctx: &Context, store: &Store, last_error: &mut Option<String>) {
-    use authguard_core::keyonly::KeyOnlyMode;
-    let k = &ctx.config.keyonly;
     let file = crate::keyonly::file_path(&ctx.config);
-    if (k.mode == KeyOnlyMode::Off && !file.exists()) || !k.sshd_config.exists() {
+    if (!crate::keyonly::wanted(&ctx.config) && !file.exists())
+        || !ctx.config.keyonly.sshd_config.exists()
+    {
         return;
     }
     let result = crate::keyonly::rendered(&ctx.config, store, time::now())

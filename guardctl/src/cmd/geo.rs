@@ -1,11 +1,15 @@
 //! `guardctl geo import FILE…` and `guardctl geo lookup ADDR`: country data.
 //! Every file is parsed whole before the store is written, so a bad line
 //! anywhere leaves the previous data in place (exit 2, naming the line).
+//! A MaxMind DB (told by content: [`mmdb`]) is read and walked whole too;
+//! a file named `.mmdb` that is not one is refused, never read as text.
 //!
 //! `guardctl geo block|unblock CC…` and `geo list`: countries the firewall
 //! drops (after allowed networks). A block that would lock the admin out
 //! (see [`crate::lockout`]) is refused unless `--force` is given; a code
 //! without imported ranges is refused. Refused means nothing written.
+
+mod mmdb;
 
 use crate::BadInput;
 use crate::cli::GeoCommand;
@@ -14,12 +18,13 @@ use crate::firewall::Desired;
 use crate::lockout::{self, LockOut};
 use crate::output::{Progress, print_json, relative, table};
 use authguard_core::config::FirewallBackend;
-use authguard_core::geo::{self, Country, GeoError, GeoFile, GeoParser};
+use authguard_core::geo::{self, Country, Format, GeoError, GeoFile, GeoParser};
 use authguard_core::store::Store;
 use authguard_core::store::geo::GeoImport;
 use authguard_core::syslog::untrusted;
 use authguard_core::time;
 use serde_json::json;
+use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -252,11 +257,13 @@ fn import(ctx: &Context, files: &[PathBuf], as_json: bool) -> anyhow::Result<Exi
     let started = Instant::now();
     // Open first: a store this process may not write fails before the reading.
     let mut store = ctx.writer()?;
-    let parsed = files
+    let (parsed, abouts): (Vec<GeoFile>, Vec<Option<About>>) = files
         .iter()
         .map(|f| read_file(f))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let ranges = geo::merge(&parsed).map_err(bad)?;
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    let ranges = geo::merge(&parsed).map_err(|e| merge_error(e, &parsed))?;
     let reading = started.elapsed();
     let names: Vec<String> = parsed.iter().map(|f| f.name.clone()).collect();
     let done = store.import_geo(&ranges, &names, time::now())?;
@@ -271,9 +278,9 @@ fn import(ctx: &Context, files: &[PathBuf], as_json: bool) -> anyhow::Result<Exi
         untrusted(names.join(", ").as_bytes())
     ));
     if as_json {
-        print_import_json(&parsed, &done, &took);
+        print_import_json(&parsed, &abouts, &done, &took);
     } else {
-        print_import(&parsed, &done, &took);
+        print_import(&parsed, &abouts, &done, &took);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -284,20 +291,46 @@ struct Took {
     reading: Duration,
 }
 
-/// Reads and parses one file, with a progress bar for a large one.
-fn read_file(path: &Path) -> anyhow::Result<GeoFile> {
+/// What a MaxMind DB's metadata says it is (text files say nothing).
+#[derive(Debug)]
+struct About {
+    database_type: String,
+    build_epoch: u64,
+}
+
+/// Reads and parses one file, with a progress bar for a large one: a
+/// MaxMind DB when it holds the marker, else text. A file named `.mmdb`
+/// without the marker is refused (a truncated download, most likely).
+fn read_file(path: &Path) -> anyhow::Result<(GeoFile, Option<About>)> {
     let name = path.display().to_string();
+    let mut file = File::open(path).map_err(|e| BadInput(format!("cannot open {name}: {e}")))?;
+    let cannot_read = |e: std::io::Error| BadInput(format!("cannot read {name}: {e}"));
+    if mmdb::has_marker(&mut file).map_err(cannot_read)? {
+        return read_mmdb(path, &name);
+    }
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mmdb"))
     {
         return Err(BadInput(format!(
-            "{name}: MaxMind .mmdb not supported yet; use Tor's geoip files or a CSV export"
+            "{name}: not a MaxMind DB: no metadata marker at its end (truncated?)"
         ))
         .into());
     }
-    let file =
-        std::fs::File::open(path).map_err(|e| BadInput(format!("cannot open {name}: {e}")))?;
+    Ok((read_text(file, name)?, None))
+}
+
+fn read_mmdb(path: &Path, name: &str) -> anyhow::Result<(GeoFile, Option<About>)> {
+    let db = mmdb::read(path, name, PROGRESS_MIN_BYTES).map_err(|e| BadInput(e.to_string()))?;
+    let about = About {
+        database_type: db.database_type,
+        build_epoch: db.build_epoch,
+    };
+    Ok((db.file, Some(about)))
+}
+
+/// Reads a text file (Tor's geoip/geoip6, CSV) line by line.
+fn read_text(file: File, name: String) -> anyhow::Result<GeoFile> {
     let mut progress = Progress::new(file.metadata().ok().map(|m| m.len()), PROGRESS_MIN_BYTES);
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut parser = GeoParser::new(name.clone());
@@ -323,16 +356,66 @@ fn bad(e: GeoError) -> BadInput {
     BadInput(e.to_string())
 }
 
-fn print_import(files: &[GeoFile], done: &GeoImport, took: &Took) {
-    for f in files {
-        let skipped = match f.unknown {
-            0 => String::new(),
-            n => format!(" ({n} lines of unknown country skipped)"),
+/// A merge error in words; an overlap in a MaxMind DB is named by the
+/// range's addresses, as it has no lines.
+fn merge_error(e: GeoError, files: &[GeoFile]) -> BadInput {
+    match &e {
+        GeoError::Overlap {
+            file,
+            line,
+            other_file,
+            other_line,
+        } => BadInput(format!(
+            "{}: range overlaps {}",
+            place(files, file, *line),
+            place(files, other_file, *other_line)
+        )),
+        _ => bad(e),
+    }
+}
+
+/// `FILE, line N`, or `FILE, range LO-HI` for a MaxMind DB (whose ranges'
+/// `line` is their 1-based place).
+fn place(files: &[GeoFile], name: &str, line: u64) -> String {
+    let mmdb_range = files
+        .iter()
+        .find(|f| f.name == name && f.format == Format::Mmdb)
+        .and_then(|f| f.ranges.get(usize::try_from(line).ok()?.checked_sub(1)?));
+    match mmdb_range {
+        Some(r) => format!("{name}, range {}-{}", r.lo, r.hi),
+        None => format!("{name}, line {line}"),
+    }
+}
+
+/// `mmdb (GeoLite2-Country, built 2025-06-03T…)` for a MaxMind DB.
+fn format_words(file: &GeoFile, about: &Option<About>) -> String {
+    match about {
+        Some(a) if a.build_epoch > 0 => format!(
+            "{} ({}, built {})",
+            file.format.as_str(),
+            a.database_type,
+            built(a.build_epoch)
+        ),
+        Some(a) => format!("{} ({})", file.format.as_str(), a.database_type),
+        None => file.format.as_str().to_owned(),
+    }
+}
+
+fn built(epoch: u64) -> String {
+    time::rfc3339(i64::try_from(epoch).unwrap_or(i64::MAX))
+}
+
+fn print_import(files: &[GeoFile], abouts: &[Option<About>], done: &GeoImport, took: &Took) {
+    for (f, about) in files.iter().zip(abouts) {
+        let skipped = match (f.unknown, f.format) {
+            (0, _) => String::new(),
+            (n, Format::Mmdb) => format!(" ({} of unknown country skipped)", plural(n, "network")),
+            (n, _) => format!(" ({n} lines of unknown country skipped)"),
         };
         println!(
             "{}: {}, {} ranges{skipped}",
             f.name,
-            f.format.as_str(),
+            format_words(f, about),
             f.ranges.len()
         );
     }
@@ -349,19 +432,31 @@ fn print_import(files: &[GeoFile], done: &GeoImport, took: &Took) {
     );
 }
 
-fn print_import_json(files: &[GeoFile], done: &GeoImport, took: &Took) {
+fn print_import_json(files: &[GeoFile], abouts: &[Option<About>], done: &GeoImport, took: &Took) {
     print_json(&json!({
-        "files": files.iter().map(|f| json!({
-            "file": f.name,
-            "format": f.format.as_str(),
-            "ranges": f.ranges.len(),
-            "unknown": f.unknown,
-        })).collect::<Vec<_>>(),
+        "files": files.iter().zip(abouts).map(|(f, about)| file_json(f, about)).collect::<Vec<_>>(),
         "ipv4_ranges": done.ipv4_ranges,
         "ipv6_ranges": done.ipv6_ranges,
         "countries": done.countries,
         "seconds": took.total.as_secs_f64(),
     }));
+}
+
+/// One file in `geo import --json`; a MaxMind DB adds `database_type`
+/// and `built` (RFC 3339, null when unknown).
+fn file_json(f: &GeoFile, about: &Option<About>) -> serde_json::Value {
+    let mut value = json!({
+        "file": f.name,
+        "format": f.format.as_str(),
+        "ranges": f.ranges.len(),
+        "unknown": f.unknown,
+    });
+    if let (Some(a), Some(map)) = (about, value.as_object_mut()) {
+        map.insert("database_type".into(), json!(a.database_type));
+        let built = (a.build_epoch > 0).then(|| built(a.build_epoch));
+        map.insert("built".into(), json!(built));
+    }
+    value
 }
 
 fn lookup(ctx: &Context, ip: IpAddr, as_json: bool) -> anyhow::Result<ExitCode> {

@@ -5,6 +5,7 @@ use crate::context::Context;
 use crate::keyonly::{self, Applied};
 use crate::output;
 use authguard_core::keyonly::KeyOnlySet;
+use authguard_core::store::Store;
 use authguard_core::time;
 use serde_json::json;
 use std::process::ExitCode;
@@ -40,9 +41,11 @@ pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
             let on_disk = std::fs::read_to_string(&path).ok();
             let in_step = on_disk.as_deref() == Some(text.as_str());
             let mode = ctx.config.keyonly.mode.as_str();
+            let countries = countries(ctx, &store)?;
             if json.json {
                 output::print_json(&json!({
                     "mode": mode,
+                    "countries": ctx.config.geo.keyonly.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
                     "networks": set_json(&set),
                     "file": path.display().to_string(),
                     "file_exists": on_disk.is_some(),
@@ -51,6 +54,7 @@ pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
             } else {
                 let mut t = output::key_value_table();
                 t.add_row(vec!["mode".to_owned(), mode.to_owned()]);
+                t.add_row(vec!["countries".to_owned(), countries]);
                 t.add_row(vec!["key-only".to_owned(), describe(&set)]);
                 t.add_row(vec![
                     "file".to_owned(),
@@ -70,6 +74,25 @@ pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[geo] keyonly` in words, naming any country the imported data lacks.
+fn countries(ctx: &Context, store: &Store) -> anyhow::Result<String> {
+    let mut words = Vec::new();
+    for country in &ctx.config.geo.keyonly {
+        if store.geo_has_country(*country)? {
+            words.push(country.to_string());
+        } else {
+            words.push(format!(
+                "{country} (not in the country data: run `guardctl geo import`)"
+            ));
+        }
+    }
+    Ok(if words.is_empty() {
+        "none ([geo] keyonly)".into()
+    } else {
+        words.join(", ")
+    })
 }
 
 fn describe(set: &KeyOnlySet) -> String {

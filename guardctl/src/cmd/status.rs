@@ -49,6 +49,7 @@ pub fn status(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
     let schema = store.schema_version()?;
     let daemon = daemon_state(ctx, &store, now);
     let firewall = firewall_state(ctx, &store, now);
+    let countries = countries_state(ctx, &store, now);
     if as_json {
         print_json(&json!({
             "store": { "path": ctx.store_path(), "size_bytes": size, "schema_version": schema },
@@ -61,6 +62,7 @@ pub fn status(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
             "allowed_networks": s.allowed + ctx.config.allow.len() as u64,
             "daemon": daemon.json,
             "firewall": firewall.json,
+            "countries": countries.json,
         }));
         return Ok(ExitCode::SUCCESS);
     }
@@ -90,6 +92,7 @@ pub fn status(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
         ("schema version", schema.to_string()),
         ("daemon", daemon.text),
         ("firewall", firewall.text),
+        ("countries", countries.text),
         ("config", config),
     ] {
         t.add_row(vec![k.to_string(), v]);
@@ -145,6 +148,53 @@ pub(super) fn daemon_state(ctx: &Context, store: &authguard_core::store::Store, 
         "last_error": beat.last_error,
     });
     Part { text, json }
+}
+
+/// Country data, blocked countries with their range counts, and the
+/// key-only ones (`[geo] keyonly`).
+fn countries_state(ctx: &Context, store: &Store, now: i64) -> Part {
+    use authguard_core::store::geo::{META_IMPORTED, META_IPV4, META_IPV6};
+    let number = |key| -> u64 {
+        store
+            .meta(key)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let ranges = number(META_IPV4) + number(META_IPV6);
+    let imported = number(META_IMPORTED);
+    let blocked = store.geo_blocked().unwrap_or_default();
+    let keyonly: Vec<&str> = ctx.config.geo.keyonly.iter().map(|c| c.as_str()).collect();
+    let data = if ranges == 0 {
+        "no country data".to_owned()
+    } else {
+        let ago = crate::output::relative(i64::try_from(imported).unwrap_or(0), now);
+        format!("{ranges} ranges imported {ago}")
+    };
+    let blocked_words = match blocked.as_slice() {
+        [] => "none blocked".to_owned(),
+        list => {
+            let each: Vec<String> = list
+                .iter()
+                .map(|b| format!("{} ({} ranges)", b.country, b.ranges))
+                .collect();
+            format!("blocked {}", each.join(", "))
+        }
+    };
+    let keyonly_words = match keyonly.as_slice() {
+        [] => String::new(),
+        list => format!("; key-only {}", list.join(", ")),
+    };
+    Part {
+        text: format!("{data}; {blocked_words}{keyonly_words}"),
+        json: json!({
+            "ranges": ranges,
+            "imported": (imported > 0).then(|| time::rfc3339(i64::try_from(imported).unwrap_or(0))),
+            "blocked": blocked.iter().map(|b| json!({"country": b.country, "ranges": b.ranges})).collect::<Vec<_>>(),
+            "keyonly": keyonly,
+        }),
+    }
 }
 
 /// Does the firewall hold exactly what the store says?

@@ -2,11 +2,10 @@
 //! (A config that does not parse never gets here: loading it fails first,
 //! with the key and line, exit 2.)
 
+mod geo;
+
 use crate::context::Context;
-use crate::lockout;
-use authguard_core::geo::Country;
 use authguard_core::store::{self, Access, Store, StoreError};
-use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,7 +21,7 @@ struct Finding {
 }
 
 impl Finding {
-    fn ok(what: String) -> Finding {
+    pub(super) fn ok(what: String) -> Finding {
         Finding {
             ok: true,
             warn: false,
@@ -40,7 +39,7 @@ impl Finding {
         }
     }
 
-    fn warning(what: String, fix: String) -> Finding {
+    pub(super) fn warning(what: String, fix: String) -> Finding {
         Finding {
             ok: true,
             warn: true,
@@ -67,7 +66,8 @@ pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
         pam_finding(pam_file),
         daemon_finding(ctx, store.as_ref().ok()),
         keyonly_finding(ctx),
-        geo_finding(ctx, store.as_ref().ok()),
+        geo::blocked_finding(ctx, store.as_ref().ok()),
+        geo::keyonly_finding(ctx, store.as_ref().ok()),
     ];
     for f in &findings {
         println!("{} {}", f.label(), f.what);
@@ -86,9 +86,8 @@ pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
 /// directory, with no `Match` block before it (the first value sshd
 /// obtains for a connection wins, so an earlier block could override ours).
 fn keyonly_finding(ctx: &Context) -> Finding {
-    use authguard_core::keyonly::KeyOnlyMode;
     let k = &ctx.config.keyonly;
-    if k.mode == KeyOnlyMode::Off {
+    if !crate::keyonly::wanted(&ctx.config) {
         return Finding::ok("key-only signaling is off".into());
     }
     let dir = k.sshd_config_dir.display().to_string();
@@ -210,72 +209,6 @@ fn daemon_finding(ctx: &Context, store: Option<&Store>) -> Finding {
                 .into(),
         ),
     )
-}
-
-/// Blocked countries: does one of them hold this SSH session's address,
-/// with no allow rule for it? (Then the firewall drops the admin.)
-fn geo_finding(ctx: &Context, store: Option<&Store>) -> Finding {
-    use authguard_core::config::FirewallBackend;
-    let ok = Finding::ok;
-    let Some(store) = store else {
-        return ok("countries: not checked (the store does not open)".into());
-    };
-    let state = match GeoState::read(ctx, store) {
-        Ok(state) => state,
-        Err(e) => return ok(format!("countries: not checked ({e:#})")),
-    };
-    let blocked = state.blocked.join(", ");
-    match state.session_risk {
-        _ if state.blocked.is_empty() => ok("no countries blocked".into()),
-        Some((address, country)) => Finding::warning(
-            format!(
-                "{address} (your SSH session) is in {country}, which is blocked, and no \
-                 allow rule covers it: the firewall drops your connections"
-            ),
-            format!("`guardctl allow add {address}`, or `guardctl geo unblock {country}`"),
-        ),
-        None if ctx.config.firewall.backend == FirewallBackend::None => Finding::warning(
-            format!(
-                "countries blocked ({blocked}) but [firewall] backend is \"none\": nothing drops them"
-            ),
-            "set [firewall] backend = \"nftables\", or `guardctl geo unblock` them".into(),
-        ),
-        None => ok(format!(
-            "countries blocked: {blocked} ({})",
-            super::geo::scope_words(ctx)
-        )),
-    }
-}
-
-/// The blocked countries, and this SSH session's place among them.
-struct GeoState {
-    /// Their codes.
-    blocked: Vec<String>,
-    /// The session's address and country, when it is blocked and not allowed.
-    session_risk: Option<(IpAddr, Country)>,
-}
-
-impl GeoState {
-    fn read(ctx: &Context, store: &Store) -> anyhow::Result<GeoState> {
-        let blocked: Vec<String> = store
-            .geo_blocked()?
-            .into_iter()
-            .map(|b| b.country)
-            .collect();
-        let codes: Vec<Country> = blocked
-            .iter()
-            .filter_map(|c| Country::parse(c).ok().flatten())
-            .collect();
-        let allowed = crate::firewall::Desired::allowed(&ctx.config, store)?;
-        let session = lockout::session_address();
-        let session_risk = lockout::session_risk(&codes, session, &allowed, |ip| {
-            super::geo::country_of(store, ip)
-        })?;
-        Ok(GeoState {
-            blocked,
-            session_risk,
-        })
-    }
 }
 
 /// Where the authguard line stands in a PAM file.

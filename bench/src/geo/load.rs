@@ -1,0 +1,288 @@
+//! A blocked large country in nftables, inside a network namespace made
+//! here (the host's ruleset is never touched; deleting the namespace
+//! deletes its tables): `guardctl geo block CC` with its own push,
+//! `guardctl daemon` loading the country from a cold start, a script's way
+//! (one `nft -f` of the unmerged ranges into `auto-merge` interval sets),
+//! and what the loaded country costs `guardctl ban`.
+//!
+//! "Loaded" is when the table shows up in `nft list tables`, polled every
+//! 20 ms: each tool creates its table and the elements in one atomic
+//! batch, so the table's presence means the elements are there (counted
+//! with `nft -j list set` afterwards, untimed, and checked against the store).
+
+use super::data::Data;
+use super::import::{check, guardctl_in};
+use crate::firewall::{Daemon, Netns, write_config};
+use crate::stats::Summary;
+use anyhow::{Context, Result, bail};
+use authguard_core::store::{Access, Store};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+/// The address `guardctl ban` bans (documentation range, nothing is sent).
+const BAN_ADDR: &str = "203.0.113.7";
+/// Bans timed per condition.
+const BANS: usize = 5;
+/// The peer's table.
+const PEER_TABLE: &str = "inet agpeer";
+
+/// One country, loaded every way.
+#[derive(Debug)]
+pub struct CountryLoad {
+    /// Its code.
+    pub country: String,
+    /// Its ranges as imported (unmerged): IPv4, IPv6.
+    pub imported: (usize, usize),
+    /// Elements nft holds in `geo4`, `geo6` after the daemon's load.
+    pub merged: (usize, usize),
+    /// `guardctl geo block CC` with the nftables backend (store + push).
+    pub block_push: Duration,
+    /// `guardctl daemon` start → table with the elements in the kernel.
+    pub daemon: Duration,
+    /// The daemon's resident memory after loading, KiB.
+    pub daemon_rss_kib: u64,
+    /// The peer's `nft -f` start → its table in the kernel.
+    pub peer: Duration,
+    /// Elements nft holds in the peer's sets after auto-merge.
+    pub peer_elements: (usize, usize),
+}
+
+/// `guardctl ban` with and without the US in the sets, µs.
+#[derive(Debug)]
+pub struct BanCost {
+    /// No country blocked.
+    pub without: Summary,
+    /// The US blocked.
+    pub with_us: Summary,
+}
+
+/// The load part's results.
+#[derive(Debug)]
+pub struct Load {
+    /// Each country measured.
+    pub countries: Vec<CountryLoad>,
+    /// What the first country costs a ban push.
+    pub ban: BanCost,
+    /// `nft --version`'s version.
+    pub nft: String,
+}
+
+/// The namespace, the config, and guardctl.
+struct Lab {
+    ns: Netns,
+    guardctl: PathBuf,
+    config: PathBuf,
+}
+
+impl Lab {
+    /// `guardctl ARGS` inside the namespace, outside any SSH session.
+    fn guardctl(&self, args: &[&str]) -> Result<Output> {
+        let cmd = self.ns.cmd(&self.guardctl.to_string_lossy());
+        guardctl_in(cmd, &self.config, args)
+    }
+
+    /// `nft ARGS` inside the namespace.
+    fn nft(&self, args: &[&str]) -> Result<Output> {
+        let out = self.ns.cmd("nft").args(args).output()?;
+        check(&format!("nft {}", args.join(" ")), out)
+    }
+
+    /// Deletes `table` if it is there.
+    fn drop_table(&self, table: &str) {
+        let mut args = vec!["delete", "table"];
+        args.extend(table.split(' '));
+        let _ = self.ns.cmd("nft").args(&args).output();
+    }
+
+    /// Polls `nft list tables` until `table` is there; the time since `t0`.
+    fn until_table(&self, table: &str, t0: Instant, timeout: Duration) -> Result<Duration> {
+        let want = format!("table {table}");
+        while t0.elapsed() < timeout {
+            let out = self.nft(&["list", "tables"])?;
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == want)
+            {
+                return Ok(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("{table} did not appear within {timeout:?}")
+    }
+
+    /// Elements of set `name` in `table`, as the kernel holds them.
+    fn elements(&self, table: &str, name: &str) -> Result<usize> {
+        let mut args = vec!["-j", "list", "set"];
+        args.extend(table.split(' '));
+        args.push(name);
+        let out = self.nft(&args)?;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let sets = json["nftables"]
+            .as_array()
+            .context("nft -j: no nftables array")?;
+        Ok(sets
+            .iter()
+            .filter_map(|o| o["set"]["elem"].as_array())
+            .map(Vec::len)
+            .sum())
+    }
+
+    /// Both sets' elements.
+    fn pair(&self, table: &str, v4: &str, v6: &str) -> Result<(usize, usize)> {
+        Ok((self.elements(table, v4)?, self.elements(table, v6)?))
+    }
+}
+
+/// Loads each of `countries` every way; the first one's ban cost too.
+pub fn run(dir: &Path, guardctl: &Path, data: &Data, countries: &[&str]) -> Result<Load> {
+    let config = write_config(dir, "geo-fw", "\n[sshd_log]\nsource = \"off\"\n")?;
+    let lab = Lab {
+        ns: Netns::new("geo")?,
+        guardctl: guardctl.to_owned(),
+        config,
+    };
+    eprintln!("geo: importing Tor's files into the namespace's store");
+    let (v4, v6) = (data.v4.to_string_lossy(), data.v6.to_string_lossy());
+    lab.guardctl(&["geo", "import", &v4, &v6])?;
+    let mut loads = Vec::new();
+    let mut ban = None;
+    for (i, c) in countries.iter().enumerate() {
+        let (load, cost) = country(&lab, data, c, i == 0)?;
+        loads.push(load);
+        ban = ban.or(cost);
+    }
+    let version = lab.nft(&["--version"])?;
+    let version = String::from_utf8_lossy(&version.stdout);
+    Ok(Load {
+        countries: loads,
+        ban: ban.context("no country measured")?,
+        nft: version.split_whitespace().nth(1).unwrap_or("?").to_owned(),
+    })
+}
+
+/// Every measurement of one country; with `bans`, its cost to a ban push.
+fn country(lab: &Lab, data: &Data, c: &str, bans: bool) -> Result<(CountryLoad, Option<BanCost>)> {
+    eprintln!("geo: {c}: guardctl geo block with its own push");
+    lab.drop_table("inet authguard");
+    let t0 = Instant::now();
+    let out = lab.guardctl(&["geo", "block", c])?;
+    let block_push = t0.elapsed();
+    if !String::from_utf8_lossy(&out.stdout).contains("firewall updated") {
+        bail!("`guardctl geo block {c}` did not update the firewall");
+    }
+    eprintln!("geo: {c}: daemon cold start");
+    let expected = expected_elements(&lab.config)?;
+    lab.drop_table("inet authguard");
+    let t0 = Instant::now();
+    let daemon = Daemon::start(&lab.ns, &lab.guardctl, &lab.config)?;
+    let daemon_took = lab.until_table("inet authguard", t0, Duration::from_secs(60))?;
+    let merged = lab.pair("inet authguard", "geo4", "geo6")?;
+    if merged != expected {
+        bail!("{c}: nft holds {merged:?} elements, the store's merged ranges are {expected:?}");
+    }
+    let daemon_rss_kib = daemon.rss_kib()?;
+    drop(daemon);
+    let with_us = if bans { Some(ban_push(lab)?) } else { None };
+    lab.guardctl(&["geo", "unblock", c])?;
+    let ban = match with_us {
+        Some(with_us) => Some(BanCost {
+            without: ban_push(lab)?,
+            with_us,
+        }),
+        None => None,
+    };
+    lab.drop_table("inet authguard");
+    let (peer, peer_elements) = peer(lab, data, c)?;
+    let imported = data.of(c).fold(
+        (0, 0),
+        |(a, b), r| {
+            if r.is_ipv4() { (a + 1, b) } else { (a, b + 1) }
+        },
+    );
+    let load = CountryLoad {
+        country: c.to_owned(),
+        imported,
+        merged,
+        block_push,
+        daemon: daemon_took,
+        daemon_rss_kib,
+        peer,
+        peer_elements,
+    };
+    Ok((load, ban))
+}
+
+/// The store's merged ranges of the blocked countries: IPv4, IPv6.
+fn expected_elements(config: &Path) -> Result<(usize, usize)> {
+    let store = Store::open(
+        &config.with_file_name("authguard.db"),
+        Access::Read,
+        Duration::from_secs(5),
+    )?;
+    let ranges = store.geo_blocked_ranges()?;
+    let v4 = ranges.iter().filter(|r| r.is_ipv4()).count();
+    Ok((v4, ranges.len() - v4))
+}
+
+/// `guardctl ban ADDR` (which pushes at once) timed, `BANS` times, each
+/// followed by an untimed `unban --forget`.
+fn ban_push(lab: &Lab) -> Result<Summary> {
+    eprintln!("geo: {BANS} × guardctl ban");
+    let mut us = Vec::new();
+    for _ in 0..BANS {
+        let t0 = Instant::now();
+        let out = lab.guardctl(&["ban", BAN_ADDR, "--for", "1h"])?;
+        us.push(t0.elapsed().as_secs_f64() * 1e6);
+        if !String::from_utf8_lossy(&out.stdout).contains("firewall updated") {
+            bail!("`guardctl ban {BAN_ADDR}` did not update the firewall");
+        }
+        lab.guardctl(&["unban", BAN_ADDR, "--forget"])?;
+    }
+    Summary::of(&us).context("no ban timed")
+}
+
+/// A script's way: the country's unmerged ranges as elements of two
+/// `auto-merge` interval sets, one `nft -f`, timed like the daemon.
+fn peer(lab: &Lab, data: &Data, c: &str) -> Result<(Duration, (usize, usize))> {
+    eprintln!("geo: {c}: one nft -f with auto-merge");
+    let mut script = format!("add table {PEER_TABLE}\n");
+    for (set, kind) in [("geo4", "ipv4_addr"), ("geo6", "ipv6_addr")] {
+        let _ = writeln!(
+            script,
+            "add set {PEER_TABLE} {set} {{ type {kind}; flags interval; auto-merge; }}"
+        );
+    }
+    for (set, v4) in [("geo4", true), ("geo6", false)] {
+        let items: Vec<String> = data
+            .of(c)
+            .filter(|r| r.is_ipv4() == v4)
+            .map(|r| {
+                if r.lo == r.hi {
+                    r.lo.to_string()
+                } else {
+                    format!("{}-{}", r.lo, r.hi)
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            script,
+            "add element {PEER_TABLE} {set} {{ {} }}",
+            items.join(", ")
+        );
+    }
+    let file = lab.config.with_file_name(format!("peer-{c}.nft"));
+    std::fs::write(&file, script)?;
+    let t0 = Instant::now();
+    let mut child = lab.ns.cmd("nft").arg("-f").arg(&file).spawn()?;
+    let took = lab.until_table(PEER_TABLE, t0, Duration::from_secs(120));
+    let status = child.wait()?;
+    let took = took?;
+    if !status.success() {
+        bail!("nft -f {} failed ({status})", file.display());
+    }
+    let elements = lab.pair(PEER_TABLE, "geo4", "geo6")?;
+    lab.drop_table(PEER_TABLE);
+    Ok((took, elements))
+}
