@@ -93,8 +93,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GeoConfig {
-    /// `ports`: their connections to `[firewall] ports` are dropped;
-    /// `all`: every connection they open, on any port.
+    /// `ports`: their new connections to `[firewall] ports` are dropped;
+    /// `all`: every new connection they open, on any port.
     pub scope: BanScope,
     /// Countries whose sources must use a key (the key-only mechanism:
     /// sshd's snippet and the PAM module), rather than being dropped.

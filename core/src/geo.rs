@@ -452,7 +452,7 @@ pub fn merge(files: &[GeoFile]) -> Result<GeoRanges, GeoError> {
 }
 
 /// A closed range of addresses of one family: what a blocked country's
-/// ranges become in the firewall (`geo4`, `geo6`).
+/// ranges become before the firewall cuts them into networks (`geo4_LEN`, `geo6_LEN`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AddrRange {
     /// The first address (IPv4 as itself, never IPv4-mapped).

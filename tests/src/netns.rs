@@ -353,6 +353,34 @@ impl Lab {
             .any(|e| e.covers(addr))
     }
 
+    /// The blocked countries' networks: the elements of every set
+    /// `geo4_LEN` / `geo6_LEN` (hash sets of LEN-bit prefixes), as ranges.
+    pub fn geo_elements(&self) -> Vec<NftElement> {
+        let Some(table) = self.authguard_table() else {
+            return Vec::new();
+        };
+        let names: Vec<String> = table["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["set"]["name"].as_str())
+            .filter(|n| n.starts_with("geo4_") || n.starts_with("geo6_"))
+            .map(str::to_owned)
+            .collect();
+        names
+            .iter()
+            .flat_map(|n| set_elements(&table, n).unwrap_or_default())
+            .collect()
+    }
+
+    /// True when a blocked country's set covers `addr`.
+    pub fn geo_covers(&self, addr: &str) -> bool {
+        let addr: IpAddr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("{addr:?} is not an address: {e}"));
+        self.geo_elements().iter().any(|e| e.covers(addr))
+    }
+
     /// Lab plumbing and the server's ruleset, for assertion messages.
     pub fn diag(&self) -> String {
         let mut s = String::new();
@@ -582,16 +610,23 @@ pub fn set_elements(listing: &Value, name: &str) -> Option<Vec<NftElement>> {
         Some(a) => a,
         None => return Some(Vec::new()),
     };
-    // The IPv6 source sets are hash sets of /64s: the rule masks the
-    // address, the element is the /64's first address (default ipv6_prefix).
-    let sources_v6 = matches!(name, "ban6" | "ban6_all");
+    // Hash sets of prefixes: the rule masks the address, the element is
+    // the prefix's first address. The IPv6 source sets hold /64s (the
+    // default ipv6_prefix); country set `geo4_24` holds /24s.
+    let prefix = match name {
+        "ban6" | "ban6_all" => Some(64),
+        _ => name
+            .strip_prefix("geo4_")
+            .or_else(|| name.strip_prefix("geo6_"))
+            .and_then(|len| len.parse().ok()),
+    };
     Some(
         elems
             .iter()
             .map(|e| parse_element(e).unwrap_or_else(|| panic!("unexpected nft set element: {e}")))
             .map(|mut e| {
-                if sources_v6 && e.first == e.last {
-                    (e.first, e.last) = prefix_range(e.first, 64);
+                if let Some(len) = prefix.filter(|_| e.first == e.last) {
+                    (e.first, e.last) = prefix_range(e.first, len);
                 }
                 e
             })

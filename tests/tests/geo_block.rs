@@ -1,7 +1,7 @@
 //! Blocked countries become packet drops: `guardctl geo block CC` puts the
-//! country's ranges into sets `geo4`/`geo6` of table `inet authguard`, and
-//! the chain drops their connections to port 22 after accepting allowed
-//! networks. Checked with real TCP connects in a network-namespace lab (see
+//! country's networks into sets `geo4_LEN`/`geo6_LEN` (one per prefix
+//! length) of table `inet authguard`, and chain `geo` drops their new
+//! connections to port 22 after the allowed networks are accepted. Checked with real TCP connects in a network-namespace lab (see
 //! `tests/firewall.rs`), against a one-line country file: XB holds
 //! 198.51.100.0/24, where one attacker lives; the other lives elsewhere.
 //!
@@ -145,7 +145,7 @@ fn the_daemon_drops_a_blocked_country_and_lets_it_back_within_a_second() {
             "round {round}: blocked after {took:?}\n{}",
             d()
         );
-        assert!(lab.set_covers("geo4", IN_XB), "{}", d());
+        assert!(lab.geo_covers(IN_XB), "{}", d());
         assert_open(&lab, "atk2", ELSEWHERE, "not in XB", &d);
         let status = parse_json(&guard.guardctl_ok(&["status", "--json"]));
         let blocked = &status["countries"]["blocked"];
@@ -199,11 +199,7 @@ fn allowed_networks_win_over_a_blocked_country() {
         "XB outside the allowed half",
         &d,
     );
-    assert!(
-        lab.set_covers("geo4", IN_XB),
-        "in the set, yet accepted\n{}",
-        d()
-    );
+    assert!(lab.geo_covers(IN_XB), "in the set, yet accepted\n{}", d());
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {
         assert_open(&lab, "atk1", IN_XB, "allowed, in a blocked country", &d);
@@ -342,16 +338,17 @@ fn a_large_real_country_loads_in_seconds_and_bans_still_push_within_a_second() {
         .find(|l| l.contains("(country blocks changed)"))
         .map(str::to_owned)
         .unwrap_or_default();
-    let count = |set: &str| lab.set_elements(set).map_or(0, |e| e.len());
-    let (n4, n6) = (count("geo4"), count("geo6"));
+    let networks = lab.geo_elements();
+    let n4 = networks.iter().filter(|e| e.first.is_ipv4()).count();
+    let n6 = networks.len() - n4;
     eprintln!(
-        "US: {n4} IPv4 + {n6} IPv6 ranges; `geo block US` (reading, rendering, nft load) \
+        "US: {n4} IPv4 + {n6} IPv6 networks; `geo block US` (reading, rendering, nft load) \
          {command:?}; the daemon's table rebuilt {daemon_took:?} after the command started: {line}"
     );
-    assert!(n4 > 10_000 && n6 > 10_000, "{n4} + {n6} ranges\n{line}");
-    assert!(lab.set_covers("geo4", "8.8.8.8"), "{}", d());
-    assert!(lab.set_covers("geo6", "2001:4860:4860::8888"), "{}", d());
-    assert!(!lab.set_covers("geo4", "193.0.6.139"), "NL is not blocked");
+    assert!(n4 > 10_000 && n6 > 10_000, "{n4} + {n6} networks\n{line}");
+    assert!(lab.geo_covers("8.8.8.8"), "{}", d());
+    assert!(lab.geo_covers("2001:4860:4860::8888"), "{}", d());
+    assert!(!lab.geo_covers("193.0.6.139"), "NL is not blocked");
     assert!(
         command < Duration::from_secs(10) && daemon_took < Duration::from_secs(10),
         "loading the US took {command:?} (guardctl), {daemon_took:?} (daemon)\n{line}"

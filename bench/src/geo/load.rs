@@ -35,7 +35,7 @@ pub struct CountryLoad {
     pub country: String,
     /// Its ranges as imported (unmerged): IPv4, IPv6.
     pub imported: (usize, usize),
-    /// Elements nft holds in `geo4`, `geo6` after the daemon's load.
+    /// Networks nft holds in the `geo4_*`, `geo6_*` sets after the daemon's load.
     pub merged: (usize, usize),
     /// `guardctl geo block CC` with the nftables backend (store + push).
     pub block_push: Duration,
@@ -56,6 +56,9 @@ pub struct BanCost {
     pub without: Summary,
     /// The US blocked.
     pub with_us: Summary,
+    /// `nft add element` into a hash set with the US as two interval sets
+    /// beside it (a script's layout, and authguard's before).
+    pub interval_layout: Summary,
 }
 
 /// The load part's results.
@@ -133,6 +136,29 @@ impl Lab {
     fn pair(&self, table: &str, v4: &str, v6: &str) -> Result<(usize, usize)> {
         Ok((self.elements(table, v4)?, self.elements(table, v6)?))
     }
+
+    /// The networks in authguard's country sets (`geo4_LEN`, `geo6_LEN`,
+    /// one hash set per prefix length): IPv4, IPv6.
+    fn geo_networks(&self) -> Result<(usize, usize)> {
+        let out = self.nft(&["-j", "list", "table", "inet", "authguard"])?;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let items = json["nftables"]
+            .as_array()
+            .context("nft -j: no nftables array")?;
+        let count = |prefix: &str| -> usize {
+            items
+                .iter()
+                .filter(|o| {
+                    o["set"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(prefix))
+                })
+                .filter_map(|o| o["set"]["elem"].as_array())
+                .map(Vec::len)
+                .sum()
+        };
+        Ok((count("geo4_"), count("geo6_")))
+    }
 }
 
 /// Loads each of `countries` every way; the first one's ban cost too.
@@ -178,23 +204,28 @@ fn country(lab: &Lab, data: &Data, c: &str, bans: bool) -> Result<(CountryLoad, 
     let t0 = Instant::now();
     let daemon = Daemon::start(&lab.ns, &lab.guardctl, &lab.config)?;
     let daemon_took = lab.until_table("inet authguard", t0, Duration::from_secs(60))?;
-    let merged = lab.pair("inet authguard", "geo4", "geo6")?;
+    let merged = lab.geo_networks()?;
     if merged != expected {
-        bail!("{c}: nft holds {merged:?} elements, the store's merged ranges are {expected:?}");
+        bail!("{c}: nft holds {merged:?} networks, the store's ranges make {expected:?}");
     }
     let daemon_rss_kib = daemon.rss_kib()?;
     drop(daemon);
     let with_us = if bans { Some(ban_push(lab)?) } else { None };
     lab.guardctl(&["geo", "unblock", c])?;
-    let ban = match with_us {
-        Some(with_us) => Some(BanCost {
-            without: ban_push(lab)?,
-            with_us,
-        }),
+    let without = match with_us {
+        Some(_) => Some(ban_push(lab)?),
         None => None,
     };
     lab.drop_table("inet authguard");
-    let (peer, peer_elements) = peer(lab, data, c)?;
+    let (peer, peer_elements, interval_layout) = peer(lab, data, c, bans)?;
+    let ban = match (with_us, without, interval_layout) {
+        (Some(with_us), Some(without), Some(interval_layout)) => Some(BanCost {
+            without,
+            with_us,
+            interval_layout,
+        }),
+        _ => None,
+    };
     let imported = data.of(c).fold(
         (0, 0),
         |(a, b), r| {
@@ -214,16 +245,20 @@ fn country(lab: &Lab, data: &Data, c: &str, bans: bool) -> Result<(CountryLoad, 
     Ok((load, ban))
 }
 
-/// The store's merged ranges of the blocked countries: IPv4, IPv6.
+/// The networks the store's blocked ranges make: IPv4, IPv6.
 fn expected_elements(config: &Path) -> Result<(usize, usize)> {
     let store = Store::open(
         &config.with_file_name("authguard.db"),
         Access::Read,
         Duration::from_secs(5),
     )?;
-    let ranges = store.geo_blocked_ranges()?;
-    let v4 = ranges.iter().filter(|r| r.is_ipv4()).count();
-    Ok((v4, ranges.len() - v4))
+    let networks: Vec<_> = store
+        .geo_blocked_ranges()?
+        .iter()
+        .flat_map(|r| r.networks())
+        .collect();
+    let v4 = networks.iter().filter(|n| n.addr().is_ipv4()).count();
+    Ok((v4, networks.len() - v4))
 }
 
 /// `guardctl ban ADDR` (which pushes at once) timed, `BANS` times, each
@@ -244,10 +279,21 @@ fn ban_push(lab: &Lab) -> Result<Summary> {
 }
 
 /// A script's way: the country's unmerged ranges as elements of two
-/// `auto-merge` interval sets, one `nft -f`, timed like the daemon.
-fn peer(lab: &Lab, data: &Data, c: &str) -> Result<(Duration, (usize, usize))> {
+/// `auto-merge` interval sets, one `nft -f`, timed like the daemon. With
+/// `bans`, also what one `nft add element` into a hash set beside them
+/// costs (authguard's layout before its country sets became hash sets).
+fn peer(
+    lab: &Lab,
+    data: &Data,
+    c: &str,
+    bans: bool,
+) -> Result<(Duration, (usize, usize), Option<Summary>)> {
     eprintln!("geo: {c}: one nft -f with auto-merge");
     let mut script = format!("add table {PEER_TABLE}\n");
+    let _ = writeln!(
+        script,
+        "add set {PEER_TABLE} ban4 {{ type ipv4_addr; flags timeout; }}"
+    );
     for (set, kind) in [("geo4", "ipv4_addr"), ("geo6", "ipv6_addr")] {
         let _ = writeln!(
             script,
@@ -283,6 +329,31 @@ fn peer(lab: &Lab, data: &Data, c: &str) -> Result<(Duration, (usize, usize))> {
         bail!("nft -f {} failed ({status})", file.display());
     }
     let elements = lab.pair(PEER_TABLE, "geo4", "geo6")?;
+    let pushes = if bans {
+        Some(peer_ban_push(lab)?)
+    } else {
+        None
+    };
     lab.drop_table(PEER_TABLE);
-    Ok((took, elements))
+    Ok((took, elements, pushes))
+}
+
+/// `nft add element` of one address into the peer table's hash set, with
+/// the country's interval sets loaded beside it, `BANS` times.
+fn peer_ban_push(lab: &Lab) -> Result<Summary> {
+    eprintln!("geo: {BANS} × nft add element beside interval sets");
+    let mut us = Vec::new();
+    for i in 0..BANS {
+        let element = format!("{{ 203.0.113.{} timeout 1h }}", 10 + i);
+        let t0 = Instant::now();
+        let mut args: Vec<&str> = vec!["add", "element"];
+        args.extend(PEER_TABLE.split(' '));
+        args.extend(["ban4", &element]);
+        let out = lab.nft(&args)?;
+        us.push(t0.elapsed().as_secs_f64() * 1e6);
+        if !out.status.success() {
+            bail!("nft add element: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    Summary::of(&us).context("no push timed")
 }

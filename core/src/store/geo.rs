@@ -234,7 +234,7 @@ impl Store {
     }
 
     /// The ranges of every blocked country, adjacent and overlapping ones
-    /// coalesced: what the firewall's `geo4` and `geo6` sets hold.
+    /// coalesced: what the firewall's `geo4_*` and `geo6_*` sets hold, as networks.
     pub fn geo_blocked_ranges(&self) -> Result<Vec<AddrRange>, StoreError> {
         let mut stmt = self.conn().prepare(
             "SELECT lo, hi FROM geo_ranges

@@ -2,8 +2,8 @@
 //! compare with the store: which ban elements it holds, or that it is gone.
 //!
 //! nft 1.0 prints every element of every set for `list table`; with a
-//! large country blocked (`geo4`/`geo6`) that costs half a second, so the
-//! chains and each ban set are listed on their own.
+//! large country blocked (sets `geo4_*`/`geo6_*`) that costs half a
+//! second, so the chains and each ban set are listed on their own.
 
 use super::Units;
 use super::nft::BAN_SETS;
@@ -145,11 +145,10 @@ mod tests {
             {"set": {"family": "inet", "name": "ban6_net", "table": "authguard", "type": "ipv6_addr",
               "elem": [{"elem": {"val": {"prefix": {"addr": "2001:db8:5::", "len": 48}}, "timeout": 60}}]}},
             {"set": {"family": "inet", "name": "allow4", "elem": ["10.0.0.1"]}},
-            {"set": {"family": "inet", "name": "geo4", "table": "authguard", "type": "ipv4_addr",
-              "flags": ["interval"], "elem": [{"range": ["1.0.0.0", "1.0.3.255"]},
-              {"prefix": {"addr": "9.9.9.0", "len": 24}}, "8.8.8.8"]}},
-            {"set": {"family": "inet", "name": "geo6", "table": "authguard", "type": "ipv6_addr",
-              "flags": ["interval"], "elem": [{"prefix": {"addr": "2001:db8:9::", "len": 48}}]}},
+            {"set": {"family": "inet", "name": "geo4_24", "table": "authguard", "type": "ipv4_addr",
+              "elem": ["9.9.9.0", "8.8.8.0"]}},
+            {"set": {"family": "inet", "name": "geo6_48", "table": "authguard", "type": "ipv6_addr",
+              "elem": ["2001:db8:9::"]}},
             {"chain": {"family": "inet", "table": "authguard", "name": "input"}}]}"#,
         )
         .unwrap();

@@ -10,6 +10,7 @@
 //! Blocked countries' ranges ([`GeoBlock`]) are loaded only by a full
 //! rebuild: at start, and whenever the store's geo revision changes.
 
+pub mod geo_sets;
 pub mod keeper;
 pub mod listing;
 pub mod nft;
@@ -86,7 +87,7 @@ impl Units {
     }
 }
 
-/// The blocked countries' ranges (sets `geo4`, `geo6`), as of one geo
+/// The blocked countries' ranges (hash sets `geo4_LEN`, `geo6_LEN`), as of one geo
 /// revision of the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GeoBlock {

@@ -2,13 +2,13 @@
 //! (read back by [`super::listing`]). Addresses reach nft as typed values
 //! formatted by Rust, on stdin, never through a shell.
 //!
-//! nft 1.0 reads every interval set's elements back before any element
-//! change, and prints them all for `list table`: with a large country
-//! blocked (`geo4`/`geo6`), the table is only ever read set by set.
+//! Blocked countries live in one hash set per prefix length (see
+//! [`geo_sets`]): nft 1.0 reads every interval set's elements back before
+//! any element change. A large country still makes `list table` long, so
+//! the table is only ever read set by set.
 
-use super::{Desired, Entry, Units};
+use super::{Desired, Entry, Units, geo_sets};
 use authguard_core::config::{BanScope, FirewallAction, FirewallConfig};
-use authguard_core::geo::AddrRange;
 use authguard_core::time::Timestamp;
 use ipnet::IpNet;
 use std::fmt::Write as _;
@@ -32,9 +32,6 @@ pub const BAN_SETS: [&str; 8] = [
     "ban4_all_net",
     "ban6_all_net",
 ];
-
-/// The sets holding blocked countries' ranges: interval sets, no timeouts.
-pub const GEO_SETS: [&str; 2] = ["geo4", "geo6"];
 
 /// What the chain's rules depend on, from the config.
 #[derive(Debug, Clone, Copy)]
@@ -79,17 +76,13 @@ pub fn render_full(desired: &Desired, rules: &Rules<'_>, now: Timestamp) -> Stri
     // Creating then deleting makes the delete safe when the table is absent.
     let _ = writeln!(s, "table {TABLE} {{}}\ndelete table {TABLE}");
     let _ = writeln!(s, "table {TABLE} {{");
-    for name in BAN_SETS
-        .iter()
-        .chain(&["allow4", "allow6"])
-        .chain(&GEO_SETS)
-    {
+    for name in BAN_SETS.iter().chain(&["allow4", "allow6"]) {
         let kind = if name.contains('4') {
             "ipv4_addr"
         } else {
             "ipv6_addr"
         };
-        let flags = if name.starts_with("allow") || name.starts_with("geo") {
+        let flags = if name.starts_with("allow") {
             "interval"
         } else if name.ends_with("_net") {
             "interval, timeout"
@@ -98,7 +91,11 @@ pub fn render_full(desired: &Desired, rules: &Rules<'_>, now: Timestamp) -> Stri
         };
         let _ = writeln!(s, "  set {name} {{ type {kind}; flags {flags}; }}");
     }
-    s.push_str(&render_chain(rules));
+    let geo = geo_sets::layout(&desired.geo.ranges);
+    for set in &geo {
+        s.push_str(&set.declaration());
+    }
+    s.push_str(&render_chains(rules, &geo));
     s.push_str("}\n");
     for set in ["allow4", "allow6"] {
         let items = desired.allowed.iter().filter(|n| set.contains(family(n)));
@@ -113,16 +110,20 @@ pub fn render_full(desired: &Desired, rules: &Rules<'_>, now: Timestamp) -> Stri
             .filter_map(|(n, e)| element(n, e.expires, !set.ends_with("_net"), now));
         add_elements(&mut s, set, items);
     }
-    for (set, v4) in [("geo4", true), ("geo6", false)] {
-        let items = desired.geo.ranges.iter().filter(|r| r.is_ipv4() == v4);
-        add_elements(&mut s, set, items.map(range_element));
+    for set in &geo {
+        add_elements(
+            &mut s,
+            &set.name(),
+            set.elements.iter().map(ToString::to_string),
+        );
     }
     s
 }
 
-/// The input chain: allowed networks first, then blocked countries, then
-/// every-port bans, then bans of the guarded ports.
-fn render_chain(rules: &Rules<'_>) -> String {
+/// The input chain: allowed networks first, then blocked countries (chain
+/// `geo`, for new connections), then every-port bans, then bans of the
+/// guarded ports.
+fn render_chains(rules: &Rules<'_>, geo: &[geo_sets::GeoSet]) -> String {
     let (config, units) = (rules.firewall, rules.units);
     let ports = config
         .ports
@@ -144,11 +145,11 @@ fn render_chain(rules: &Rules<'_>) -> String {
     );
     // A blocked country on every port loses what it opens, not the replies
     // to the server's own connections (its mirrors, resolvers, NTP).
-    let geo = match rules.geo_scope {
-        BanScope::Ports => on_ports.clone(),
-        BanScope::All => format!("ct direction original {all_verdict}"),
+    let (jump, geo_verdict) = match rules.geo_scope {
+        BanScope::Ports => (geo_sets::jump_rule(Some(&ports)), verdict),
+        BanScope::All => (geo_sets::jump_rule(None), all_verdict),
     };
-    let _ = writeln!(s, "    ip saddr @geo4 {geo}\n    ip6 saddr @geo6 {geo}");
+    s.push_str(&jump);
     for (suffix, then) in [("_all", all_verdict.to_owned()), ("", on_ports)] {
         let _ = writeln!(s, "    ip saddr{mask4} @ban4{suffix} {then}");
         let _ = writeln!(s, "    ip saddr @ban4{suffix}_net {then}");
@@ -156,6 +157,7 @@ fn render_chain(rules: &Rules<'_>) -> String {
         let _ = writeln!(s, "    ip6 saddr @ban6{suffix}_net {then}");
     }
     s.push_str("  }\n");
+    s.push_str(&geo_sets::render_chain(geo, geo_verdict));
     s
 }
 
@@ -221,15 +223,6 @@ fn add_elements(s: &mut String, set: &str, items: impl Iterator<Item = String>) 
     }
     if count > 0 {
         s.push_str(" }\n");
-    }
-}
-
-/// A country range as an interval element: `a-b`, or `a` for one address.
-fn range_element(range: &AddrRange) -> String {
-    if range.lo == range.hi {
-        range.lo.to_string()
-    } else {
-        format!("{}-{}", range.lo, range.hi)
     }
 }
 
@@ -362,17 +355,19 @@ mod tests {
         let config = FirewallConfig::default();
         let s = render_full(&d, &rules(&config, BanScope::Ports, UNITS), 1000);
         let has = |want: &str| assert!(s.contains(want), "missing {want:?} in:\n{s}");
-        has("set geo4 { type ipv4_addr; flags interval; }");
-        has("set geo6 { type ipv6_addr; flags interval; }");
-        has("add element inet authguard geo4 { 192.0.2.7, 198.51.100.0-198.51.100.255 }");
-        has("add element inet authguard geo6 { 2001:db8::-2001:db8::ff }");
+        has("set geo4_24 { type ipv4_addr; }");
+        has("set geo4_32 { type ipv4_addr; }");
+        has("set geo6_120 { type ipv6_addr; }");
+        has("add element inet authguard geo4_24 { 198.51.100.0 }");
+        has("add element inet authguard geo4_32 { 192.0.2.7 }");
+        has("add element inet authguard geo6_120 { 2001:db8:: }");
+        has("ip saddr & 255.255.255.0 @geo4_24 drop");
         let line = |rule: &str| {
             s.lines()
                 .position(|l| l.trim() == rule)
                 .unwrap_or_else(|| panic!("no rule {rule:?} in:\n{s}"))
         };
-        let geo = line("ip saddr @geo4 tcp dport { 22 } drop");
-        assert!(line("ip6 saddr @geo6 tcp dport { 22 } drop") > geo);
+        let geo = line("tcp dport { 22 } ct state new jump geo");
         assert!(
             line("ip saddr @allow4 accept") < geo,
             "allowed networks win"
@@ -386,25 +381,21 @@ mod tests {
         };
         let s = render_full(&d, &rules(&reject, BanScope::Ports, UNITS), 1000);
         assert!(
-            s.contains("ip6 saddr @geo6 tcp dport { 22, 2222 } reject with tcp reset"),
+            s.contains("tcp dport { 22, 2222 } ct state new jump geo"),
             "{s}"
         );
+        assert!(s.contains("@geo6_120 reject with tcp reset"), "{s}");
         let s = render_full(&d, &rules(&config, BanScope::All, UNITS), 1000);
-        assert!(
-            s.contains("ip saddr @geo4 ct direction original drop"),
-            "{s}"
-        );
+        assert!(s.contains("\n    ct state new jump geo\n"), "{s}");
+        assert!(s.contains("ip saddr @geo4_32 drop"), "{s}");
         let s = render_full(&d, &rules(&reject, BanScope::All, UNITS), 1000);
-        assert!(
-            s.contains("ip6 saddr @geo6 ct direction original reject"),
-            "{s}"
-        );
+        assert!(s.contains("@geo6_120 reject\n"), "{s}");
 
-        // Nothing blocked: empty sets, the same rules.
+        // Nothing blocked: no country sets, an empty chain.
         d.geo = Arc::default();
         let s = render_full(&d, &rules(&config, BanScope::Ports, UNITS), 1000);
-        assert!(s.contains("ip saddr @geo4 tcp dport { 22 } drop"), "{s}");
-        assert!(!s.contains("element inet authguard geo"), "{s}");
+        assert!(s.contains("  chain geo {\n  }\n"), "{s}");
+        assert!(!s.contains("set geo"), "{s}");
     }
 
     #[test]
@@ -426,10 +417,10 @@ mod tests {
         let s = render_full(&d, &rules(&config, BanScope::Ports, UNITS), 1000);
         let lines: Vec<&str> = s
             .lines()
-            .filter(|l| l.starts_with("add element inet authguard geo4"))
+            .filter(|l| l.starts_with("add element inet authguard geo4_31"))
             .collect();
-        assert_eq!(lines.len(), 3, "10,000 ranges in chunks of 4096");
-        let elements: usize = lines.iter().map(|l| l.matches('-').count()).sum();
+        assert_eq!(lines.len(), 3, "10,000 /31 networks in chunks of 4096");
+        let elements: usize = lines.iter().map(|l| l.matches(',').count() + 1).sum();
         assert_eq!(elements, 10_000);
     }
 
