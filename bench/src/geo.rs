@@ -17,16 +17,20 @@
 //!   100,000 IPv6 lookups on one thread; peers: python3-maxminddb's C
 //!   reader over a MaxMind DB of the same ranges, and an in-memory binary
 //!   search (an upper bound).
+//! - [`packets`] (root): what the US costs each new connection in the
+//!   kernel, authguard's hash sets against the peer's interval sets.
 //!
-//! Not measured: packets against the loaded sets (the kernel's hash set
-//! lookups, one per prefix length, for each new connection), a `guardctl geo import` while the daemon runs, lookups
-//! from concurrent processes, or lookups that open the store each time as
-//! the PAM module does (the admission part covers opening).
+//! Not measured: established connections' packets (authguard's country
+//! rules see only new ones; the peer's see every port-22 packet), a
+//! `guardctl geo import` while the daemon runs, lookups from concurrent
+//! processes, or lookups that open the store each time as the PAM module
+//! does (the admission part covers opening).
 
 mod data;
 mod import;
 mod load;
 mod lookup;
+mod packets;
 
 use crate::firewall::guardctl_path;
 use crate::stats::{self, fmt_kib, fmt_ns, fmt_us, thousands};
@@ -178,6 +182,40 @@ impl Report {
                 "{:.1}× guardctl's",
                 ban.interval_layout.p50 / ban.with_us.p50.max(1e-9)
             ),
+        ]);
+        Some((caption, t))
+    }
+
+    /// What the US costs each new connection, both layouts.
+    pub fn connect_table(&self) -> Option<(String, Table)> {
+        let c = &self.load.as_ref()?.ban.connect;
+        let caption = format!(
+            "Countries, a new connection's cost: {} TCP connects from {} (in no country) to port 22 \
+             (closed: answered with a reset) inside the namespace, median of 3 runs; most of the time \
+             is the socket calls, the difference is the rules. authguard: chain `geo` for new \
+             connections, one hash lookup per prefix length (136 sets for the US); peer: one rule \
+             per family on every port-22 packet, one interval-set lookup each.",
+            thousands(packets::CONNECTS as u64),
+            packets::SOURCE
+        );
+        let mut t = stats::table(&[
+            "layout",
+            "nothing blocked",
+            "US blocked",
+            "the country's cost",
+        ]);
+        let us = |x: f64| format!("{x:.2} µs");
+        t.add_row(vec![
+            "authguard: its table; chain `geo`, hash sets".into(),
+            us(c.none),
+            us(c.hash_sets),
+            us(c.hash_sets - c.none),
+        ]);
+        t.add_row(vec![
+            "peer: no table; two rules, interval sets".into(),
+            us(c.bare),
+            us(c.interval_sets),
+            us(c.interval_sets - c.bare),
         ]);
         Some((caption, t))
     }

@@ -292,7 +292,10 @@ fn geo_section(dir: &Path, opts: &Opts, root: bool) -> Result<String> {
         report.load_caption(),
         report.load_table()
     ));
-    if let Some((caption, table)) = report.ban_table() {
+    for (caption, table) in [report.ban_table(), report.connect_table()]
+        .into_iter()
+        .flatten()
+    {
         out.push_str(&format!("\n{caption}\n{table}\n"));
     }
     out.push_str(&format!(

@@ -12,6 +12,7 @@
 
 use super::data::Data;
 use super::import::{check, guardctl_in};
+use super::packets;
 use crate::firewall::{Daemon, Netns, write_config};
 use crate::stats::Summary;
 use anyhow::{Context, Result, bail};
@@ -59,6 +60,21 @@ pub struct BanCost {
     /// `nft add element` into a hash set with the US as two interval sets
     /// beside it (a script's layout, and authguard's before).
     pub interval_layout: Summary,
+    /// What each new connection costs, µs per connect (see [`packets`]).
+    pub connect: ConnectCost,
+}
+
+/// Microseconds per TCP connect from an address in no country.
+#[derive(Debug)]
+pub struct ConnectCost {
+    /// authguard's table, nothing blocked.
+    pub none: f64,
+    /// The US in authguard's hash sets.
+    pub hash_sets: f64,
+    /// No table at all: the peer's baseline.
+    pub bare: f64,
+    /// The US in two interval sets, one rule each (the peer).
+    pub interval_sets: f64,
 }
 
 /// The load part's results.
@@ -169,6 +185,7 @@ pub fn run(dir: &Path, guardctl: &Path, data: &Data, countries: &[&str]) -> Resu
         guardctl: guardctl.to_owned(),
         config,
     };
+    packets::prepare(&lab.ns)?;
     eprintln!("geo: importing Tor's files into the namespace's store");
     let (v4, v6) = (data.v4.to_string_lossy(), data.v6.to_string_lossy());
     lab.guardctl(&["geo", "import", &v4, &v6])?;
@@ -210,19 +227,39 @@ fn country(lab: &Lab, data: &Data, c: &str, bans: bool) -> Result<(CountryLoad, 
     }
     let daemon_rss_kib = daemon.rss_kib()?;
     drop(daemon);
-    let with_us = if bans { Some(ban_push(lab)?) } else { None };
+    let with_us = if bans {
+        Some((ban_push(lab)?, connects(lab)?))
+    } else {
+        None
+    };
     lab.guardctl(&["geo", "unblock", c])?;
     let without = match with_us {
-        Some(_) => Some(ban_push(lab)?),
+        Some(_) => Some((ban_push(lab)?, connects(lab)?)),
         None => None,
     };
     lab.drop_table("inet authguard");
-    let (peer, peer_elements, interval_layout) = peer(lab, data, c, bans)?;
-    let ban = match (with_us, without, interval_layout) {
-        (Some(with_us), Some(without), Some(interval_layout)) => Some(BanCost {
+    let bare = if bans { Some(connects(lab)?) } else { None };
+    let PeerRun {
+        took: peer,
+        elements: peer_elements,
+        costs,
+    } = peer(lab, data, c, bans)?;
+    let ban = match (with_us, without, bare, costs) {
+        (
+            Some((with_us, hash_sets)),
+            Some((without, none)),
+            Some(bare),
+            Some((interval_layout, interval_sets)),
+        ) => Some(BanCost {
             without,
             with_us,
             interval_layout,
+            connect: ConnectCost {
+                none,
+                hash_sets,
+                bare,
+                interval_sets,
+            },
         }),
         _ => None,
     };
@@ -282,12 +319,7 @@ fn ban_push(lab: &Lab) -> Result<Summary> {
 /// `auto-merge` interval sets, one `nft -f`, timed like the daemon. With
 /// `bans`, also what one `nft add element` into a hash set beside them
 /// costs (authguard's layout before its country sets became hash sets).
-fn peer(
-    lab: &Lab,
-    data: &Data,
-    c: &str,
-    bans: bool,
-) -> Result<(Duration, (usize, usize), Option<Summary>)> {
+fn peer(lab: &Lab, data: &Data, c: &str, bans: bool) -> Result<PeerRun> {
     eprintln!("geo: {c}: one nft -f with auto-merge");
     let mut script = format!("add table {PEER_TABLE}\n");
     let _ = writeln!(
@@ -300,6 +332,13 @@ fn peer(
             "add set {PEER_TABLE} {set} {{ type {kind}; flags interval; auto-merge; }}"
         );
     }
+    // What a script would match: every packet to port 22, one lookup per family.
+    let _ = writeln!(
+        script,
+        "add chain {PEER_TABLE} input {{ type filter hook input priority filter - 10; policy accept; }}\n\
+         add rule {PEER_TABLE} input tcp dport 22 ip saddr @geo4 drop\n\
+         add rule {PEER_TABLE} input tcp dport 22 ip6 saddr @geo6 drop"
+    );
     for (set, v4) in [("geo4", true), ("geo6", false)] {
         let items: Vec<String> = data
             .of(c)
@@ -330,12 +369,30 @@ fn peer(
     }
     let elements = lab.pair(PEER_TABLE, "geo4", "geo6")?;
     let pushes = if bans {
-        Some(peer_ban_push(lab)?)
+        Some((peer_ban_push(lab)?, connects(lab)?))
     } else {
         None
     };
     lab.drop_table(PEER_TABLE);
-    Ok((took, elements, pushes))
+    Ok(PeerRun {
+        took,
+        elements,
+        costs: pushes,
+    })
+}
+
+/// The peer's load: how long, what nft holds, and with `bans` what one
+/// push and one new connection cost beside its interval sets.
+struct PeerRun {
+    took: Duration,
+    elements: (usize, usize),
+    costs: Option<(Summary, f64)>,
+}
+
+/// Microseconds per new connection in the namespace's current state.
+fn connects(lab: &Lab) -> Result<f64> {
+    eprintln!("geo: {} × 3 connects", packets::CONNECTS);
+    packets::per_connect_us(&lab.ns)
 }
 
 /// `nft add element` of one address into the peer table's hash set, with
