@@ -51,11 +51,9 @@ pub struct GeoImport {
     pub countries: u64,
 }
 
-/// What the store holds.
+/// What the last import was, as recorded in `meta`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GeoSummary {
-    /// Each country with its number of ranges, most ranges first.
-    pub countries: Vec<(String, u64)>,
+pub struct GeoImported {
     /// The files of the last import.
     pub sources: Vec<String>,
     /// When they were imported.
@@ -135,19 +133,12 @@ impl Store {
             .query_row("SELECT EXISTS (SELECT 1 FROM geo_ranges)", [], |r| r.get(0))?)
     }
 
-    /// Countries with their range counts, and what the last import was.
-    pub fn geo_summary(&self) -> Result<GeoSummary, StoreError> {
-        let mut stmt = self.conn().prepare(
-            "SELECT country, count(*) AS n FROM geo_ranges GROUP BY country ORDER BY n DESC, country",
-        )?;
-        let countries = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
+    /// What the last import was: a few `meta` rows, no scan of the ranges.
+    pub fn geo_imported(&self) -> Result<GeoImported, StoreError> {
         let number = |key| -> Result<Option<i64>, StoreError> {
             Ok(self.meta(key)?.and_then(|v| v.parse().ok()))
         };
-        Ok(GeoSummary {
-            countries,
+        Ok(GeoImported {
             sources: self
                 .meta(META_SOURCES)?
                 .map(|s| s.lines().map(str::to_owned).collect())
@@ -348,8 +339,7 @@ mod tests {
                 "{addr}"
             );
         }
-        let summary = store.geo_summary().unwrap();
-        assert_eq!(summary.countries[0], ("US".to_owned(), 2));
+        let summary = store.geo_imported().unwrap();
         assert_eq!(summary.sources, names);
         assert_eq!(summary.imported, Some(1000));
         assert_eq!((summary.ipv4_ranges, summary.ipv6_ranges), (3, 1));
@@ -375,8 +365,12 @@ mod tests {
         );
         assert_eq!(store.geo_lookup(ip("1.0.0.1")).unwrap(), None);
         assert_eq!(store.geo_lookup(ip("2001:4860::1")).unwrap(), None);
-        let summary = store.geo_summary().unwrap();
-        assert_eq!(summary.countries, vec![("DE".to_owned(), 1)]);
+        let summary = store.geo_imported().unwrap();
+        assert!(store.geo_has_country(cc("DE")).unwrap());
+        assert!(
+            !store.geo_has_country(cc("US")).unwrap(),
+            "the old data is gone"
+        );
         assert_eq!((summary.ipv4_ranges, summary.ipv6_ranges), (1, 0));
     }
 

@@ -153,35 +153,27 @@ pub(super) fn daemon_state(ctx: &Context, store: &authguard_core::store::Store, 
 /// Country data, blocked countries with their range counts, and the
 /// key-only ones (`[geo] keyonly`).
 fn countries_state(ctx: &Context, store: &Store, now: i64) -> Part {
-    use authguard_core::store::geo::{META_IMPORTED, META_IPV4, META_IPV6};
-    let number = |key| -> u64 {
-        store
-            .meta(key)
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let ranges = number(META_IPV4) + number(META_IPV6);
-    let imported = number(META_IMPORTED);
-    let blocked = store.geo_blocked().unwrap_or_default();
     let keyonly: Vec<&str> = ctx.config.geo.keyonly.iter().map(|c| c.as_str()).collect();
-    let data = if ranges == 0 {
-        "no country data".to_owned()
-    } else {
-        let ago = crate::output::relative(i64::try_from(imported).unwrap_or(0), now);
-        format!("{ranges} ranges imported {ago}")
-    };
-    let blocked_words = match blocked.as_slice() {
-        [] => "none blocked".to_owned(),
-        list => {
-            let each: Vec<String> = list
-                .iter()
-                .map(|b| format!("{} ({} ranges)", b.country, b.ranges))
-                .collect();
-            format!("blocked {}", each.join(", "))
+    let (imported, blocked) = match (store.geo_imported(), store.geo_blocked()) {
+        (Ok(imported), Ok(blocked)) => (imported, blocked),
+        (Err(e), _) | (_, Err(e)) => {
+            return Part {
+                text: format!("cannot read the country data: {e}"),
+                json: json!({ "error": e.to_string(), "keyonly": keyonly }),
+            };
         }
     };
+    let ranges = imported.ipv4_ranges + imported.ipv6_ranges;
+    let data = match imported.imported {
+        Some(when) if ranges > 0 => {
+            format!(
+                "{ranges} ranges imported {}",
+                crate::output::relative(when, now)
+            )
+        }
+        _ => "no country data".to_owned(),
+    };
+    let blocked_words = blocked_words(&blocked);
     let keyonly_words = match keyonly.as_slice() {
         [] => String::new(),
         list => format!("; key-only {}", list.join(", ")),
@@ -190,10 +182,30 @@ fn countries_state(ctx: &Context, store: &Store, now: i64) -> Part {
         text: format!("{data}; {blocked_words}{keyonly_words}"),
         json: json!({
             "ranges": ranges,
-            "imported": (imported > 0).then(|| time::rfc3339(i64::try_from(imported).unwrap_or(0))),
+            "imported": imported.imported.map(time::rfc3339),
             "blocked": blocked.iter().map(|b| json!({"country": b.country, "ranges": b.ranges})).collect::<Vec<_>>(),
             "keyonly": keyonly,
         }),
+    }
+}
+
+/// The blocked countries in a few words: each with its range count, or
+/// how many when a line could not hold them (`geo list` names them all).
+fn blocked_words(blocked: &[authguard_core::store::geo::BlockedCountry]) -> String {
+    const NAMED: usize = 8;
+    match blocked.len() {
+        0 => "none blocked".to_owned(),
+        n if n <= NAMED => {
+            let each: Vec<String> = blocked
+                .iter()
+                .map(|b| format!("{} ({} ranges)", b.country, b.ranges))
+                .collect();
+            format!("blocked {}", each.join(", "))
+        }
+        n => {
+            let ranges: u64 = blocked.iter().map(|b| b.ranges).sum();
+            format!("{n} countries blocked ({ranges} ranges; `guardctl geo list` names them)")
+        }
     }
 }
 
