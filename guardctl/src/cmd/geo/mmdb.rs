@@ -5,6 +5,11 @@
 //! becomes a range of its country (`country`, else `registered_country`),
 //! adjacent ones of one country merged. Nothing here writes the store.
 //!
+//! The crate reads without bounds checks and follows data pointers
+//! recursively, so the search tree and every value it refers to are
+//! checked first ([`data_check`]): damage is an error, never a panic or a
+//! stack overflow.
+//!
 //! IPv4 lives inside an IPv6 database at `::/96` and is aliased at
 //! `::ffff:0:0/96`, `2001::/32` and `2002::/16`: the crate's walk skips
 //! the aliases, so each IPv4 network comes out once, as IPv4.
@@ -12,14 +17,18 @@
 use crate::output::Progress;
 use authguard_core::addr;
 use authguard_core::geo::{Country, Format, GeoFile, GeoRange};
+use data_check::DataCheck;
 use ipnetwork::IpNetwork;
 use maxminddb::Reader;
 use serde::Deserialize;
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
+
+mod data_check;
 
 /// What starts a MaxMind DB's metadata section.
 const MARKER: &[u8] = b"\xAB\xCD\xEFMaxMind.com";
@@ -159,6 +168,10 @@ fn contain_panics(
 /// Checks, then walks, a database held in memory.
 fn decode(name: &str, bytes: &[u8], progress: bool) -> Result<Mmdb, MmdbError> {
     let marker = find_marker(name, bytes)?;
+    // The crate decodes the metadata as it opens the file: check it first.
+    DataCheck::new(&bytes[marker + MARKER.len()..])
+        .value_at(0)
+        .map_err(|what| corrupt(name, &format!("metadata: {what}")))?;
     let reader = Reader::from_source(bytes).map_err(|e| corrupt(name, &e.to_string()))?;
     let networks = check_tree(name, bytes, marker, &reader.metadata)?;
     let mut bar = Progress::new(progress.then_some(networks), 0).counting("networks");
@@ -214,9 +227,16 @@ fn check_tree(
     meta: &maxminddb::Metadata,
 ) -> Result<u64, MmdbError> {
     check_layout(meta, marker).map_err(|what| corrupt(name, &what))?;
-    let data = count_data_records(bytes, marker, meta).map_err(|what| corrupt(name, &what))?;
+    let (records, offsets) =
+        data_records(bytes, marker, meta).map_err(|what| corrupt(name, &what))?;
     check_no_loop(bytes, meta).map_err(|what| corrupt(name, &what))?;
-    Ok(data)
+    let mut check = DataCheck::new(&bytes[tree_bytes(meta) + SEPARATOR..marker]);
+    for offset in offsets {
+        check
+            .value_at(offset)
+            .map_err(|what| corrupt(name, &format!("data section: {what}")))?;
+    }
+    Ok(records)
 }
 
 /// The record size and node count must describe a tree that fits before
@@ -242,29 +262,33 @@ fn check_layout(meta: &maxminddb::Metadata, marker: usize) -> Result<(), String>
 }
 
 /// Every record must name a node, the empty marker, or a place in the
-/// data section; counts those naming data.
-fn count_data_records(
+/// data section; counts those naming data, and collects the places.
+fn data_records(
     bytes: &[u8],
     marker: usize,
     meta: &maxminddb::Metadata,
-) -> Result<u64, String> {
+) -> Result<(u64, HashSet<usize>), String> {
     let nodes = meta.node_count as usize;
     let data_len = marker - tree_bytes(meta) - SEPARATOR;
     let mut data = 0u64;
+    let mut offsets = HashSet::new();
     for node in 0..nodes {
         for side in 0..2 {
             let value = record(bytes, meta.record_size, node, side)
                 .ok_or_else(|| format!("search tree node {node} is cut off"))?;
             match RecordKind::of(value, nodes, data_len) {
                 RecordKind::Node | RecordKind::Empty => {}
-                RecordKind::Data => data += 1,
+                RecordKind::Data => {
+                    data += 1;
+                    offsets.insert(value - nodes - SEPARATOR);
+                }
                 RecordKind::Bad => {
                     return Err(format!("search tree node {node} points outside the file"));
                 }
             }
         }
     }
-    Ok(data)
+    Ok((data, offsets))
 }
 
 /// A damaged record pointing back to an ancestor would make the crate's

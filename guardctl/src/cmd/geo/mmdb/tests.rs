@@ -190,7 +190,9 @@ fn ipv4_in_an_ipv6_database_comes_out_once_as_ipv4() {
     let meta = Reader::from_source(&bytes[..])
         .expect("a database")
         .metadata;
-    assert_eq!(count_data_records(&bytes, marker, &meta), Ok(3));
+    let (records, offsets) = data_records(&bytes, marker, &meta).expect("records");
+    assert_eq!(records, 3);
+    assert!(offsets.len() <= 3, "{offsets:?}");
 }
 
 fn refusal(bytes: &[u8]) -> String {
@@ -284,11 +286,28 @@ fn a_damaged_record_is_refused_not_a_panic() {
     db[data_start] = 0xE0 | 28;
     let why = refusal(&db);
     assert!(why.starts_with("x.mmdb: "), "{why}");
-    // A pointer far past the end: the crate's decoder panics on it.
+    // A pointer far past the end (the crate's decoder would panic on it):
+    // caught by the data check, naming the offset.
     db[data_start..data_start + 5].copy_from_slice(&[0x38, 0xFF, 0xFF, 0xFF, 0x00]);
     assert_eq!(
         refusal(&db),
-        "x.mmdb: not a valid MaxMind DB: damaged or truncated: decoding ran past its end"
+        "x.mmdb: not a valid MaxMind DB: data section: data offset 4294967040 is past the section's end"
+    );
+}
+
+#[test]
+fn a_pointer_loop_in_the_data_is_refused_not_a_stack_overflow() {
+    let mut db = ipv4_database();
+    // The first record becomes {"a": <pointer to itself>}: the crate would
+    // recurse until the stack overflows and the process aborts.
+    let data_start = 3 * 6 + SEPARATOR;
+    db[data_start..data_start + 5].copy_from_slice(&[0xE1, 0x41, b'a', 0x20, 0x00]);
+    let why = refusal(&db);
+    assert!(
+        why.starts_with(
+            "x.mmdb: not a valid MaxMind DB: data section: data nested deeper than 32 levels"
+        ),
+        "{why}"
     );
 }
 
