@@ -695,6 +695,15 @@ impl Guard {
         parse_json(&self.guardctl_ok(&["show", address, "--json"]))
     }
 
+    /// How many of `source`'s recorded attempts came from sshd's log
+    /// (origin `sshd-log`), per `guardctl show --json`.
+    pub fn log_attempts(&self, source: &str) -> usize {
+        self.show(source)["attempts"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x["origin"] == "sshd-log").count())
+            .unwrap_or(0)
+    }
+
     /// Every datagram received so far, in arrival order.
     pub fn log_lines(&self) -> Vec<String> {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -1078,6 +1087,15 @@ pub(crate) fn spawn_sshd(path: &Path, netns: Option<&str>) -> Child {
     cmd.spawn().expect("spawn unshare … sshd")
 }
 
+/// `sshd -T -f PATH`: sshd's effective settings, or why it rejects the file.
+fn sshd_dump(path: &Path) -> Finished {
+    run_with_timeout(
+        Command::new("/usr/sbin/sshd").arg("-T").arg("-f").arg(path),
+        None,
+        CLIENT_TIMEOUT,
+    )
+}
+
 fn write_file(path: &Path, text: &str, mode: u32) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -1136,14 +1154,7 @@ PrintMotd no
     write_file(&path, &cfg, 0o644);
     // Newer OpenSSH (9.8+) penalises sources that fail to authenticate; that
     // would mask what authguard does, so switch it off where it exists.
-    let t = run_with_timeout(
-        Command::new("/usr/sbin/sshd")
-            .arg("-T")
-            .arg("-f")
-            .arg(&path),
-        None,
-        CLIENT_TIMEOUT,
-    );
+    let t = sshd_dump(&path);
     assert!(
         t.status.success(),
         "sshd -T rejects the test config: {}",
@@ -1159,14 +1170,7 @@ PrintMotd no
             cfg.push('\n');
         }
         write_file(&path, &cfg, 0o644);
-        let t = run_with_timeout(
-            Command::new("/usr/sbin/sshd")
-                .arg("-T")
-                .arg("-f")
-                .arg(&path),
-            None,
-            CLIENT_TIMEOUT,
-        );
+        let t = sshd_dump(&path);
         assert!(
             t.status.success(),
             "sshd -T rejects the test config with its Match blocks: {}\n--- sshd_config ---\n{cfg}",

@@ -59,6 +59,10 @@ pub const SSH_PORT: u16 = 22;
 /// How long one probe connect may take before it counts as dropped. Packets
 /// between namespaces on one bridge take microseconds; this only has to
 /// cover scheduling hiccups on a loaded machine.
+/// How long a test waits for a change to reach the firewall before it
+/// gives up (the promise itself is checked against a shorter bound).
+pub const WAIT: Duration = Duration::from_secs(6);
+
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// The longer probe that confirms a "blocked" verdict before it is believed.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(1);
@@ -498,6 +502,70 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Asserts `source` (in `attacker`) can open a TCP connection to
+    /// `dest:22` now; `why` and `diag` go into the failure message.
+    pub fn assert_open(
+        &self,
+        attacker: &str,
+        source: &str,
+        dest: &str,
+        why: &str,
+        diag: &dyn Fn() -> String,
+    ) {
+        let p = self.probe(attacker, source, dest, SSH_PORT, Duration::from_secs(2));
+        assert_eq!(
+            p,
+            Probe::Connected,
+            "{source} -> {dest}:22 ({why})\n{}",
+            diag()
+        );
+    }
+
+    /// Waits until `source` can no longer reach `dest:22`; panics if not
+    /// within [`WAIT`]; returns how long it took.
+    pub fn blocked_within(
+        &self,
+        attacker: &str,
+        source: &str,
+        dest: &str,
+        what: &str,
+        diag: &dyn Fn() -> String,
+    ) -> Duration {
+        let took = self
+            .wait_until_blocked(attacker, source, dest, SSH_PORT, WAIT)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: {source} -> {dest}:22 still connects after {WAIT:?}\n{}",
+                    diag()
+                )
+            });
+        eprintln!("{what}: {source} -> {dest}:22 blocked after {took:?}");
+        took
+    }
+
+    /// Waits until `source` reaches `dest:22` again; panics if not within
+    /// `timeout`; returns how long it took.
+    pub fn open_within(
+        &self,
+        attacker: &str,
+        source: &str,
+        dest: &str,
+        timeout: Duration,
+        what: &str,
+        diag: &dyn Fn() -> String,
+    ) -> Duration {
+        let took = self
+            .wait_until_open(attacker, source, dest, SSH_PORT, timeout)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: {source} -> {dest}:22 still blocked after {timeout:?}\n{}",
+                    diag()
+                )
+            });
+        eprintln!("{what}: {source} -> {dest}:22 open again after {took:?}");
+        took
     }
 
     /// Password (or keyboard-interactive) login as the test user from

@@ -7,14 +7,12 @@
 //! server namespace ([`GuardConfig::netns`]), and a `guardctl` that must not
 //! reach the server's firewall runs in the lab's empty scratch namespace.
 
-use authguard_e2e::netns::{Daemon, Lab, Probe, SERVER_V4, SERVER_V6, SSH_PORT};
+use authguard_e2e::netns::{Daemon, Lab, Probe, SERVER_V4, SERVER_V6, SSH_PORT, WAIT};
 use authguard_e2e::*;
 use std::time::{Duration, Instant};
 
 /// The contract: the daemon pushes new bans and unbans within 1 s.
 const PUSH: Duration = Duration::from_secs(1);
-/// How long any wait for a block / an opening may take before the test gives up.
-const WAIT: Duration = Duration::from_secs(6);
 
 /// A guard whose guardctl runs in the lab's server namespace, nftables backend.
 fn firewall_guard(lab: &Lab, resync: &str) -> GuardConfig {
@@ -33,67 +31,6 @@ fn diag(guard: &Guard, daemon: &Daemon, lab: &Lab) -> String {
         lab.diag(),
         guard.diag()
     )
-}
-
-/// Asserts `source` (in `attacker`) can open a TCP connection to `dest:22` now.
-fn assert_open(
-    lab: &Lab,
-    attacker: &str,
-    source: &str,
-    dest: &str,
-    why: &str,
-    diag: &dyn Fn() -> String,
-) {
-    let p = lab.probe(attacker, source, dest, SSH_PORT, Duration::from_secs(2));
-    assert_eq!(
-        p,
-        netns::Probe::Connected,
-        "{source} -> {dest}:22 ({why})\n{}",
-        diag()
-    );
-}
-
-/// Waits until `source` is blocked; panics if not within `WAIT`; returns how long it took.
-fn blocked_within(
-    lab: &Lab,
-    attacker: &str,
-    source: &str,
-    dest: &str,
-    what: &str,
-    diag: &dyn Fn() -> String,
-) -> Duration {
-    let took = lab
-        .wait_until_blocked(attacker, source, dest, SSH_PORT, WAIT)
-        .unwrap_or_else(|| {
-            panic!(
-                "{what}: {source} -> {dest}:22 still connects after {WAIT:?}\n{}",
-                diag()
-            )
-        });
-    eprintln!("{what}: {source} -> {dest}:22 blocked after {took:?}");
-    took
-}
-
-/// Waits until `source` connects again; panics if not within `timeout`.
-fn open_within(
-    lab: &Lab,
-    attacker: &str,
-    source: &str,
-    dest: &str,
-    timeout: Duration,
-    what: &str,
-    diag: &dyn Fn() -> String,
-) -> Duration {
-    let took = lab
-        .wait_until_open(attacker, source, dest, SSH_PORT, timeout)
-        .unwrap_or_else(|| {
-            panic!(
-                "{what}: {source} -> {dest}:22 still blocked after {timeout:?}\n{}",
-                diag()
-            )
-        });
-    eprintln!("{what}: {source} -> {dest}:22 open again after {took:?}");
-    took
 }
 
 #[test]
@@ -197,8 +134,7 @@ fn lab_baseline_sshd_reachable_from_attackers() {
         "table inet agtest {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    \
          ip saddr 203.0.113.10 tcp dport 22 drop\n    ip6 saddr 2001:db8:3::/64 tcp dport 22 drop\n  }\n}\n",
     );
-    let took = blocked_within(
-        &lab,
+    let took = lab.blocked_within(
         "atk1",
         "203.0.113.10",
         SERVER_V4,
@@ -209,24 +145,21 @@ fn lab_baseline_sshd_reachable_from_attackers() {
         took <= PUSH,
         "a rule already in place took {took:?} to bite"
     );
-    blocked_within(
-        &lab,
+    lab.blocked_within(
         "atk3",
         "2001:db8:3::10",
         SERVER_V6,
         "hand-written v6 drop",
         &d,
     );
-    assert_open(
-        &lab,
+    lab.assert_open(
         "atk1",
         "2001:db8:2::10",
         SERVER_V6,
         "not named by the rules",
         &d,
     );
-    assert_open(
-        &lab,
+    lab.assert_open(
         "atk2",
         "198.51.100.7",
         SERVER_V4,
@@ -236,17 +169,8 @@ fn lab_baseline_sshd_reachable_from_attackers() {
     eprintln!("rules in place and checked after {:?}", before.elapsed());
     let out = lab.nft(&["delete", "table", "inet", "agtest"]);
     assert!(out.status.success(), "{}", describe_output(&out));
-    open_within(
-        &lab,
-        "atk1",
-        "203.0.113.10",
-        SERVER_V4,
-        PUSH,
-        "rules deleted",
-        &d,
-    );
-    open_within(
-        &lab,
+    lab.open_within("atk1", "203.0.113.10", SERVER_V4, PUSH, "rules deleted", &d);
+    lab.open_within(
         "atk3",
         "2001:db8:3::10",
         SERVER_V6,
@@ -269,14 +193,7 @@ fn pam_ban_drops_the_attackers_packets_within_a_second() {
     let sshd = Sshd::start_in_netns(&guard, &lab);
     let daemon = Daemon::start(&guard, &lab);
     let d = || format!("{}{}", sshd.diag(), diag(&guard, &daemon, &lab));
-    assert_open(
-        &lab,
-        "atk1",
-        "203.0.113.10",
-        SERVER_V4,
-        "before any failure",
-        &d,
-    );
+    lab.assert_open("atk1", "203.0.113.10", SERVER_V4, "before any failure", &d);
 
     // Wrong passwords until the ban shows in `guardctl list` (at most 6).
     let mut banned_at = None;
@@ -302,7 +219,7 @@ fn pam_ban_drops_the_attackers_packets_within_a_second() {
     let (attempts, banned_at) =
         banned_at.unwrap_or_else(|| panic!("no ban after 6 wrong passwords\n{}", d()));
     let waiting = banned_at.elapsed();
-    let took = blocked_within(&lab, "atk1", "203.0.113.10", SERVER_V4, "PAM ban", &d);
+    let took = lab.blocked_within("atk1", "203.0.113.10", SERVER_V4, "PAM ban", &d);
     let latency = waiting + took;
     eprintln!(
         "ban listed after wrong password #{attempts}; ban -> drop latency {latency:?} (measured from \
@@ -317,8 +234,7 @@ fn pam_ban_drops_the_attackers_packets_within_a_second() {
     assert_eq!(ban["origin"], "pam", "{ban:#}");
     assert!(lab.set_covers("ban4", "203.0.113.10"), "{}", d());
 
-    assert_open(
-        &lab,
+    lab.assert_open(
         "atk2",
         "203.0.113.20",
         SERVER_V4,
@@ -357,7 +273,7 @@ fn ipv6_ban_drops_the_whole_slash_64() {
     let daemon = Daemon::start(&guard, &lab);
     let d = || diag(&guard, &daemon, &lab);
     for src in ["2001:db8:2::10", "2001:db8:2::11"] {
-        assert_open(&lab, "atk1", src, SERVER_V6, "before the ban", &d);
+        lab.assert_open("atk1", src, SERVER_V6, "before the ban", &d);
     }
 
     guard.guardctl_ok(&["ban", "2001:db8:2::10"]);
@@ -370,23 +286,22 @@ fn ipv6_ban_drops_the_whole_slash_64() {
     });
     assert_eq!(ban["origin"], "manual", "{ban:#}");
     let waiting = banned.elapsed();
-    let took = waiting + blocked_within(&lab, "atk1", "2001:db8:2::10", SERVER_V6, "/64 ban", &d);
+    let took = waiting + lab.blocked_within("atk1", "2001:db8:2::10", SERVER_V6, "/64 ban", &d);
     assert!(
         took <= PUSH,
         "2001:db8:2::10 blocked only {took:?} after `guardctl ban` returned\n{}",
         d()
     );
     // The rest of the /64: blocked by then (the first probe already fails).
-    let other = blocked_within(&lab, "atk1", "2001:db8:2::11", SERVER_V6, "/64 ban", &d);
+    let other = lab.blocked_within("atk1", "2001:db8:2::11", SERVER_V6, "/64 ban", &d);
     assert!(
         other <= Duration::from_millis(100),
         "2001:db8:2::11 connected after 2001:db8:2::10 was blocked ({other:?})\n{}",
         d()
     );
     assert!(lab.set_covers("ban6", "2001:db8:2::ffff"), "{}", d());
-    assert_open(&lab, "atk2", "2001:db8:3::10", SERVER_V6, "another /64", &d);
-    assert_open(
-        &lab,
+    lab.assert_open("atk2", "2001:db8:3::10", SERVER_V6, "another /64", &d);
+    lab.assert_open(
         "atk1",
         "203.0.113.10",
         SERVER_V4,
@@ -408,21 +323,14 @@ fn manual_network_ban_and_unban() {
     let _sshd = Sshd::start_in_netns(&guard, &lab);
     let daemon = Daemon::start(&guard, &lab);
     let d = || diag(&guard, &daemon, &lab);
-    assert_open(
-        &lab,
-        "atk1",
-        "198.51.100.7",
-        SERVER_V4,
-        "before the ban",
-        &d,
-    );
+    lab.assert_open("atk1", "198.51.100.7", SERVER_V4, "before the ban", &d);
 
     guard.guardctl_ok(&["ban", "198.51.100.0/24", "--for", "1h"]);
     let ban = guard
         .listed("198.51.100.0/24")
         .unwrap_or_else(|| panic!("198.51.100.0/24 not listed: {:#?}", guard.list()));
     assert!(ban["expires"].is_string(), "{ban:#}");
-    let took = blocked_within(&lab, "atk1", "198.51.100.7", SERVER_V4, "network ban", &d);
+    let took = lab.blocked_within("atk1", "198.51.100.7", SERVER_V4, "network ban", &d);
     assert!(took <= PUSH, "network ban enforced after {took:?}\n{}", d());
     let elems = lab.set_elements("ban4_net").unwrap_or_default();
     let elem = elems
@@ -434,8 +342,7 @@ fn manual_network_ban_and_unban() {
         elem.timeout.is_some_and(|t| (3000..=3600).contains(&t)),
         "a 1h ban's element must time out after the remaining ~3600 s: {elem:?}"
     );
-    assert_open(
-        &lab,
+    lab.assert_open(
         "atk2",
         "203.0.113.20",
         SERVER_V4,
@@ -444,7 +351,7 @@ fn manual_network_ban_and_unban() {
     );
 
     guard.guardctl_ok(&["unban", "198.51.100.0/24"]);
-    let took = open_within(&lab, "atk1", "198.51.100.7", SERVER_V4, WAIT, "unban", &d);
+    let took = lab.open_within("atk1", "198.51.100.7", SERVER_V4, WAIT, "unban", &d);
     assert!(took <= PUSH, "unban lifted after {took:?}\n{}", d());
     assert!(!lab.set_covers("ban4_net", "198.51.100.7"), "{}", d());
 }
@@ -460,7 +367,7 @@ fn flushed_ruleset_is_restored_within_resync() {
     let daemon = Daemon::start(&guard, &lab);
     let d = || diag(&guard, &daemon, &lab);
     guard.guardctl_ok(&["ban", "203.0.113.10"]);
-    blocked_within(&lab, "atk1", "203.0.113.10", SERVER_V4, "ban", &d);
+    lab.blocked_within("atk1", "203.0.113.10", SERVER_V4, "ban", &d);
 
     let out = lab.nft(&["flush", "ruleset"]);
     assert!(out.status.success(), "{}", describe_output(&out));
@@ -475,7 +382,7 @@ fn flushed_ruleset_is_restored_within_resync() {
     );
     eprintln!("right after `nft flush ruleset`: table gone {gone}, banned source connects {open}");
     let waiting = flushed.elapsed();
-    let took = waiting + blocked_within(&lab, "atk1", "203.0.113.10", SERVER_V4, "after flush", &d);
+    let took = waiting + lab.blocked_within("atk1", "203.0.113.10", SERVER_V4, "after flush", &d);
     eprintln!("flush -> dropped again: {took:?}");
     let limit = Duration::from_secs(2) + Duration::from_secs(1);
     assert!(
@@ -529,8 +436,7 @@ fn daemon_killed_and_ban_made_while_down_is_enforced_after_restart() {
     );
     {
         let d = || diag(&guard, &daemon, &lab);
-        assert_open(
-            &lab,
+        lab.assert_open(
             "atk1",
             "203.0.113.10",
             SERVER_V4,
@@ -543,15 +449,14 @@ fn daemon_killed_and_ban_made_while_down_is_enforced_after_restart() {
     daemon.restart();
     let d = || diag(&guard, &daemon, &lab);
     let waiting = restarted.elapsed();
-    let took =
-        waiting + blocked_within(&lab, "atk1", "203.0.113.10", SERVER_V4, "after restart", &d);
+    let took = waiting + lab.blocked_within("atk1", "203.0.113.10", SERVER_V4, "after restart", &d);
     eprintln!("restart -> drop: {took:?}");
     assert!(
         took <= Duration::from_secs(2),
         "ban made while the daemon was down enforced {took:?} after restart (at most 2 s)\n{}",
         d()
     );
-    assert_open(&lab, "atk2", "203.0.113.20", SERVER_V4, "never banned", &d);
+    lab.assert_open("atk2", "203.0.113.20", SERVER_V4, "never banned", &d);
 }
 
 #[test]
@@ -567,9 +472,8 @@ fn expired_ban_lets_the_source_back() {
 
     let banned = Instant::now();
     guard.guardctl_ok(&["ban", "203.0.113.10", "--for", "3s"]);
-    blocked_within(&lab, "atk1", "203.0.113.10", SERVER_V4, "3s ban", &d);
-    let back = open_within(
-        &lab,
+    lab.blocked_within("atk1", "203.0.113.10", SERVER_V4, "3s ban", &d);
+    let back = lab.open_within(
         "atk1",
         "203.0.113.10",
         SERVER_V4,
@@ -624,8 +528,7 @@ fn allowed_networks_are_never_dropped() {
     );
     assert!(lab.set_covers("allow4", "198.51.100.7"), "{}", d());
     assert!(!lab.set_covers("ban4", "198.51.100.7"), "{}", d());
-    assert_open(
-        &lab,
+    lab.assert_open(
         "atk2",
         "198.51.100.7",
         SERVER_V4,
@@ -635,24 +538,9 @@ fn allowed_networks_are_never_dropped() {
 
     // Banned first, then allowed at run time: the source gets back in.
     guard.guardctl_ok(&["ban", "203.0.113.10"]);
-    blocked_within(
-        &lab,
-        "atk1",
-        "203.0.113.10",
-        SERVER_V4,
-        "before allow add",
-        &d,
-    );
+    lab.blocked_within("atk1", "203.0.113.10", SERVER_V4, "before allow add", &d);
     guard.guardctl_ok(&["allow", "add", "203.0.113.0/24"]);
-    let took = open_within(
-        &lab,
-        "atk1",
-        "203.0.113.10",
-        SERVER_V4,
-        WAIT,
-        "allow add",
-        &d,
-    );
+    let took = lab.open_within("atk1", "203.0.113.10", SERVER_V4, WAIT, "allow add", &d);
     assert!(
         took <= PUSH,
         "allow add took {took:?} to reach the firewall\n{}",
@@ -672,14 +560,7 @@ fn allowed_networks_are_never_dropped() {
     assert!(lab.set_covers("allow4", "203.0.113.10"), "{}", d());
     // The daemon's next full look changes nothing about it.
     std::thread::sleep(Duration::from_millis(600));
-    assert_open(
-        &lab,
-        "atk1",
-        "203.0.113.10",
-        SERVER_V4,
-        "allowed at run time",
-        &d,
-    );
+    lab.assert_open("atk1", "203.0.113.10", SERVER_V4, "allowed at run time", &d);
 }
 
 #[test]
@@ -707,7 +588,7 @@ fn daemon_pushes_bans_and_unbans_it_did_not_see_made_within_a_second() {
         );
         let banned = Instant::now();
         let took = banned.elapsed()
-            + blocked_within(&lab, "atk1", "203.0.113.10", SERVER_V4, "daemon push", &d);
+            + lab.blocked_within("atk1", "203.0.113.10", SERVER_V4, "daemon push", &d);
         eprintln!("round {round}: store ban -> drop by the daemon: {took:?}");
         assert!(
             took <= PUSH,
@@ -721,15 +602,7 @@ fn daemon_pushes_bans_and_unbans_it_did_not_see_made_within_a_second() {
             "unban (round {round}): {}",
             describe_output(&out)
         );
-        let took = open_within(
-            &lab,
-            "atk1",
-            "203.0.113.10",
-            SERVER_V4,
-            WAIT,
-            "daemon lift",
-            &d,
-        );
+        let took = lab.open_within("atk1", "203.0.113.10", SERVER_V4, WAIT, "daemon lift", &d);
         eprintln!("round {round}: store unban -> open by the daemon: {took:?}");
         assert!(
             took <= PUSH,
@@ -737,7 +610,7 @@ fn daemon_pushes_bans_and_unbans_it_did_not_see_made_within_a_second() {
             d()
         );
     }
-    assert_open(&lab, "atk2", "203.0.113.20", SERVER_V4, "never banned", &d);
+    lab.assert_open("atk2", "203.0.113.20", SERVER_V4, "never banned", &d);
 }
 
 /// Wrong passwords from `source` until the PAM module bans it (max_failures 1:
@@ -788,8 +661,7 @@ fn third_ban_in_the_window_is_one_recidive_ban_on_all_ports() {
             (Some(level), Some("pam")),
             "{ban:#}"
         );
-        blocked_within(
-            &lab,
+        lab.blocked_within(
             "atk1",
             src,
             SERVER_V4,
@@ -802,8 +674,7 @@ fn third_ban_in_the_window_is_one_recidive_ban_on_all_ports() {
             "a ports ban leaves port 2222 alone\n{}",
             d()
         );
-        open_within(
-            &lab,
+        lab.open_within(
             "atk1",
             src,
             SERVER_V4,
@@ -844,7 +715,7 @@ fn third_ban_in_the_window_is_one_recidive_ban_on_all_ports() {
         .filter(|b| b["address"] == src)
         .collect();
     assert_eq!(active.len(), 1, "one active ban, not three: {active:#?}");
-    blocked_within(&lab, "atk1", src, SERVER_V4, "recidive ban", &d);
+    lab.blocked_within("atk1", src, SERVER_V4, "recidive ban", &d);
     assert!(lab.set_covers("ban4_all", src), "{}", d());
     assert_eq!(
         other_port(Duration::from_secs(2)),
@@ -938,20 +809,13 @@ fn a_key_only_scanner_is_banned_from_sshds_log_alone() {
         d()
     );
 
-    let took = blocked_within(&lab, "atk1", "203.0.113.10", SERVER_V4, "log ban", &d);
+    let took = lab.blocked_within("atk1", "203.0.113.10", SERVER_V4, "log ban", &d);
     assert!(
         took <= PUSH,
         "the log ban reached the firewall after {took:?}\n{}",
         d()
     );
-    assert_open(
-        &lab,
-        "atk2",
-        "198.51.100.7",
-        SERVER_V4,
-        "another source",
-        &d,
-    );
+    lab.assert_open("atk2", "198.51.100.7", SERVER_V4, "another source", &d);
 
     // PAM enforces it too: with the firewall gone, even the right password
     // from the banned source is refused before any password check.

@@ -9,14 +9,12 @@
 //! in a country being blocked: exit 2 unless `--force`), and the time a
 //! large real country (the US, from Tor's geoip files) takes to load.
 
-use authguard_e2e::netns::{Daemon, Lab, SERVER_V4, SSH_PORT};
+use authguard_e2e::netns::{Daemon, Lab, SERVER_V4, SSH_PORT, WAIT};
 use authguard_e2e::*;
 use std::time::{Duration, Instant};
 
 /// The contract: the firewall follows a change within 1 s.
 const PUSH: Duration = Duration::from_secs(1);
-/// How long any wait for a block / an opening may take before the test gives up.
-const WAIT: Duration = Duration::from_secs(6);
 /// The country file: XB is 198.51.100.0/24, XC 192.0.2.0/24 (the server's).
 const COUNTRIES: &str = "198.51.100.0,198.51.100.255,XB\n192.0.2.0,192.0.2.255,XC\n";
 /// The attacker in XB.
@@ -56,63 +54,6 @@ fn run_ok(guard: &Guard, netns: &str, args: &[&str]) {
     );
 }
 
-/// Asserts `source` (in `attacker`) can open a TCP connection to the server's port 22 now.
-fn assert_open(lab: &Lab, attacker: &str, source: &str, why: &str, diag: &dyn Fn() -> String) {
-    let p = lab.probe(
-        attacker,
-        source,
-        SERVER_V4,
-        SSH_PORT,
-        Duration::from_secs(2),
-    );
-    assert_eq!(
-        p,
-        netns::Probe::Connected,
-        "{source} -> {SERVER_V4}:22 ({why})\n{}",
-        diag()
-    );
-}
-
-/// Waits until `source` is blocked; panics if not within `WAIT`.
-fn blocked_within(
-    lab: &Lab,
-    attacker: &str,
-    source: &str,
-    what: &str,
-    diag: &dyn Fn() -> String,
-) -> Duration {
-    let took = lab
-        .wait_until_blocked(attacker, source, SERVER_V4, SSH_PORT, WAIT)
-        .unwrap_or_else(|| {
-            panic!(
-                "{what}: {source} -> {SERVER_V4}:22 still connects after {WAIT:?}\n{}",
-                diag()
-            )
-        });
-    eprintln!("{what}: {source} blocked after {took:?}");
-    took
-}
-
-/// Waits until `source` connects again; panics if not within `WAIT`.
-fn open_within(
-    lab: &Lab,
-    attacker: &str,
-    source: &str,
-    what: &str,
-    diag: &dyn Fn() -> String,
-) -> Duration {
-    let took = lab
-        .wait_until_open(attacker, source, SERVER_V4, SSH_PORT, WAIT)
-        .unwrap_or_else(|| {
-            panic!(
-                "{what}: {source} -> {SERVER_V4}:22 still blocked after {WAIT:?}\n{}",
-                diag()
-            )
-        });
-    eprintln!("{what}: {source} open again after {took:?}");
-    took
-}
-
 #[test]
 fn the_daemon_drops_a_blocked_country_and_lets_it_back_within_a_second() {
     if !require_root() {
@@ -133,27 +74,27 @@ fn the_daemon_drops_a_blocked_country_and_lets_it_back_within_a_second() {
             guard.diag()
         )
     };
-    assert_open(&lab, "atk1", IN_XB, "nothing blocked yet", &d);
+    lab.assert_open("atk1", IN_XB, SERVER_V4, "nothing blocked yet", &d);
     // guardctl runs in the scratch namespace: its own push lands there, so
     // only the daemon (seeing the geo revision move) changes the server's firewall.
     let scratch = lab.scratch_ns();
     for round in 1..=2 {
         run_ok(&guard, scratch, &["geo", "block", "xb"]);
-        let took = blocked_within(&lab, "atk1", IN_XB, "geo block XB", &d);
+        let took = lab.blocked_within("atk1", IN_XB, SERVER_V4, "geo block XB", &d);
         assert!(
             took <= PUSH,
             "round {round}: blocked after {took:?}\n{}",
             d()
         );
         assert!(lab.geo_covers(IN_XB), "{}", d());
-        assert_open(&lab, "atk2", ELSEWHERE, "not in XB", &d);
+        lab.assert_open("atk2", ELSEWHERE, SERVER_V4, "not in XB", &d);
         let status = parse_json(&guard.guardctl_ok(&["status", "--json"]));
         let blocked = &status["countries"]["blocked"];
         assert_eq!(blocked[0]["country"], "XB", "{status}");
         assert!(blocked[0]["ranges"].as_u64() >= Some(1), "{status}");
 
         run_ok(&guard, scratch, &["geo", "unblock", "XB"]);
-        let took = open_within(&lab, "atk1", IN_XB, "geo unblock XB", &d);
+        let took = lab.open_within("atk1", IN_XB, SERVER_V4, WAIT, "geo unblock XB", &d);
         assert!(took <= PUSH, "round {round}: open after {took:?}\n{}", d());
     }
     assert!(
@@ -192,19 +133,25 @@ fn allowed_networks_win_over_a_blocked_country() {
     // Forced, with no daemon running: guardctl's own push builds the table.
     run_ok(&guard, lab.server_ns(), &["geo", "block", "XB", "--force"]);
     assert_eq!(geo_list(&guard), ["XB"]);
-    blocked_within(
-        &lab,
+    lab.blocked_within(
         "atk2",
         "198.51.100.200",
+        SERVER_V4,
         "XB outside the allowed half",
         &d,
     );
     assert!(lab.geo_covers(IN_XB), "in the set, yet accepted\n{}", d());
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {
-        assert_open(&lab, "atk1", IN_XB, "allowed, in a blocked country", &d);
+        lab.assert_open(
+            "atk1",
+            IN_XB,
+            SERVER_V4,
+            "allowed, in a blocked country",
+            &d,
+        );
     }
-    assert_open(&lab, "atk3", ELSEWHERE, "not in XB", &d);
+    lab.assert_open("atk3", ELSEWHERE, SERVER_V4, "not in XB", &d);
 }
 
 /// The blocked countries' codes, from `guardctl geo list --json`.
@@ -355,7 +302,7 @@ fn a_large_real_country_loads_in_seconds_and_bans_still_push_within_a_second() {
     );
 
     // One more ban is still one small batch, within the push contract.
-    assert_open(&lab, "atk1", ELSEWHERE, "not in the US", &d);
+    lab.assert_open("atk1", ELSEWHERE, SERVER_V4, "not in the US", &d);
     let (_, took) = while_running(&guard, scratch, &["ban", ELSEWHERE], || {
         lab.wait_until_blocked("atk1", ELSEWHERE, SERVER_V4, SSH_PORT, WAIT)
     });
@@ -437,7 +384,7 @@ fn scope_all_drops_what_the_country_opens_on_any_port_but_not_replies() {
     assert!(up, "the listeners did not come up\n{}", d());
 
     run_ok(&guard, lab.server_ns(), &["geo", "block", "XB"]);
-    blocked_within(&lab, "atk1", IN_XB, "scope all, port 22", &d);
+    lab.blocked_within("atk1", IN_XB, SERVER_V4, "scope all, port 22", &d);
     let other = lab.probe("atk1", IN_XB, SERVER_V4, 2222, Duration::from_secs(1));
     assert!(other.is_blocked(), "port 2222 from XB: {other:?}\n{}", d());
     assert!(

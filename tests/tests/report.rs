@@ -3,7 +3,6 @@
 //! nothing of a second offender, and never a password.
 
 use authguard_e2e::*;
-use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,14 +15,6 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn log_events(guard: &Guard, source: &str) -> usize {
-    let show: Value = guard.show(source);
-    show["attempts"]
-        .as_array()
-        .map(|a| a.iter().filter(|x| x["origin"] == "sshd-log").count())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -58,9 +49,9 @@ fn a_report_carries_one_offenders_evidence_and_nothing_else() {
     let r = ssh_password(sshd.port(), "127.0.0.3", "oracle", SECRET, Method::Password);
     assert!(!r.logged_in(), "{}", r.describe());
     assert!(
-        wait_until(Duration::from_secs(5), || log_events(&guard, "127.0.0.2")
+        wait_until(Duration::from_secs(5), || guard.log_attempts("127.0.0.2")
             >= 3
-            && log_events(&guard, "127.0.0.3") >= 1),
+            && guard.log_attempts("127.0.0.3") >= 1),
         "the daemon did not record the log lines: {:#}\n{}",
         guard.show("127.0.0.2"),
         sshd.diag()

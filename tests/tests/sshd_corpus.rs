@@ -312,7 +312,7 @@ const CLIENTS: &[Client] = &[
 
 /// Why sshd cannot be made to log `kind` here; `None` for the kinds this
 /// test provokes (each must be in some client's `must`). The match is
-/// exhaustive so that a new kind has to be placed here (and in [`ALL_KINDS`]).
+/// exhaustive so that a new kind has to be placed here (and in [`Kind::ALL`]).
 fn not_provokable(kind: Kind) -> Option<&'static str> {
     match kind {
         Kind::NoIdentification => Some(
@@ -341,25 +341,6 @@ fn not_provokable(kind: Kind) -> Option<&'static str> {
         | Kind::Accepted => None,
     }
 }
-
-/// Every [`Kind`].
-const ALL_KINDS: [Kind; 15] = [
-    Kind::FailedAuth,
-    Kind::InvalidUser,
-    Kind::ConnectionClosedPreauth,
-    Kind::Disconnected,
-    Kind::ReceivedDisconnect,
-    Kind::MaxAuthTries,
-    Kind::TooManyAuthFailures,
-    Kind::PamAuthFailure,
-    Kind::NotAllowed,
-    Kind::NoIdentification,
-    Kind::BannerError,
-    Kind::UnableToNegotiate,
-    Kind::BadProtocolVersion,
-    Kind::PreauthTimeout,
-    Kind::Accepted,
-];
 
 /// The test's sshd_config additions: ::1 too (when `v6`), a low
 /// MaxAuthTries for the too-many-keys clients, and one user refused from
@@ -539,7 +520,7 @@ fn every_real_sshd_line_about_a_client_is_classified() {
         report.problems.join("\n")
     );
     let mut missing = String::new();
-    for kind in ALL_KINDS {
+    for kind in Kind::ALL {
         let provoked = CLIENTS.iter().any(|c| c.must.contains(&kind));
         match (not_provokable(kind), provoked) {
             (None, false) => {

@@ -6,7 +6,6 @@
 //! `[sshd_log] source = "journal"` inside the same namespace.
 
 use authguard_e2e::*;
-use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -133,14 +132,6 @@ fn journal_text(journald: &Journald) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn log_attempts(guard: &Guard, source: &str) -> usize {
-    let show: Value = guard.show(source);
-    show["attempts"]
-        .as_array()
-        .map(|a| a.iter().filter(|x| x["origin"] == "sshd-log").count())
-        .unwrap_or(0)
-}
-
 #[test]
 fn journal_lines_ban_and_a_restart_neither_loses_nor_repeats_them() {
     if !require_root() {
@@ -167,15 +158,14 @@ fn journal_lines_ban_and_a_restart_neither_loses_nor_repeats_them() {
     );
     let ban = guard.listed("203.0.113.50").expect("listed");
     assert_eq!(ban["origin"], "sshd-log", "{ban:#}");
-    assert_eq!(log_attempts(&guard, "203.0.113.50"), 5);
+    assert_eq!(guard.log_attempts("203.0.113.50"), 5);
 
     // Three closes seen, then the daemon dies; two more are logged while it
     // is down. After a restart the cursor resumes: all five count, once each.
     closes(&journald, "198.51.100.60", 41_000..41_003);
-    assert!(wait_until(Duration::from_secs(5), || log_attempts(
-        &guard,
-        "198.51.100.60"
-    ) == 3));
+    assert!(wait_until(Duration::from_secs(5), || guard
+        .log_attempts("198.51.100.60")
+        == 3));
     drop(daemon);
     closes(&journald, "198.51.100.60", 41_003..41_005);
     let _daemon = Daemon::start(&journald, &guard);
@@ -188,13 +178,13 @@ fn journal_lines_ban_and_a_restart_neither_loses_nor_repeats_them() {
         guard.show("198.51.100.60")
     );
     assert_eq!(
-        log_attempts(&guard, "198.51.100.60"),
+        guard.log_attempts("198.51.100.60"),
         5,
         "{:#}",
         guard.show("198.51.100.60")
     );
     assert_eq!(
-        log_attempts(&guard, "203.0.113.50"),
+        guard.log_attempts("203.0.113.50"),
         5,
         "the first source's lines were read twice"
     );
