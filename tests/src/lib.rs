@@ -37,7 +37,9 @@ use std::time::{Duration, Instant};
 
 pub use serde_json::Value;
 
+pub mod deb;
 pub mod netns;
+pub mod trixie;
 
 /// The test user that exists only inside a test sshd's mount namespace.
 pub const TEST_USER: &str = "agtest";
@@ -812,6 +814,24 @@ pub fn default_stack(config: Option<&Path>) -> String {
     s
 }
 
+/// Which OpenSSH a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// The machine's own `/usr/sbin/sshd` and clients (Debian 12, OpenSSH 9.2
+    /// in CI), in a private mount namespace, on a free loopback port.
+    Host,
+    /// The Debian 13 root's OpenSSH 10 ([`trixie::root`]), chrooted into an
+    /// overlay of the root, in private mount and network namespaces, on port
+    /// 22 of that namespace's `lo`; its clients run in the same namespaces
+    /// and root (the trixie `ssh`, `sshpass`).
+    Debian13,
+}
+
+impl Platform {
+    /// Both platforms, for tests that prove a promise on each.
+    pub const ALL: [Platform; 2] = [Platform::Host, Platform::Debian13];
+}
+
 /// A private OpenSSH sshd in its own mount namespace on a loopback port.
 #[derive(Debug)]
 pub struct Sshd {
@@ -819,6 +839,9 @@ pub struct Sshd {
     path: PathBuf,
     port: u16,
     child: Child,
+    platform: Platform,
+    /// The Debian 13 machine the sshd runs in (dropped after the sshd).
+    machine: Option<Arc<trixie::Machine>>,
 }
 
 impl Sshd {
@@ -843,6 +866,60 @@ impl Sshd {
     /// `LoginGraceTime 5`); a `Match` block and everything after it go at the
     /// end, where `Match` must be. The result is checked with `sshd -T`.
     pub fn with_stack_and_config(stack: Stack, extra: &str) -> Sshd {
+        Sshd::launch(Platform::Host, stack, extra)
+    }
+
+    /// sshd with the default authguard stack for `guard` on `platform`.
+    pub fn start_on(platform: Platform, guard: &Guard) -> Sshd {
+        Sshd::launch(platform, Stack::Guarded(guard.config_path()), "")
+    }
+
+    /// [`Sshd::with_stack_and_config`] on `platform`.
+    pub fn launch(platform: Platform, stack: Stack, extra: &str) -> Sshd {
+        match platform {
+            Platform::Host => Sshd::launch_on_host(stack, extra),
+            Platform::Debian13 => Sshd::launch_on_debian13(stack, extra),
+        }
+    }
+
+    fn launch_on_debian13(stack: Stack, extra: &str) -> Sshd {
+        Sshd::launch_in(Arc::new(trixie::Machine::boot()), stack, extra)
+    }
+
+    /// An sshd (the root's OpenSSH 10) inside the Debian 13 `machine`, with
+    /// `stack` as its `/etc/pam.d/sshd` and the test user added to the
+    /// machine's user files.
+    pub fn launch_in(machine: Arc<trixie::Machine>, stack: Stack, extra: &str) -> Sshd {
+        let (dir, path) = prepare_sshd_dir_for(&stack, &machine.path().join("etc"));
+        write_sshd_config_on(Platform::Debian13, &path, 22, &["127.0.0.1"], extra);
+        let mut child = spawn_sshd_in(&machine, &path);
+        let listening = wait_until(Duration::from_secs(20), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+                || std::fs::read_to_string(path.join("sshd.log"))
+                    .is_ok_and(|l| l.contains("Server listening on"))
+        });
+        let exited = child.try_wait().expect("wait for sshd");
+        if !listening || exited.is_some() {
+            kill_group(child.id(), libc::SIGKILL);
+            let _ = child.wait();
+            panic!(
+                "Debian 13 sshd did not start listening within 20 s: exit {exited:?}\n\
+                 --- sshd.log ---\n{}\n--- sshd stderr ---\n{}",
+                std::fs::read_to_string(path.join("sshd.log")).unwrap_or_default(),
+                std::fs::read_to_string(path.join("sshd.err")).unwrap_or_default()
+            );
+        }
+        Sshd {
+            dir: Some(dir),
+            path,
+            port: 22,
+            child,
+            platform: Platform::Debian13,
+            machine: Some(machine),
+        }
+    }
+
+    fn launch_on_host(stack: Stack, extra: &str) -> Sshd {
         let (dir, path) = prepare_sshd_dir(&stack);
         let mut last_log = String::new();
         for _ in 0..5 {
@@ -874,6 +951,8 @@ impl Sshd {
                     path,
                     port,
                     child,
+                    platform: Platform::Host,
+                    machine: None,
                 };
             }
             if exited.is_none() {
@@ -944,9 +1023,48 @@ impl Sshd {
         )
     }
 
+    /// The platform this sshd runs on.
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    /// The Debian 13 machine this sshd runs in (None on the host).
+    pub fn machine(&self) -> Option<&trixie::Machine> {
+        self.machine.as_deref()
+    }
+
+    /// A command for `program` where this sshd's clients run: the host, or
+    /// (Debian 13) inside the sshd's network and mount namespaces and root.
+    pub fn client(&self, program: &str) -> Command {
+        match self.platform {
+            Platform::Host => Command::new(program),
+            Platform::Debian13 => {
+                let mut cmd = Command::new("nsenter");
+                cmd.arg("-t")
+                    .arg(self.child.id().to_string())
+                    .args(["-m", "-n", "-r", "-w", "--", program]);
+                cmd
+            }
+        }
+    }
+
     /// Password or keyboard-interactive login as the test user from `source`.
     pub fn login(&self, source: &str, password: &str, method: Method) -> ClientResult {
-        ssh_password(self.port, source, TEST_USER, password, method)
+        self.login_at_level(source, TEST_USER, password, method, "ERROR")
+    }
+
+    /// [`Sshd::login`] as `user` with the client's `LogLevel` given (see
+    /// [`ssh_password_at_level`]).
+    pub fn login_at_level(
+        &self,
+        source: &str,
+        user: &str,
+        password: &str,
+        method: Method,
+        log_level: &str,
+    ) -> ClientResult {
+        let cmd = self.client("sshpass");
+        password_client(cmd, self.port, source, user, password, method, log_level)
     }
 
     /// Creates (once) a client key pair in the sshd's directory and authorizes
@@ -982,7 +1100,7 @@ impl Sshd {
     /// Public-key login as the test user from `source` with [`Sshd::client_key`].
     pub fn login_with_key(&self, source: &str) -> ClientResult {
         let key = self.client_key();
-        ssh_key(self.port, source, TEST_USER, &key)
+        key_client(self.client("ssh"), self.port, source, TEST_USER, &key)
     }
 }
 
@@ -1003,6 +1121,11 @@ impl Drop for Sshd {
 /// Writes a test sshd's files into a new tempdir: the PAM stack, the
 /// reached-marker, user files, host key and authorized_keys directory.
 pub(crate) fn prepare_sshd_dir(stack: &Stack) -> (tempfile::TempDir, PathBuf) {
+    prepare_sshd_dir_for(stack, Path::new("/etc"))
+}
+
+/// [`prepare_sshd_dir`] with the user files made from those in `etc`.
+fn prepare_sshd_dir_for(stack: &Stack, etc: &Path) -> (tempfile::TempDir, PathBuf) {
     let dir = tempdir("ag-sshd-");
 
     let path = dir.path().to_path_buf();
@@ -1029,7 +1152,7 @@ pub(crate) fn prepare_sshd_dir(stack: &Stack) -> (tempfile::TempDir, PathBuf) {
         ),
         0o755,
     );
-    make_user_files(&path);
+    make_user_files(&path, etc);
     run_ok(
         Command::new("ssh-keygen")
             .args([
@@ -1087,13 +1210,46 @@ pub(crate) fn spawn_sshd(path: &Path, netns: Option<&str>) -> Child {
     cmd.spawn().expect("spawn unshare … sshd")
 }
 
-/// `sshd -T -f PATH`: sshd's effective settings, or why it rejects the file.
-fn sshd_dump(path: &Path) -> Finished {
-    run_with_timeout(
-        Command::new("/usr/sbin/sshd").arg("-T").arg("-f").arg(path),
-        None,
-        CLIENT_TIMEOUT,
-    )
+/// Starts the machine's `sshd -D` (config `<path>/sshd_config`, log
+/// `<path>/sshd.log`) with the test PAM file and user files copied into the
+/// machine first. The child is sshd itself (nsenter execs it) and leads its
+/// own process group.
+fn spawn_sshd_in(machine: &trixie::Machine, path: &Path) -> Child {
+    let _ = std::fs::remove_file(path.join("sshd.log"));
+    let d = path.to_string_lossy();
+    machine.run_ok("cp", &[&format!("{d}/pam.sshd"), "/etc/pam.d/sshd"]);
+    for file in ["passwd", "shadow", "group"] {
+        machine.run_ok("cp", &[&format!("{d}/{file}"), &format!("/etc/{file}")]);
+    }
+    let mut cmd = machine.command("/usr/sbin/sshd");
+    cmd.arg("-D")
+        .arg("-E")
+        .arg(path.join("sshd.log"))
+        .arg("-f")
+        .arg(path.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(path.join("sshd.out")).expect("create sshd.out"))
+        .stderr(std::fs::File::create(path.join("sshd.err")).expect("create sshd.err"))
+        .process_group(0);
+    cmd.spawn().expect("spawn nsenter … sshd")
+}
+
+/// `sshd -T -f PATH` with the sshd of `platform`: its effective settings,
+/// or why it rejects the file.
+pub fn sshd_dump_on(platform: Platform, path: &Path) -> Finished {
+    match platform {
+        Platform::Host => run_with_timeout(
+            Command::new("/usr/sbin/sshd").arg("-T").arg("-f").arg(path),
+            None,
+            CLIENT_TIMEOUT,
+        ),
+        Platform::Debian13 => {
+            let scratch = tempdir("ag-sshd-t-");
+            let mut cmd = trixie::root().command(scratch.path(), false, ":", "/usr/sbin/sshd");
+            cmd.arg("-T").arg("-f").arg(path);
+            run_with_timeout(&mut cmd, None, CLIENT_TIMEOUT)
+        }
+    }
 }
 
 fn write_file(path: &Path, text: &str, mode: u32) {
@@ -1114,6 +1270,11 @@ pub(crate) fn write_sshd_config(dir: &Path, port: u16, listen: &[&str]) {
 /// [`write_sshd_config`] with `extra` config text, split as
 /// [`Sshd::with_stack_and_config`] describes.
 fn write_sshd_config_extra(dir: &Path, port: u16, listen: &[&str], extra: &str) {
+    write_sshd_config_on(Platform::Host, dir, port, listen, extra);
+}
+
+/// [`write_sshd_config_extra`] checked with the sshd of `platform`.
+fn write_sshd_config_on(platform: Platform, dir: &Path, port: u16, listen: &[&str], extra: &str) {
     let (extra_head, extra_tail) = match extra
         .match_indices("Match ")
         .find(|&(at, _)| at == 0 || extra.as_bytes()[at - 1] == b'\n')
@@ -1154,7 +1315,7 @@ PrintMotd no
     write_file(&path, &cfg, 0o644);
     // Newer OpenSSH (9.8+) penalises sources that fail to authenticate; that
     // would mask what authguard does, so switch it off where it exists.
-    let t = sshd_dump(&path);
+    let t = sshd_dump_on(platform, &path);
     assert!(
         t.status.success(),
         "sshd -T rejects the test config: {}",
@@ -1170,7 +1331,7 @@ PrintMotd no
             cfg.push('\n');
         }
         write_file(&path, &cfg, 0o644);
-        let t = sshd_dump(&path);
+        let t = sshd_dump_on(platform, &path);
         assert!(
             t.status.success(),
             "sshd -T rejects the test config with its Match blocks: {}\n--- sshd_config ---\n{cfg}",
@@ -1179,8 +1340,8 @@ PrintMotd no
     }
 }
 
-/// Copies passwd/shadow/group with the test user appended, and its home.
-fn make_user_files(dir: &Path) {
+/// Copies passwd/shadow/group of `etc` with the test user appended, and its home.
+fn make_user_files(dir: &Path, etc: &Path) {
     let home = dir.join("home");
     std::fs::create_dir_all(&home).expect("mkdir home");
     std::os::unix::fs::chown(&home, Some(TEST_UID), Some(TEST_UID)).expect("chown home");
@@ -1197,20 +1358,22 @@ fn make_user_files(dir: &Path) {
         .expect("clock after 1970")
         .as_secs()
         / 86_400;
-    let read = |p: &str| {
-        let mut s = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {p}: {e}"));
+    let read = |name: &str| {
+        let p = etc.join(name);
+        let mut s =
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
         if !s.is_empty() && !s.ends_with('\n') {
             s.push('\n');
         }
         s
     };
-    let passwd = read("/etc/passwd")
+    let passwd = read("passwd")
         + &format!(
             "{TEST_USER}:x:{TEST_UID}:{TEST_UID}:authguard e2e:{}:/bin/sh\n",
             home.display()
         );
-    let shadow = read("/etc/shadow") + &format!("{TEST_USER}:{hash}:{days}:0:99999:7:::\n");
-    let group = read("/etc/group") + &format!("{TEST_USER}:x:{TEST_UID}:\n");
+    let shadow = read("shadow") + &format!("{TEST_USER}:{hash}:{days}:0:99999:7:::\n");
+    let group = read("group") + &format!("{TEST_USER}:x:{TEST_UID}:\n");
     write_file(&dir.join("passwd"), &passwd, 0o644);
     write_file(&dir.join("shadow"), &shadow, 0o600);
     write_file(&dir.join("group"), &group, 0o644);
@@ -1336,7 +1499,27 @@ pub fn ssh_password_at_level(
     method: Method,
     log_level: &str,
 ) -> ClientResult {
-    let mut cmd = Command::new("sshpass");
+    password_client(
+        Command::new("sshpass"),
+        port,
+        source_ip,
+        user,
+        password,
+        method,
+        log_level,
+    )
+}
+
+/// Runs `cmd` (an `sshpass` command) as [`ssh_password_at_level`] does.
+fn password_client(
+    mut cmd: Command,
+    port: u16,
+    source_ip: &str,
+    user: &str,
+    password: &str,
+    method: Method,
+    log_level: &str,
+) -> ClientResult {
     cmd.arg("-p")
         .arg(password)
         .arg("ssh")
@@ -1358,7 +1541,17 @@ pub fn ssh_password_at_level(
 
 /// Public-key login with the private key `key`.
 pub fn ssh_key(port: u16, source_ip: &str, user: &str, key: &Path) -> ClientResult {
-    let mut cmd = Command::new("ssh");
+    key_client(Command::new("ssh"), port, source_ip, user, key)
+}
+
+/// Runs `cmd` (an `ssh` command) as [`ssh_key`] does.
+fn key_client(
+    mut cmd: Command,
+    port: u16,
+    source_ip: &str,
+    user: &str,
+    key: &Path,
+) -> ClientResult {
     cmd.args(ssh_common_args(port, source_ip, "ERROR"))
         .arg("-i")
         .arg(key)

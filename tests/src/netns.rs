@@ -885,6 +885,8 @@ impl Sshd {
             path,
             port: SSH_PORT,
             child,
+            platform: crate::Platform::Host,
+            machine: None,
         };
         let mut exited = None;
         let up = wait_until(Duration::from_secs(10), || {

@@ -7,7 +7,7 @@
 //! expected: under `CI=true`, or with `AUTHGUARD_TEST_PACKAGE=1`. It never
 //! runs over an authguard package the admin installed.
 
-use authguard_e2e::{Method, REACHED_LINE, Sshd, Stack, require_root, target_dir};
+use authguard_e2e::{Method, REACHED_LINE, Sshd, Stack, deb, require_root, target_dir};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ fn package_installs_guards_upgrades_and_purges_cleanly() {
     if !require_root() || !wanted() {
         return;
     }
-    let deb = built_package();
+    let deb = deb::built();
     assert!(
         !installed(),
         "an authguard package is already installed here; this test will not touch it"
@@ -32,7 +32,7 @@ fn package_installs_guards_upgrades_and_purges_cleanly() {
 
     // An older build first (the same code, an earlier version), so the
     // real package arrives as an upgrade.
-    let old = older_build(&deb);
+    let old = deb::older_build(&deb, &target_dir().join("debian-old"));
     apt(&["install", "-y", &old.to_string_lossy()]);
     files_land_with_their_modes();
     let status = run("guardctl", &["status", "--json"]);
@@ -62,7 +62,7 @@ fn package_installs_guards_upgrades_and_purges_cleanly() {
     apt(&["install", "-y", &deb.to_string_lossy()]);
     assert_eq!(
         installed_version(),
-        deb_version(&deb),
+        deb::version(&deb),
         "upgraded to the built package"
     );
     let listed = list();
@@ -171,81 +171,18 @@ fn wanted() -> bool {
     false
 }
 
-/// `target/debian/authguard_*.deb`, made by `make deb` (which `make test` runs first).
-fn built_package() -> PathBuf {
-    let dir = target_dir().join("debian");
-    let mut debs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `make deb` first", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy();
-            name.starts_with("authguard_") && name.ends_with(".deb")
-        })
-        .collect();
-    assert_eq!(
-        debs.len(),
-        1,
-        "expected one authguard .deb in {}: {debs:?}",
-        dir.display()
-    );
-    debs.remove(0)
-}
-
 /// Lintian's verdict: no error, no warning (overrides carry their reasons).
 fn lintian_passes(deb: &Path) {
-    let out = run(
-        "lintian",
-        &[
-            "--pedantic",
-            "--fail-on",
-            "error,warning",
-            &deb.to_string_lossy(),
-        ],
-    );
-    let complaints: Vec<&str> = std::str::from_utf8(&out.stdout)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("E:") || l.starts_with("W:"))
-        .collect();
+    let mut args = deb::LINTIAN_ARGS.to_vec();
+    let deb = deb.to_string_lossy();
+    args.push(&deb);
+    let out = run("lintian", &args);
+    let complaints = deb::lintian_complaints(&String::from_utf8_lossy(&out.stdout));
     assert!(
         out.status.success() && complaints.is_empty(),
         "lintian: {complaints:#?}\n{}",
         text(&out)
     );
-}
-
-/// The package rebuilt with an earlier version number.
-fn older_build(deb: &Path) -> PathBuf {
-    let dir = target_dir().join("debian-old");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("debian-old dir");
-    let tree = dir.join("tree");
-    run_ok(
-        "dpkg-deb",
-        &["-R", &deb.to_string_lossy(), &tree.to_string_lossy()],
-    );
-    let control = tree.join("DEBIAN/control");
-    let text = std::fs::read_to_string(&control).expect("control");
-    let version = deb_version(deb);
-    std::fs::write(
-        &control,
-        text.replace(
-            &format!("Version: {version}"),
-            &format!("Version: {version}~older"),
-        ),
-    )
-    .expect("control");
-    let old = dir.join("authguard_older.deb");
-    run_ok(
-        "dpkg-deb",
-        &[
-            "--root-owner-group",
-            "-b",
-            &tree.to_string_lossy(),
-            &old.to_string_lossy(),
-        ],
-    );
-    old
 }
 
 fn files_land_with_their_modes() {
@@ -302,16 +239,7 @@ fn files_land_with_their_modes() {
 
 fn edit_config() {
     let config = std::fs::read_to_string(CONFIG).expect("config");
-    let config = config
-        .replace(
-            "#allow = [\"127.0.0.0/8\", \"::1\"]",
-            "allow = [\"127.0.0.1/32\", \"::1\"]",
-        )
-        .replace("#backend = \"nftables\"", "backend = \"none\"");
-    assert!(
-        config.contains("allow = [\"127.0.0.1/32\""),
-        "the shipped config changed shape"
-    );
+    let config = deb::test_config(&config);
     std::fs::write(CONFIG, config).expect("config");
     // The host's /etc/pam.d/sshd is never edited: check a copy of Debian's
     // with the documented line added where README.Debian says.
@@ -413,11 +341,6 @@ fn installed() -> bool {
 fn installed_version() -> String {
     String::from_utf8_lossy(&run_ok("dpkg-query", &["-W", "-f=${Version}", "authguard"]).stdout)
         .into_owned()
-}
-
-fn deb_version(deb: &Path) -> String {
-    let out = run_ok("dpkg-deb", &["-f", &deb.to_string_lossy(), "Version"]);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn apt(args: &[&str]) {
