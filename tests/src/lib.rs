@@ -832,6 +832,16 @@ impl Platform {
     pub const ALL: [Platform; 2] = [Platform::Host, Platform::Debian13];
 }
 
+/// Where a Debian 13 sshd writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshdLog {
+    /// `sshd -E DIR/sshd.log` ([`Sshd::sshd_log_path`]).
+    File,
+    /// syslog(3), as an sshd started by systemd does: to the machine's
+    /// journald ([`trixie::Machine::start_journald`]), or nowhere.
+    Syslog,
+}
+
 /// A private OpenSSH sshd in its own mount namespace on a loopback port.
 #[derive(Debug)]
 pub struct Sshd {
@@ -890,13 +900,29 @@ impl Sshd {
     /// `stack` as its `/etc/pam.d/sshd` and the test user added to the
     /// machine's user files.
     pub fn launch_in(machine: Arc<trixie::Machine>, stack: Stack, extra: &str) -> Sshd {
+        Sshd::launch_in_logging(machine, stack, extra, SshdLog::File)
+    }
+
+    /// [`Sshd::launch_in`], with sshd's log going where `log` says. Ready
+    /// once a TCP connect from 127.0.0.1 succeeds (the same readiness probe
+    /// as on the host, so both logs start alike).
+    pub fn launch_in_logging(
+        machine: Arc<trixie::Machine>,
+        stack: Stack,
+        extra: &str,
+        log: SshdLog,
+    ) -> Sshd {
         let (dir, path) = prepare_sshd_dir_for(&stack, &machine.path().join("etc"));
         write_sshd_config_on(Platform::Debian13, &path, 22, &["127.0.0.1"], extra);
-        let mut child = spawn_sshd_in(&machine, &path);
+        let mut child = spawn_sshd_in(&machine, &path, log);
+        let probe = || {
+            machine.in_net(|| {
+                TcpStream::connect_timeout(&([127, 0, 0, 1], 22).into(), Duration::from_millis(200))
+                    .is_ok()
+            })
+        };
         let listening = wait_until(Duration::from_secs(20), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-                || std::fs::read_to_string(path.join("sshd.log"))
-                    .is_ok_and(|l| l.contains("Server listening on"))
+            matches!(child.try_wait(), Ok(Some(_))) || probe()
         });
         let exited = child.try_wait().expect("wait for sshd");
         if !listening || exited.is_some() {
@@ -1067,6 +1093,21 @@ impl Sshd {
         password_client(cmd, self.port, source, user, password, method, log_level)
     }
 
+    /// A public-key login as `user` with `key` (see [`ssh_key`]), from where
+    /// this sshd's clients run.
+    pub fn login_with_key_as(&self, source: &str, user: &str, key: &Path) -> ClientResult {
+        key_client(self.client("ssh"), self.port, source, user, key)
+    }
+
+    /// A plain TCP connection from `source` to this sshd
+    /// ([`tcp_connect_from`], inside the Debian 13 machine's network there).
+    pub fn connect_from(&self, source: std::net::Ipv4Addr) -> std::io::Result<TcpStream> {
+        match &self.machine {
+            None => tcp_connect_from(source, self.port),
+            Some(machine) => machine.in_net(|| tcp_connect_from(source, self.port)),
+        }
+    }
+
     /// Creates (once) a client key pair in the sshd's directory and authorizes
     /// it for the test user; returns the private key's path.
     pub fn client_key(&self) -> PathBuf {
@@ -1214,7 +1255,7 @@ pub(crate) fn spawn_sshd(path: &Path, netns: Option<&str>) -> Child {
 /// `<path>/sshd.log`) with the test PAM file and user files copied into the
 /// machine first. The child is sshd itself (nsenter execs it) and leads its
 /// own process group.
-fn spawn_sshd_in(machine: &trixie::Machine, path: &Path) -> Child {
+fn spawn_sshd_in(machine: &trixie::Machine, path: &Path, log: SshdLog) -> Child {
     let _ = std::fs::remove_file(path.join("sshd.log"));
     let d = path.to_string_lossy();
     machine.run_ok("cp", &[&format!("{d}/pam.sshd"), "/etc/pam.d/sshd"]);
@@ -1222,10 +1263,11 @@ fn spawn_sshd_in(machine: &trixie::Machine, path: &Path) -> Child {
         machine.run_ok("cp", &[&format!("{d}/{file}"), &format!("/etc/{file}")]);
     }
     let mut cmd = machine.command("/usr/sbin/sshd");
-    cmd.arg("-D")
-        .arg("-E")
-        .arg(path.join("sshd.log"))
-        .arg("-f")
+    cmd.arg("-D");
+    if log == SshdLog::File {
+        cmd.arg("-E").arg(path.join("sshd.log"));
+    }
+    cmd.arg("-f")
         .arg(path.join("sshd_config"))
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(path.join("sshd.out")).expect("create sshd.out"))

@@ -107,7 +107,8 @@ impl TrixieRoot {
         cmd.arg("sh").arg("-c").arg(format!(
             "set -e; L=\"$1\"; S=\"$2\"; T=\"$3\"; B=\"$4\"; shift 4; ROOTFS=\"$S/rootfs\"; \
              mount -t overlay overlay -o \"lowerdir=$L,upperdir=$S/upper,workdir=$S/work\" \"$ROOTFS\"; \
-             mount --rbind /dev \"$ROOTFS/dev\"; mount -t proc proc \"$ROOTFS/proc\"; \
+             {PRIVATE_DEV} mount -t proc proc \"$ROOTFS/proc\"; \
+             mount --rbind /sys \"$ROOTFS/sys\"; \
              mkdir -p \"$ROOTFS$T\" \"$ROOTFS$B\"; mount --bind \"$T\" \"$ROOTFS$T\"; \
              mount --bind \"$B\" \"$ROOTFS$B\"; {net}; {setup}; exec chroot \"$ROOTFS\" \"$@\""
         ));
@@ -122,6 +123,19 @@ impl TrixieRoot {
         cmd
     }
 }
+
+/// Shell that gives the overlay at `$ROOTFS` a `/dev` of its own, as
+/// systemd-nspawn does: a tmpfs with the host's harmless device nodes bound
+/// in, a private `/dev/shm`, and `/dev/log` pointing at the machine's own
+/// journald socket (the host's `/dev` is never written).
+const PRIVATE_DEV: &str = "D=\"$ROOTFS/dev\"; mount -t tmpfs -o mode=755,nosuid dev \"$D\"; \
+    for n in null zero full random urandom tty; do \
+        touch \"$D/$n\"; mount --bind \"/dev/$n\" \"$D/$n\"; done; \
+    mkdir \"$D/pts\" \"$D/shm\"; mount --bind /dev/pts \"$D/pts\"; \
+    mount -t tmpfs -o mode=1777,nosuid,nodev shm \"$D/shm\"; \
+    ln -s pts/ptmx \"$D/ptmx\"; ln -s /proc/self/fd \"$D/fd\"; \
+    ln -s /proc/self/fd/0 \"$D/stdin\"; ln -s /proc/self/fd/1 \"$D/stdout\"; \
+    ln -s /proc/self/fd/2 \"$D/stderr\"; ln -s /run/systemd/journal/dev-log \"$D/log\";";
 
 /// A Debian 13 "machine": one throw-away overlay of the root with its own
 /// mount and network namespaces, kept alive by an idle process, that any
@@ -181,6 +195,26 @@ impl Machine {
         cmd
     }
 
+    /// Runs `f` on a thread of its own that has entered the machine's
+    /// network namespace: sockets it makes are the machine's (and stay so).
+    pub fn in_net<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let ns = File::open(format!("/proc/{}/ns/net", self.idle.id()))
+            .expect("the machine's network namespace");
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    use std::os::fd::AsRawFd;
+                    // SAFETY: setns(2) on an open namespace fd; it changes
+                    // only this (scoped, short-lived) thread's network namespace.
+                    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                    f()
+                })
+                .join()
+                .expect("the thread in the machine's network namespace")
+        })
+    }
+
     /// Runs `program args` in the machine (bounded: 10 minutes).
     pub fn run(&self, program: &str, args: &[&str]) -> Finished {
         run_with_timeout(
@@ -199,6 +233,54 @@ impl Machine {
             f.describe()
         );
         f
+    }
+}
+
+impl Machine {
+    /// Starts the root's own systemd-journald inside the machine: what
+    /// programs there log with syslog(3) (through `/dev/log`) lands in the
+    /// machine's journal, read back with [`Journald::json`].
+    pub fn start_journald(&self) -> Journald {
+        let mut child = self
+            .command("/lib/systemd/systemd-journald")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn nsenter … systemd-journald");
+        let socket = self.path().join("run/systemd/journal/dev-log");
+        let up = crate::wait_until(Duration::from_secs(10), || {
+            matches!(child.try_wait(), Ok(Some(_))) || socket.exists()
+        });
+        if !up || !matches!(child.try_wait(), Ok(None)) {
+            crate::kill_group(child.id(), libc::SIGKILL);
+            let _ = child.wait();
+            panic!("the Debian 13 machine's journald did not open its socket within 10 s");
+        }
+        Journald { child }
+    }
+}
+
+/// A machine's systemd-journald ([`Machine::start_journald`]); stopped on drop.
+#[derive(Debug)]
+pub struct Journald {
+    child: Child,
+}
+
+impl Journald {
+    /// Every entry of the machine's journal so far, one `journalctl -o json`
+    /// object per line, read with the machine's own journalctl.
+    pub fn json(&self, machine: &Machine) -> Vec<String> {
+        let out = machine.run_ok("journalctl", &["-o", "json", "--no-pager", "--all"]);
+        out.stdout.lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for Journald {
+    fn drop(&mut self) {
+        crate::kill_group(self.child.id(), libc::SIGKILL);
+        let _ = self.child.wait();
     }
 }
 
