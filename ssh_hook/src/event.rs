@@ -96,11 +96,24 @@ pub enum Kind {
     PreauthTimeout,
     /// `Accepted password|publickey|keyboard-interactive/pam for U from A port P ssh2[: key]`.
     Accepted,
+    /// `drop connection #N from [A]:P on [L]:LP penalty: REASON` (OpenSSH
+    /// 9.8+): sshd refused a connection because PerSourcePenalties has the
+    /// source penalised for earlier crashes, failed or absent
+    /// authentication, RefuseConnection or LoginGraceTime.
+    PenaltyDrop,
+    /// `drop connection #N from [A]:P on [L]:LP Maxstartups` (before 9.8:
+    /// `past MaxStartups`): too many unauthenticated connections at once,
+    /// which is no one source's doing.
+    MaxStartupsDrop,
+    /// `srclimit_penalise: ipv4: new A/BITS active penalty of S seconds for
+    /// penalty: REASON` (and `… A/BITS: activating ipv4 penalty …`): a
+    /// PerSourcePenalties penalty comes into force for a source's network.
+    PenaltyImposed,
 }
 
 impl Kind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 18] = [
         Kind::FailedAuth,
         Kind::InvalidUser,
         Kind::ConnectionClosedPreauth,
@@ -116,6 +129,9 @@ impl Kind {
         Kind::BadProtocolVersion,
         Kind::PreauthTimeout,
         Kind::Accepted,
+        Kind::PenaltyDrop,
+        Kind::MaxStartupsDrop,
+        Kind::PenaltyImposed,
     ];
 
     /// The kind's name in JSON and in the store (`failed-auth`, `invalid-user`, …).
@@ -136,6 +152,9 @@ impl Kind {
             Kind::BadProtocolVersion => "bad-protocol-version",
             Kind::PreauthTimeout => "preauth-timeout",
             Kind::Accepted => "accepted",
+            Kind::PenaltyDrop => "penalty-drop",
+            Kind::MaxStartupsDrop => "maxstartups-drop",
+            Kind::PenaltyImposed => "penalty-imposed",
         }
     }
 }

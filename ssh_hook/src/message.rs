@@ -17,6 +17,7 @@ mod account;
 mod auth_log;
 mod connection;
 mod pam;
+mod penalty;
 mod probe;
 
 use crate::address::Endpoint;
@@ -29,7 +30,7 @@ use std::net::IpAddr;
 type Parser = for<'a> fn(&'a [u8]) -> Option<Event<'a>>;
 
 /// Every parser, each starting with a cheap literal-prefix check.
-const PARSERS: [Parser; 15] = [
+const PARSERS: [Parser; 17] = [
     auth_log::parse_failed_or_accepted,
     auth_log::parse_max_auth_tries,
     account::parse_invalid_user,
@@ -45,6 +46,8 @@ const PARSERS: [Parser; 15] = [
     probe::parse_unable_to_negotiate,
     probe::parse_bad_protocol_version,
     probe::parse_preauth_timeout,
+    penalty::parse_drop_connection,
+    penalty::parse_penalty_imposed,
 ];
 
 /// Parses one bare sshd message (no syslog prefix; a trailing line ending is

@@ -11,6 +11,9 @@
 //!   module is active it has counted them already, so the log is evidence.
 //! - Protocol probes (no banner, junk, old key exchange, timeouts) weigh
 //!   `probe_weight`.
+//! - A connection sshd's PerSourcePenalties refused (`drop connection …
+//!   penalty: …`) is a full failure: sshd has already judged the source.
+//!   MaxStartups drops and the penalties' own notices never count.
 //!
 //! A [`Tracker`] remembers, per connection, what it has seen, so the close
 //! of a key-only connection can be told from any other close.
@@ -104,6 +107,18 @@ impl Tracker {
             | Kind::UnableToNegotiate
             | Kind::BadProtocolVersion
             | Kind::PreauthTimeout => probe(weights),
+            // sshd's own verdict: it refused the source because its penalty
+            // passed PerSourcePenalties' `min` (four failed logins, sixteen
+            // bare connections or one crash at the defaults). A source that
+            // keeps knocking while refused counts a failure per knock.
+            Kind::PenaltyDrop => Verdict::Failure {
+                weight: 1.0,
+                why: "refused by sshd's PerSourcePenalties",
+                unless_pam_saw_it: false,
+            },
+            // MaxStartups is the server's load, not the source's fault; a
+            // penalty coming into force restates failures already counted.
+            Kind::MaxStartupsDrop | Kind::PenaltyImposed => Verdict::Evidence,
             Kind::Accepted => {
                 self.connections.remove(&key);
                 Verdict::Success
@@ -305,6 +320,23 @@ mod tests {
             pam_active: true,
         };
         assert_eq!(weight(&verdicts(&lines, &no_probes)), 1.0);
+    }
+
+    #[test]
+    fn sshd_penalty_drops_count_and_its_notices_and_maxstartups_do_not() {
+        let drops = [
+            "drop connection #0 from [203.0.113.7]:5000 on [192.0.2.1]:22 penalty: failed authentication",
+            "drop connection #4 from [203.0.113.7]:5001 on [192.0.2.1]:22 penalty: caused crash",
+        ];
+        for w in [&PAM_OFF, &PAM_ON] {
+            assert_eq!(weight(&verdicts(&drops, w)), 2.0);
+        }
+        let not_counted = [
+            "drop connection #12 from [203.0.113.8]:5002 on [192.0.2.1]:22 Maxstartups",
+            "srclimit_penalise: ipv4: new 203.0.113.7/32 active penalty of 30 seconds for penalty: caused crash",
+        ];
+        let v = verdicts(&not_counted, &PAM_OFF);
+        assert!(v.iter().all(|v| *v == Verdict::Evidence), "{v:?}");
     }
 
     #[test]

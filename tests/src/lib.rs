@@ -1334,6 +1334,13 @@ fn write_sshd_config_on(platform: Platform, dir: &Path, port: u16, listen: &[&st
         .iter()
         .map(|a| format!("ListenAddress {a}\n"))
         .collect();
+    // sshd takes the last MaxStartups it reads (most keywords, the first):
+    // a test's own wins only if the default is left out.
+    let max_startups = if extra.contains("MaxStartups ") {
+        ""
+    } else {
+        "MaxStartups 100:30:200\n"
+    };
     let mut cfg = format!(
         "{extra_head}Port {port}
 {listen}HostKey {d}/host_ed25519
@@ -1346,8 +1353,7 @@ AuthorizedKeysFile {d}/authorized_keys/%u
 StrictModes no
 PermitRootLogin no
 MaxAuthTries 6
-MaxStartups 100:30:200
-LoginGraceTime 30
+{max_startups}LoginGraceTime 30
 LogLevel VERBOSE
 UseDNS no
 PrintMotd no
@@ -1356,14 +1362,15 @@ PrintMotd no
     let path = dir.join("sshd_config");
     write_file(&path, &cfg, 0o644);
     // Newer OpenSSH (9.8+) penalises sources that fail to authenticate; that
-    // would mask what authguard does, so switch it off where it exists.
+    // would mask what authguard does, so switch it off where it exists
+    // (unless the test sets it itself).
     let t = sshd_dump_on(platform, &path);
     assert!(
         t.status.success(),
         "sshd -T rejects the test config: {}",
         t.describe()
     );
-    if t.stdout.contains("persourcepenalties") {
+    if t.stdout.contains("persourcepenalties") && !extra.contains("PerSourcePenalties") {
         cfg.push_str("PerSourcePenalties no\n");
         write_file(&path, &cfg, 0o644);
     }

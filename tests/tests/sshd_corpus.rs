@@ -71,6 +71,9 @@ struct Client {
     may: &'static [Kind],
     /// It logs in: the lines of its session's end are not events.
     logs_in: bool,
+    /// It provokes what only OpenSSH 9.8+ does (PerSourcePenalties, the
+    /// new MaxStartups wording): run on Debian 13 only.
+    openssh_10: bool,
 }
 
 /// 127.0.0.`last`.
@@ -109,6 +112,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::ConnectionClosedPreauth],
         may: &[],
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(2),
@@ -118,6 +122,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::FailedAuth, Kind::ConnectionClosedPreauth],
         may: PASSWORD_EXTRAS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(3),
@@ -131,6 +136,7 @@ const CLIENTS: &[Client] = &[
         ],
         may: ENDINGS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(4),
@@ -140,6 +146,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::FailedAuth, Kind::ConnectionClosedPreauth],
         may: ENDINGS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(5),
@@ -153,6 +160,7 @@ const CLIENTS: &[Client] = &[
         ],
         may: PASSWORD_EXTRAS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(6),
@@ -162,6 +170,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::InvalidUser, Kind::ConnectionClosedPreauth],
         may: INVALID_KEY_EXTRAS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(7),
@@ -171,6 +180,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::ConnectionClosedPreauth],
         may: ENDINGS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(8),
@@ -180,6 +190,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::ConnectionClosedPreauth],
         may: ENDINGS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(9),
@@ -189,6 +200,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::BannerError],
         may: ENDINGS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(10),
@@ -198,6 +210,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::UnableToNegotiate],
         may: ENDINGS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(11),
@@ -211,6 +224,7 @@ const CLIENTS: &[Client] = &[
         ],
         may: ENDINGS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(12),
@@ -224,6 +238,7 @@ const CLIENTS: &[Client] = &[
         ],
         may: INVALID_KEY_EXTRAS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(13),
@@ -233,6 +248,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::Accepted],
         may: &[],
         logs_in: true,
+        openssh_10: false,
     },
     Client {
         source: src(14),
@@ -242,6 +258,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::Accepted],
         may: &[],
         logs_in: true,
+        openssh_10: false,
     },
     Client {
         source: src(15),
@@ -251,6 +268,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::ReceivedDisconnect, Kind::Disconnected],
         may: ENDINGS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(16),
@@ -264,6 +282,7 @@ const CLIENTS: &[Client] = &[
         ],
         may: PASSWORD_EXTRAS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(17),
@@ -273,6 +292,7 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::ConnectionClosedPreauth],
         may: ENDINGS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(18),
@@ -286,6 +306,7 @@ const CLIENTS: &[Client] = &[
         ],
         may: PASSWORD_EXTRAS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: src(19),
@@ -300,6 +321,7 @@ const CLIENTS: &[Client] = &[
         ],
         may: ENDINGS,
         logs_in: false,
+        openssh_10: false,
     },
     Client {
         source: V6,
@@ -309,8 +331,46 @@ const CLIENTS: &[Client] = &[
         must: &[Kind::FailedAuth, Kind::ConnectionClosedPreauth],
         may: PASSWORD_EXTRAS,
         logs_in: false,
+        openssh_10: false,
+    },
+    Client {
+        source: src(20),
+        what: "wrong passwords until PerSourcePenalties refuses it (while src 21 waits)",
+        user: Some(TEST_USER),
+        method: Some(Auth::Password),
+        must: &[Kind::FailedAuth, Kind::PenaltyImposed, Kind::PenaltyDrop],
+        may: PASSWORD_EXTRAS,
+        logs_in: false,
+        openssh_10: true,
+    },
+    Client {
+        source: src(21),
+        what: "a banner, then waits (an unauthenticated connection for the drop counts)",
+        user: None,
+        method: None,
+        must: &[Kind::ConnectionClosedPreauth],
+        may: ENDINGS,
+        logs_in: false,
+        openssh_10: true,
+    },
+    Client {
+        source: src(22),
+        what: "connects while MaxStartups' slots are taken",
+        user: None,
+        method: None,
+        must: &[Kind::MaxStartupsDrop],
+        may: &[],
+        logs_in: false,
+        openssh_10: true,
     },
 ];
+
+/// The penalties of the OpenSSH 10 corpus: two failed logins (10 s each)
+/// pass `min` and put a source out; the rest are sshd's defaults.
+const PENALTIES: &str = "PerSourcePenalties authfail:10s min:15s\n";
+/// sshd's MaxStartups in the OpenSSH 10 corpus: src 21 and src 20's
+/// last try hold two of three slots; the third is held for src 22's drop.
+const MAX_STARTUPS: &str = "MaxStartups 3\n";
 
 /// Why sshd cannot be made to log `kind` here; `None` for the kinds this
 /// test provokes (each must be in some client's `must`). The match is
@@ -330,6 +390,9 @@ fn not_provokable(kind: Kind) -> Option<&'static str> {
              sshsigdie() exit without logging, so LoginGraceTime runs out silently",
         ),
         Kind::FailedAuth
+        | Kind::PenaltyDrop
+        | Kind::MaxStartupsDrop
+        | Kind::PenaltyImposed
         | Kind::InvalidUser
         | Kind::ConnectionClosedPreauth
         | Kind::Disconnected
@@ -352,14 +415,18 @@ fn ipv6_loopback() -> bool {
 /// The test's sshd_config additions: ::1 too (when there is IPv6), a low
 /// MaxAuthTries for the too-many-keys clients, and one user refused from
 /// one source.
-fn extra_config() -> String {
+fn extra_config(platform: Platform) -> String {
     let listen_v6 = if ipv6_loopback() {
         "ListenAddress ::1\n"
     } else {
         ""
     };
+    let openssh_10 = match platform {
+        Platform::Host => String::new(),
+        Platform::Debian13 => format!("{PENALTIES}{MAX_STARTUPS}"),
+    };
     format!(
-        "{listen_v6}\
+        "{listen_v6}{openssh_10}\
          DenyUsers {TEST_USER}@{}\n\
          Match Address {},{}\n\
          \tMaxAuthTries 2\n",
@@ -462,8 +529,12 @@ fn corpus(platform: Platform, log: SshdLog) {
     let clients: Vec<&Client> = CLIENTS
         .iter()
         .filter(|c| v6 || c.source.is_ipv4())
+        .filter(|c| platform == Platform::Debian13 || !c.openssh_10)
         .collect();
-    let raw_ports = provoke(&sshd, v6);
+    let mut raw_ports = provoke(&sshd, v6);
+    if platform == Platform::Debian13 {
+        raw_ports.extend(provoke_sshd_defences(&sshd));
+    }
 
     // sshd's children write their last lines as they exit: wait (bounded)
     // until every client's must-kinds are in the log.
@@ -527,7 +598,7 @@ fn corpus(platform: Platform, log: SshdLog) {
 
 /// The sshd, and where its lines are read.
 fn start(platform: Platform, log: SshdLog) -> (Sshd, LogSource) {
-    let extra = extra_config();
+    let extra = extra_config(platform);
     match (platform, log) {
         (_, SshdLog::File) => {
             let sshd = Sshd::launch(platform, Stack::Unguarded, &extra);
@@ -671,6 +742,70 @@ fn provoke_scanners(sshd: &Sshd) -> BTreeMap<IpAddr, u16> {
         .expect("send disconnect");
     read_to_end(&mut stream);
     raw_ports
+}
+
+/// OpenSSH 9.8+'s own defences: src 20 fails twice and is then refused by
+/// PerSourcePenalties while src 21 holds an unauthenticated connection (so
+/// the drop's `#N` is not 0); then src 21 holds all of MaxStartups' slots
+/// and src 22 is refused for it.
+fn provoke_sshd_defences(sshd: &Sshd) -> BTreeMap<IpAddr, u16> {
+    let mut raw_ports = BTreeMap::new();
+    let waiting = banner_and_wait(sshd, src(21));
+    raw_ports.insert(src(21), local_port(&waiting));
+    for _ in 0..2 {
+        let r = ssh_password_from(sshd, src(20), TEST_USER, WRONG_PASSWORD, Method::Password);
+        assert!(!r.status.success(), "{}\n{}", r.describe(), sshd.diag());
+    }
+    // The listener penalises src 20 once it has reaped the second login's
+    // process: knock (bounded) until sshd refuses.
+    let refused = wait_until(Duration::from_secs(10), || {
+        let mut stream = raw_client(sshd, src(20));
+        let greeting = first_line(&mut stream);
+        if !greeting.starts_with(b"Not allowed") {
+            std::thread::sleep(Duration::from_millis(100));
+            return false;
+        }
+        true
+    });
+    assert!(
+        refused,
+        "PerSourcePenalties never refused src 20\n{}",
+        sshd.diag()
+    );
+    let more: Vec<TcpStream> = (0..2).map(|_| banner_and_wait(sshd, src(21))).collect();
+    // Refused before sshd logs `Connection from`: no raw port to check.
+    let mut stream = raw_client(sshd, src(22));
+    let greeting = first_line(&mut stream);
+    assert!(
+        greeting.starts_with(b"Not allowed"),
+        "MaxStartups 3 did not refuse a fourth connection: {:?}\n{}",
+        String::from_utf8_lossy(&greeting),
+        sshd.diag()
+    );
+    drop((waiting, more));
+    raw_ports
+}
+
+/// A raw connection from `source` that has sent its banner and read sshd's:
+/// unauthenticated, holding one of MaxStartups' slots while it lives.
+fn banner_and_wait(sshd: &Sshd, source: IpAddr) -> TcpStream {
+    let mut stream = raw_client(sshd, source);
+    stream.write_all(b"SSH-2.0-x\r\n").expect("send banner");
+    read_server_banner_and_kexinit(&mut stream);
+    stream
+}
+
+/// The first line sshd sends (its banner, or why it refused), bounded.
+fn first_line(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\n") && got.len() < 256 {
+        match stream.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            _ => break,
+        }
+    }
+    got
 }
 
 /// Kinds that no client provoked though they should have been, and
@@ -836,14 +971,18 @@ fn classify(lines: &[Vec<u8>], raw_ports: &BTreeMap<IpAddr, u16>, server_port: u
                 "the event's address is not the one the line names".into(),
             ));
         }
+        // sshd's listener refuses these before it logs `Connection from`.
+        let dropped = matches!(kind, Kind::PenaltyDrop | Kind::MaxStartupsDrop);
         match port {
             Some(p) => {
-                if !mentions(&text, format!("{} port {p}", client.source)) {
+                if !mentions(&text, format!("{} port {p}", client.source))
+                    && !text.contains(&format!("[{}]:{p} ", client.source))
+                {
                     report
                         .problems
                         .push(problem(format!("port {p} is not the line's")));
                 }
-                if !ports.get(&client.source).is_some_and(|s| s.contains(&p)) {
+                if !dropped && !ports.get(&client.source).is_some_and(|s| s.contains(&p)) {
                     report.problems.push(problem(format!(
                         "port {p} never connected from this source"
                     )));
@@ -959,7 +1098,14 @@ fn benign(text: &str, client: &Client) -> Option<&'static str> {
                 && text.ends_with(":11: disconnected by user"))
             || text.starts_with(&format!("Disconnected from user {u} {a} port "))
     });
-    let rules: [(bool, &'static str); 3] = [
+    let deferred = text.starts_with("srclimit_penalise: ")
+        && text.contains(&format!(" {a}/"))
+        && text.contains(" deferred penalty of ");
+    let rules: [(bool, &'static str); 4] = [
+        (
+            deferred,
+            "sshd notes a penalty below PerSourcePenalties' min: not in force, and its cause is logged apart",
+        ),
         (
             connection,
             "LogLevel VERBOSE notes each new connection; how it ends is logged apart",
@@ -984,6 +1130,8 @@ fn benign(text: &str, client: &Client) -> Option<&'static str> {
 fn naming_the_server(text: &str, server_port: u16) -> String {
     text.replace(&format!("on 127.0.0.1 port {server_port}"), "on SERVER")
         .replace(&format!("on ::1 port {server_port}"), "on SERVER")
+        .replace(&format!("on [127.0.0.1]:{server_port}"), "on SERVER")
+        .replace(&format!("on [::1]:{server_port}"), "on SERVER")
 }
 
 /// The ports sshd saw each source connect from
