@@ -163,6 +163,31 @@ fn package_installs_on_debian13_and_upgrades_and_purges_cleanly() {
         "guardctl check on Debian 13 after the documented PAM line: {}",
         check.describe()
     );
+    // It read OpenSSH 10's own `sshd -T`: PAM on, penalties on, IPv6 per /128.
+    assert!(
+        check.stdout.contains("sshd uses PAM (UsePAM yes)")
+            && check
+                .stdout
+                .contains("PerSourcePenalties count IPv6 per /128")
+            && check.stdout.contains("PerSourceNetBlockSize 32:64"),
+        "guardctl check did not read Debian 13's sshd -T: {}",
+        check.describe()
+    );
+    // A Match block sending some logins to another PAM service is caught.
+    let conf_d = m.join("etc/ssh/sshd_config.d/backup.conf");
+    std::fs::write(&conf_d, "Match User backup\n\tPAMServiceName sshd-backup\n").expect("write");
+    std::fs::write(m.join("etc/pam.d/sshd-backup"), "@include common-auth\n").expect("write");
+    let check = machine.run("guardctl", &["check"]);
+    assert!(
+        !check.status.success()
+            && check
+                .stdout
+                .contains("sshd-backup without pam_authguard.so"),
+        "guardctl check missed PAMServiceName sshd-backup: {}",
+        check.describe()
+    );
+    std::fs::remove_file(&conf_d).expect("remove backup.conf");
+    std::fs::remove_file(m.join("etc/pam.d/sshd-backup")).expect("remove sshd-backup");
 
     // That very stack in front of the machine's sshd: wrong passwords ban.
     let sshd = Sshd::launch_in(Arc::clone(&machine), Stack::Custom(pam), "");

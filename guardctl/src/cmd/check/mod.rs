@@ -3,6 +3,7 @@
 //! with the key and line, exit 2.)
 
 mod geo;
+mod sshd;
 
 use crate::context::Context;
 use authguard_core::store::{self, Access, Store, StoreError};
@@ -60,15 +61,18 @@ impl Finding {
 pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
     // One connection for every finding that reads the store.
     let store = Store::open(ctx.store_path(), Access::Read, Duration::from_secs(2));
-    let findings = [
+    let mut findings = vec![
         config_finding(ctx),
         store_finding(ctx, &store),
         pam_finding(pam_file),
+    ];
+    findings.extend(sshd::findings(&ctx.config.keyonly.sshd_config, pam_file));
+    findings.extend([
         daemon_finding(ctx, store.as_ref().ok()),
         keyonly_finding(ctx),
         geo::blocked_finding(ctx, store.as_ref().ok()),
         geo::keyonly_finding(ctx, store.as_ref().ok()),
-    ];
+    ]);
     for f in &findings {
         println!("{} {}", f.label(), f.what);
         if let Some(fix) = &f.fix {
