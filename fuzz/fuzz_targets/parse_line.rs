@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ssh_hook::{Parsed, Tracker, Weights, classify_line, parse_message};
+use ssh_hook::{Parsed, Sequencer, Tracker, Weights, classify_line, parse_message};
 use std::net::IpAddr;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,10 +11,11 @@ fuzz_target!(|data: &[u8]| {
         probe: 0.5,
         pam_active: false,
     };
+    let mut sequencer = Sequencer::new();
     let mut tracker = Tracker::new();
-    // A line may hold several: feed each, so the tracker sees sequences.
+    // A line may hold several: feed each, so the sequencer and the tracker see sequences.
     for line in data.split(|&b| b == b'\n') {
-        if let Parsed::Event(event) = classify_line(line, 2026) {
+        if let Parsed::Event(event) = sequencer.resolve(classify_line(line, 2026)) {
             tracker.weigh(&event, &weights);
         }
         if let Some(event) = parse_message(line) {

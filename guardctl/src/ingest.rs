@@ -14,7 +14,7 @@ use authguard_core::store::log_events::{LogEvent, LogOutcome, Worth};
 use authguard_core::time::{self, Timestamp};
 use ssh_hook::follow::file::{FileFollower, Position};
 use ssh_hook::follow::journal::JournalFollower;
-use ssh_hook::{Event, Tracker, Verdict, Weights, parse_line};
+use ssh_hook::{Event, Sequencer, Tracker, Verdict, Weights, classify_line};
 use std::path::Path;
 
 /// Lines per transaction: about 1.5 ms of write lock (500 held it 8 ms,
@@ -72,6 +72,7 @@ struct Weighed {
 #[derive(Debug)]
 pub struct Ingest {
     follower: Follower,
+    sequencer: Sequencer,
     tracker: Tracker,
     weights: Weights,
     year: i32,
@@ -102,6 +103,7 @@ impl Ingest {
         };
         Some(Ingest {
             follower,
+            sequencer: Sequencer::new(),
             tracker: Tracker::new(),
             weights: Weights {
                 probe: config.sshd_log.probe_weight.0,
@@ -138,7 +140,8 @@ impl Ingest {
         self.follower
             .poll(BATCH, |line| lines.push(line.to_vec()))?;
         for line in lines {
-            let event = parse_line(&line, self.year).map(|event| {
+            let parsed = self.sequencer.resolve(classify_line(&line, self.year));
+            let event = parsed.event().map(|event| {
                 let worth = match self.tracker.weigh(&event, &self.weights) {
                     Verdict::Failure {
                         weight,

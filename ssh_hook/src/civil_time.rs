@@ -93,6 +93,40 @@ pub(crate) fn parse_rfc3164(text: &[u8], year_hint: i32) -> Option<(i64, &[u8])>
         .then(|| (time.to_unix(0), skip_fraction(rest)))
 }
 
+/// `journalctl -o short-full` (and `with-unit`): `Www YYYY-MM-DD HH:MM:SS[.fraction] ZONE`.
+/// The zone is an abbreviation: `UTC` and `GMT` (or a numeric offset) give
+/// the time, any other (`CET`) leaves it unknown (`None`), as no zone
+/// database is read. Returns the time and the text after the zone.
+pub(crate) fn parse_weekday_full(text: &[u8]) -> Option<(Option<i64>, &[u8])> {
+    const WEEKDAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    if !WEEKDAYS.iter().any(|day| text.starts_with(day)) {
+        return None;
+    }
+    let rest = text[3..].strip_prefix(b" ")?;
+    let (year, rest) = take_number(rest, 4)?;
+    let (month, rest) = take_number(rest.strip_prefix(b"-")?, 2)?;
+    let (day, rest) = take_number(rest.strip_prefix(b"-")?, 2)?;
+    let (clock, rest) = parse_clock(rest.strip_prefix(b" ")?)?;
+    let rest = skip_fraction(rest).strip_prefix(b" ")?;
+    let (zone, _) = crate::bytes::first_token(rest);
+    let offset = match zone {
+        b"UTC" | b"GMT" => Some(0),
+        _ => match parse_zone(zone) {
+            (Some(offset), b"") => Some(offset),
+            _ => None,
+        },
+    };
+    let time = CivilTime {
+        year: i64::from(year),
+        month,
+        day,
+        ..clock
+    };
+    let rest = &rest[zone.len()..];
+    time.is_valid()
+        .then(|| (offset.map(|offset| time.to_unix(offset)), rest))
+}
+
 /// `HH:MM:SS` as a time on 1970-01-01, and the text after it.
 fn parse_clock(text: &[u8]) -> Option<(CivilTime, &[u8])> {
     let (hour, rest) = take_number(text, 2)?;

@@ -28,6 +28,10 @@ pub struct Event<'a> {
     pub pid: Option<u32>,
     /// When the line was logged, in Unix seconds UTC, when the framing has it.
     pub time: Option<i64>,
+    /// How many times the line says it happened: 1, or N for a syslog
+    /// daemon's `message repeated N times: [ … ]` and PAM's `N more
+    /// authentication failures`.
+    pub times: u32,
 }
 
 impl<'a> Event<'a> {
@@ -41,6 +45,7 @@ impl<'a> Event<'a> {
             method: None,
             pid: None,
             time: None,
+            times: 1,
         }
     }
 
@@ -54,6 +59,43 @@ impl<'a> Event<'a> {
             method: self.method,
             pid: self.pid,
             time: self.time,
+            times: self.times,
+        }
+    }
+}
+
+/// An sshd line that names no address but belongs to the connection its
+/// process was serving (OpenSSH 6.x's `Disconnecting: Too many
+/// authentication failures for root [preauth]`, the listener's `…
+/// logging rate-limited` after a drop). [`crate::Sequencer`] gives it the
+/// address of the last line its pid logged with one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unaddressed<'a> {
+    /// What happened.
+    pub kind: Kind,
+    /// The user name, when the line names one (client-controlled, as in [`Event::user`]).
+    pub user: Option<Cow<'a, [u8]>>,
+    /// The pid of the logging process: the only tie to a connection.
+    pub pid: u32,
+    /// When the line was logged, when the framing has it.
+    pub time: Option<i64>,
+    /// How many times the line says it happened.
+    pub times: u32,
+    /// The kind the pid's last addressed line must have (`None`: any), so
+    /// that a line is tied only to the event sshd logs it right after.
+    pub follows: Option<Kind>,
+}
+
+impl Unaddressed<'_> {
+    /// The same line, owning its user name.
+    pub fn into_owned(self) -> Unaddressed<'static> {
+        Unaddressed {
+            kind: self.kind,
+            user: self.user.map(|user| Cow::Owned(user.into_owned())),
+            pid: self.pid,
+            time: self.time,
+            times: self.times,
+            follows: self.follows,
         }
     }
 }
@@ -109,11 +151,16 @@ pub enum Kind {
     /// penalty: REASON` (and `… A/BITS: activating ipv4 penalty …`): a
     /// PerSourcePenalties penalty comes into force for a source's network.
     PenaltyImposed,
+    /// `PerSourcePenalties logging rate-limited: additional N connections
+    /// dropped` (OpenSSH 9.8+): N refused connections sshd did not log one
+    /// by one, from any penalised sources. Tied to the drop line logged
+    /// just before it.
+    PenaltyDropsUnlogged,
 }
 
 impl Kind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::FailedAuth,
         Kind::InvalidUser,
         Kind::ConnectionClosedPreauth,
@@ -132,6 +179,7 @@ impl Kind {
         Kind::PenaltyDrop,
         Kind::MaxStartupsDrop,
         Kind::PenaltyImposed,
+        Kind::PenaltyDropsUnlogged,
     ];
 
     /// The kind's name in JSON and in the store (`failed-auth`, `invalid-user`, …).
@@ -155,6 +203,7 @@ impl Kind {
             Kind::PenaltyDrop => "penalty-drop",
             Kind::MaxStartupsDrop => "maxstartups-drop",
             Kind::PenaltyImposed => "penalty-imposed",
+            Kind::PenaltyDropsUnlogged => "penalty-drops-unlogged",
         }
     }
 }

@@ -16,10 +16,10 @@
 //! (OpenSSH 9.8+ splits sshd into these) are skipped before their message is looked at.
 
 use crate::bytes;
-use crate::civil_time::{parse_iso, parse_rfc3164};
-use crate::event::Event;
+use crate::civil_time::{parse_iso, parse_rfc3164, parse_weekday_full};
+use crate::event::{Event, Unaddressed};
 use crate::journal;
-use crate::message::parse_message;
+use crate::message::{parse_message, parse_unaddressed, strip_severity};
 
 /// The byte-order mark RFC 5424 allows before a UTF-8 message.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -39,7 +39,8 @@ pub fn parse_line(line: &[u8], year_hint: i32) -> Option<Event<'_>> {
 }
 
 /// What a log line is, for tools that count what they did not understand
-/// (`guardctl scan --show-missed`).
+/// (`guardctl scan --show-missed`) and for the [`crate::Sequencer`] that
+/// reads lines in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed<'a> {
     /// Not a line from sshd (another program, or no framing and no event).
@@ -48,14 +49,31 @@ pub enum Parsed<'a> {
     Unrecognised,
     /// sshd's, and this event.
     Event(Event<'a>),
+    /// sshd's, an event naming no address: its pid's connection has it.
+    Unaddressed(Unaddressed<'a>),
+    /// A syslog daemon's `last message repeated N times`: the line before,
+    /// N more times.
+    RepeatLast(u32),
 }
 
 impl<'a> Parsed<'a> {
-    /// The event, if any.
+    /// The event, if the line alone names one (what needs the lines before
+    /// it, [`Parsed::Unaddressed`] and [`Parsed::RepeatLast`], gives `None`).
     pub fn event(self) -> Option<Event<'a>> {
         match self {
             Parsed::Event(event) => Some(event),
-            Parsed::NotSshd | Parsed::Unrecognised => None,
+            _ => None,
+        }
+    }
+
+    /// The same, owning what it borrowed from the line.
+    pub fn into_owned(self) -> Parsed<'static> {
+        match self {
+            Parsed::NotSshd => Parsed::NotSshd,
+            Parsed::Unrecognised => Parsed::Unrecognised,
+            Parsed::Event(event) => Parsed::Event(event.into_owned()),
+            Parsed::Unaddressed(line) => Parsed::Unaddressed(line.into_owned()),
+            Parsed::RepeatLast(times) => Parsed::RepeatLast(times),
         }
     }
 }
@@ -83,9 +101,36 @@ fn parse_text_line(line: &[u8], year_hint: i32) -> Parsed<'_> {
         Some((time, rest)) => rest
             .strip_prefix(b" ")
             .and_then(|r| parse_after_time(r, time)),
+        None if has_untimed_header(line) => parse_after_time(line, None),
         None => parse_message(line).map(Parsed::Event),
     };
     framed.unwrap_or(Parsed::NotSshd)
+}
+
+/// Whether a line without a timestamp starts with a syslog header,
+/// `[HOST ]PROGRAM[PID]: ` (log relays, `journalctl` modes without time),
+/// or `[HOST ]sshd: `, rather than being a bare message (`sshd -E`).
+///
+/// A bare message starts with sshd's own words, but some put client text
+/// second (`User U from …`, `Failed METHOD for …` with the client's method
+/// name): after those words a header is never looked for, so a client
+/// cannot make a bare message read as framed.
+fn has_untimed_header(line: &[u8]) -> bool {
+    const CLIENT_TEXT_NEXT: [&[u8]; 5] =
+        [b"User", b"Failed", b"Accepted", b"Postponed", b"Partial"];
+    let is_header_tag = |token: &[u8]| {
+        token.strip_suffix(b":").is_some_and(|tag| {
+            matches!(parse_tag(tag), Some((program, pid)) if pid.is_some() || is_sshd_program(program))
+        })
+    };
+    let (first, rest) = bytes::first_token(line);
+    if is_header_tag(first) {
+        return true;
+    }
+    let (second, _) = bytes::first_token(rest);
+    let plausible_host =
+        !first.is_empty() && !first.ends_with(b":") && !CLIENT_TEXT_NEXT.contains(&first);
+    plausible_host && is_header_tag(second)
 }
 
 /// `<PRI>1 …` (RFC 5424), or `<PRI>` before an RFC 3164 line as written to
@@ -108,7 +153,9 @@ fn leading_time(line: &[u8], year_hint: i32) -> Option<(Option<i64>, &[u8])> {
     match line.first()? {
         b'0'..=b'9' => parse_iso(line).or_else(|| parse_unix_time(line)),
         b'[' => skip_monotonic_time(line),
-        b'A'..=b'Z' => parse_rfc3164(line, year_hint).map(|(time, rest)| (Some(time), rest)),
+        b'A'..=b'Z' => parse_rfc3164(line, year_hint)
+            .map(|(time, rest)| (Some(time), rest))
+            .or_else(|| parse_weekday_full(line)),
         _ => None,
     }
 }
@@ -131,16 +178,50 @@ fn skip_monotonic_time(line: &[u8]) -> Option<(Option<i64>, &[u8])> {
     inside.iter().all(is_uptime).then_some((None, rest))
 }
 
-/// `[HOST ]PROGRAM[PID]: MESSAGE`, after the timestamp.
+/// `[HOST ]PROGRAM[PID]: MESSAGE`, after the timestamp (and FreeBSD
+/// syslogd -v's `<auth.info>` or `<4.6>` before the host), or a syslog
+/// daemon's `[HOST ]last message repeated N times`.
 fn parse_after_time(rest: &[u8], time: Option<i64>) -> Option<Parsed<'_>> {
+    let rest = skip_bsd_selector(rest);
+    if let Some(times) = last_message_repeated(rest) {
+        return Some(Parsed::RepeatLast(times));
+    }
     let (first, after_first) = bytes::first_token(rest);
     let (tag, message) = if first.ends_with(b":") {
         (first, after_first)
+    } else if let Some(times) = last_message_repeated(after_first) {
+        return Some(Parsed::RepeatLast(times));
     } else {
         bytes::first_token(after_first)
     };
     let (program, pid) = parse_tag(tag.strip_suffix(b":")?)?;
     Some(from_program(program, pid, time, message))
+}
+
+/// The text after FreeBSD syslogd -v's `<FACILITY.LEVEL> ` or `<F.L> `.
+fn skip_bsd_selector(text: &[u8]) -> &[u8] {
+    let Some(inner) = text.strip_prefix(b"<") else {
+        return text;
+    };
+    match bytes::split_once(inner, b"> ") {
+        Some((selector, rest)) if is_selector(selector) => rest,
+        _ => text,
+    }
+}
+
+/// BSD syslogd's and macOS' `last message repeated N times` (or `--- … ---`):
+/// the count.
+fn last_message_repeated(text: &[u8]) -> Option<u32> {
+    let text = text.strip_prefix(b"--- ").unwrap_or(text);
+    let rest = text.strip_prefix(b"last message repeated ")?;
+    let (count, rest) = bytes::split_digits(rest);
+    let times = u32::try_from(bytes::parse_decimal(count, 10)?).ok()?;
+    let rest = rest
+        .strip_prefix(b" times")
+        .or_else(|| rest.strip_prefix(b" time"))?;
+    matches!(rest, b"" | b" ---")
+        .then_some(times)
+        .filter(|&times| times > 0)
 }
 
 /// A syslog tag: `PROGRAM[PID]` or `PROGRAM`.
@@ -222,10 +303,74 @@ pub(crate) fn from_program<'a>(
     if !is_sshd_program(program) {
         return Parsed::NotSshd;
     }
-    match parse_message(message) {
-        Some(event) => Parsed::Event(Event { pid, time, ..event }),
-        None => Parsed::Unrecognised,
+    sshd_message(pid, time, message)
+}
+
+/// What sshd's `message` says, with the framing's pid and time. Carriers'
+/// additions are read off first: Solaris' `[ID N FACILITY.LEVEL]` and
+/// rsyslog's `message repeated N times: [ … ]`.
+pub(crate) fn sshd_message(pid: Option<u32>, time: Option<i64>, message: &[u8]) -> Parsed<'_> {
+    let message = bytes::trim_line_end(message);
+    let message = strip_solaris_id(message);
+    let (times, message) = strip_repeated(message);
+    if let Some(event) = parse_message(message) {
+        let times = times.saturating_mul(event.times);
+        return Parsed::Event(Event {
+            pid,
+            time,
+            times,
+            ..event
+        });
     }
+    let unaddressed = parse_unaddressed(strip_severity(message));
+    match (pid, unaddressed) {
+        (Some(pid), Some(line)) => Parsed::Unaddressed(Unaddressed {
+            pid,
+            time,
+            times: times.saturating_mul(line.times),
+            ..line
+        }),
+        _ => Parsed::Unrecognised,
+    }
+}
+
+/// The message after Solaris' and illumos' `[ID 800047 auth.info] `.
+fn strip_solaris_id(message: &[u8]) -> &[u8] {
+    let Some(rest) = message.strip_prefix(b"[ID ") else {
+        return message;
+    };
+    let (id, rest) = bytes::split_digits(rest);
+    let stripped = (!id.is_empty())
+        .then(|| rest.strip_prefix(b" "))
+        .flatten()
+        .and_then(|rest| bytes::split_once(rest, b"] "))
+        .filter(|(selector, _)| is_selector(selector));
+    stripped.map_or(message, |(_, rest)| rest)
+}
+
+/// A syslog selector, `auth.info`: a facility and a level, letters and digits.
+fn is_selector(text: &[u8]) -> bool {
+    bytes::split_once(text, b".").is_some_and(|(facility, level)| {
+        let word = |w: &[u8]| !w.is_empty() && w.iter().all(u8::is_ascii_alphanumeric);
+        word(facility) && word(level)
+    })
+}
+
+/// rsyslog's repeated-message reduction: `message repeated N times: [ MSG]`
+/// stands for N more lines of MSG. Returns N (1 for any other message) and MSG.
+fn strip_repeated(message: &[u8]) -> (u32, &[u8]) {
+    let reduced = message
+        .strip_prefix(b"message repeated ")
+        .map(bytes::split_digits)
+        .and_then(|(count, rest)| Some((count, rest.strip_prefix(b" times: [")?)))
+        .and_then(|(count, rest)| Some((count, rest.strip_suffix(b"]")?)))
+        .and_then(|(count, inner)| {
+            let times = u32::try_from(bytes::parse_decimal(count, 10)?).ok()?;
+            Some((times, inner.strip_prefix(b" ").unwrap_or(inner)))
+        });
+    reduced
+        .filter(|&(times, _)| times > 0)
+        .unwrap_or((1, message))
 }
 
 /// A process id: at most 10 digits that fit a `u32`.

@@ -7,9 +7,7 @@
 //! plain JSON numbers are accepted too.
 
 use crate::bytes;
-use crate::event::Event;
-use crate::framing::{Parsed, is_sshd_program, parse_pid};
-use crate::message::parse_message;
+use crate::framing::{Parsed, is_sshd_program, parse_pid, sshd_message};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -32,15 +30,10 @@ pub(crate) fn parse_json_line(line: &[u8]) -> Parsed<'static> {
     let Some(message) = fields.get("MESSAGE").and_then(field_bytes) else {
         return Parsed::Unrecognised;
     };
-    let Some(event) = parse_message(&message) else {
-        return Parsed::Unrecognised;
-    };
-    Parsed::Event(Event {
-        pid: pid_field(&fields, "_PID").or_else(|| pid_field(&fields, "SYSLOG_PID")),
-        time: integer_field(&fields, "__REALTIME_TIMESTAMP")
-            .map(|micros| micros.div_euclid(MICROS_PER_SECOND)),
-        ..event.into_owned()
-    })
+    let pid = pid_field(&fields, "_PID").or_else(|| pid_field(&fields, "SYSLOG_PID"));
+    let time = integer_field(&fields, "__REALTIME_TIMESTAMP")
+        .map(|micros| micros.div_euclid(MICROS_PER_SECOND));
+    sshd_message(pid, time, &message).into_owned()
 }
 
 /// A field's bytes: a JSON string, or journalctl's array of byte values.

@@ -27,9 +27,11 @@ pub mod framing;
 mod journal;
 pub mod keyonly;
 pub mod message;
+mod sequence;
 pub mod weigh;
 
-pub use event::{Event, Kind, Method};
+pub use event::{Event, Kind, Method, Unaddressed};
 pub use framing::{Parsed, classify_line, parse_line};
 pub use message::parse_message;
+pub use sequence::Sequencer;
 pub use weigh::{Tracker, Verdict, Weights};

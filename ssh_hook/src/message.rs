@@ -19,12 +19,15 @@ mod connection;
 mod pam;
 mod penalty;
 mod probe;
+mod unaddressed;
 
 use crate::address::Endpoint;
 use crate::bytes;
 use crate::event::{Event, Kind};
 use std::borrow::Cow;
 use std::net::IpAddr;
+
+pub(crate) use unaddressed::parse_unaddressed;
 
 /// A message parser: the event, or `None` when the message is not its kind.
 type Parser = for<'a> fn(&'a [u8]) -> Option<Event<'a>>;
@@ -62,7 +65,7 @@ pub fn parse_message(msg: &[u8]) -> Option<Event<'_>> {
 
 /// The message without the `error: ` or `fatal: ` that sshd's syslog output
 /// puts before messages of those levels.
-fn strip_severity(msg: &[u8]) -> &[u8] {
+pub(crate) fn strip_severity(msg: &[u8]) -> &[u8] {
     msg.strip_prefix(b"error: ")
         .or_else(|| msg.strip_prefix(b"fatal: "))
         .unwrap_or(msg)

@@ -47,6 +47,38 @@ impl Verdict {
     pub fn is_failure(&self) -> bool {
         matches!(self, Verdict::Failure { .. })
     }
+
+    /// This verdict followed by `then`, `times` over: failures add up.
+    fn then(self, then: Verdict, times: u32) -> Verdict {
+        match (self, then) {
+            (Verdict::Success, _) | (_, Verdict::Success) => Verdict::Success,
+            (
+                Verdict::Failure {
+                    weight,
+                    why,
+                    unless_pam_saw_it,
+                },
+                Verdict::Failure { weight: more, .. },
+            ) => Verdict::Failure {
+                weight: weight + more * f64::from(times),
+                why,
+                unless_pam_saw_it,
+            },
+            (
+                Verdict::Evidence,
+                Verdict::Failure {
+                    weight,
+                    why,
+                    unless_pam_saw_it,
+                },
+            ) => Verdict::Failure {
+                weight: weight * f64::from(times),
+                why,
+                unless_pam_saw_it,
+            },
+            (first, Verdict::Evidence) => first,
+        }
+    }
 }
 
 /// The knobs of the table (`[sshd_log]` in the config).
@@ -90,7 +122,19 @@ impl Tracker {
     }
 
     /// The verdict on `event`, remembering what it says about its connection.
+    /// An event that happened `times` over weighs as that many: after the
+    /// second, the connection's memory no longer changes, so the second's
+    /// verdict stands for all the rest.
     pub fn weigh(&mut self, event: &Event<'_>, weights: &Weights) -> Verdict {
+        let first = self.weigh_once(event, weights);
+        if event.times <= 1 {
+            return first;
+        }
+        let rest = self.weigh_once(event, weights);
+        first.then(rest, event.times - 1)
+    }
+
+    fn weigh_once(&mut self, event: &Event<'_>, weights: &Weights) -> Verdict {
         let key = connection(event);
         match event.kind {
             Kind::FailedAuth => self.failed_auth(key, event.method, weights),
@@ -118,7 +162,12 @@ impl Tracker {
             },
             // MaxStartups is the server's load, not the source's fault; a
             // penalty coming into force restates failures already counted.
-            Kind::MaxStartupsDrop | Kind::PenaltyImposed => Verdict::Evidence,
+            // The rate-limit summary counts drops of any penalised sources,
+            // not only of the one it is tied to: charging them to it would
+            // take the address from a line that does not name one.
+            Kind::MaxStartupsDrop | Kind::PenaltyImposed | Kind::PenaltyDropsUnlogged => {
+                Verdict::Evidence
+            }
             Kind::Accepted => {
                 self.connections.remove(&key);
                 Verdict::Success
@@ -248,6 +297,41 @@ mod tests {
                 _ => 0.0,
             })
             .sum()
+    }
+
+    fn weigh_times(message: &str, times: u32, w: &Weights) -> Verdict {
+        let e = parse_message(message.as_bytes()).unwrap();
+        Tracker::new().weigh(&Event { times, ..e }, w)
+    }
+
+    #[test]
+    fn an_event_n_times_over_weighs_n_times_what_it_would_once() {
+        let failed = "Failed password for root from 203.0.113.5 port 4 ssh2";
+        assert_eq!(weight(&[weigh_times(failed, 4, &PAM_OFF)]), 4.0);
+        assert_eq!(weigh_times(failed, 4, &PAM_ON), Verdict::Evidence);
+        let probe = "Did not receive identification string from 203.0.113.5 port 4";
+        assert_eq!(weight(&[weigh_times(probe, 3, &PAM_OFF)]), 1.5);
+        // Counted once per connection however often it is repeated.
+        let invalid = "Invalid user x from 203.0.113.5 port 4";
+        assert_eq!(weight(&[weigh_times(invalid, 1000, &PAM_OFF)]), 1.0);
+        let drop = "drop connection #0 from [203.0.113.5]:4 on [192.0.2.1]:22 penalty: failed authentication";
+        assert_eq!(
+            weight(&[weigh_times(drop, u32::MAX, &PAM_OFF)]),
+            f64::from(u32::MAX)
+        );
+    }
+
+    #[test]
+    fn unlogged_penalty_drops_count_nothing() {
+        let e = Event {
+            times: 40,
+            ..Event::new(
+                Kind::PenaltyDropsUnlogged,
+                "203.0.113.5".parse().unwrap(),
+                Some(4),
+            )
+        };
+        assert_eq!(Tracker::new().weigh(&e, &PAM_OFF), Verdict::Evidence);
     }
 
     #[test]

@@ -389,6 +389,10 @@ fn not_provokable(kind: Kind) -> Option<&'static str> {
             "Debian's 9.2 (since deb12u3, the CVE-2024-6387 fix) makes \
              sshsigdie() exit without logging, so LoginGraceTime runs out silently",
         ),
+        Kind::PenaltyDropsUnlogged => Some(
+            "sshd logs it only after a 30 s quiet spell in a flood of refused \
+             connections: `penalty_summary_on_openssh_10` provokes it on its own",
+        ),
         Kind::FailedAuth
         | Kind::PenaltyDrop
         | Kind::MaxStartupsDrop

@@ -43,9 +43,10 @@ pub fn scan(
     let workers = cores.saturating_sub(1).max(1);
     let each = |line: &[u8], parsed: Parsed<'_>| -> std::io::Result<()> {
         read_bytes += line.len() as u64;
-        match parsed {
-            Parsed::NotSshd => tally.other_line(),
-            Parsed::Unrecognised => {
+        // What needs the lines before it is resolved here, in line order.
+        match tally.resolve(parsed) {
+            Parsed::NotSshd | Parsed::RepeatLast(_) => tally.other_line(),
+            Parsed::Unrecognised | Parsed::Unaddressed(_) => {
                 tally.missed_line();
                 if show_missed && missed.len() < MAX_MISSED_SHOWN {
                     let text = String::from_utf8_lossy(line).trim_end().to_owned();

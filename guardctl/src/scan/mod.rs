@@ -9,7 +9,7 @@ pub mod parallel;
 use authguard_core::config::Config;
 use authguard_core::{addr, policy};
 use ipnet::IpNet;
-use ssh_hook::{Event, Kind, Tracker, Verdict, Weights};
+use ssh_hook::{Event, Kind, Parsed, Sequencer, Tracker, Verdict, Weights};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// A source the policy would ban, and when.
@@ -43,6 +43,7 @@ pub struct Tally {
     /// policy's prefix): no string and one hash write per event, the hot
     /// path of a million-line scan.
     sources: HashMap<u128, Window>,
+    sequencer: Sequencer,
     tracker: Tracker,
     weights: Weights,
     config: Config,
@@ -70,11 +71,18 @@ impl Tally {
             would_ban: BTreeMap::new(),
             by_kind: [0; Kind::ALL.len()],
             sources: HashMap::new(),
+            sequencer: Sequencer::new(),
             tracker: Tracker::new(),
             weights,
             config: config.clone(),
             last_time: 0,
         }
+    }
+
+    /// The next line as parsed, with what needs the lines before it
+    /// resolved (see [`Sequencer`]). Call for every line, in order.
+    pub fn resolve<'a>(&mut self, parsed: Parsed<'a>) -> Parsed<'a> {
+        self.sequencer.resolve(parsed)
     }
 
     /// Counts one line that is not sshd's.
@@ -218,12 +226,12 @@ mod tests {
                     port
                 ),
             ] {
-                match ssh_hook::classify_line(line.as_bytes(), 2026) {
-                    ssh_hook::Parsed::Event(e) => {
+                match t.resolve(ssh_hook::classify_line(line.as_bytes(), 2026)) {
+                    Parsed::Event(e) => {
                         t.event(&e);
                     }
-                    ssh_hook::Parsed::Unrecognised => t.missed_line(),
-                    ssh_hook::Parsed::NotSshd => t.other_line(),
+                    Parsed::Unrecognised | Parsed::Unaddressed(_) => t.missed_line(),
+                    Parsed::NotSshd | Parsed::RepeatLast(_) => t.other_line(),
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! per line); the caller's thread receives blocks back in input order and
 //! hands each line, with its event re-borrowed from the block, to `each`.
 
-use ssh_hook::{Event, Parsed, classify_line};
+use ssh_hook::{Event, Parsed, Unaddressed, classify_line};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -16,11 +16,14 @@ use std::sync::{Arc, Mutex};
 /// Bytes per block: big enough to amortise the hand-offs.
 const BLOCK: usize = 1 << 20;
 
-/// What one line is, pointing into its block.
+/// What one line is, pointing into its block: a user name borrowed from
+/// the line is kept as its range.
 enum Line {
     Other,
     Missed,
     Event(Event<'static>, Option<Range<usize>>),
+    Unaddressed(Unaddressed<'static>, Option<Range<usize>>),
+    RepeatLast(u32),
 }
 
 /// A block and its parsed lines (each with its byte range).
@@ -74,19 +77,22 @@ fn deliver(
 ) -> std::io::Result<()> {
     for (range, line) in &done.lines {
         let text = &done.block[range.clone()];
+        let user = |range: &Option<Range<usize>>, owned: &Option<Cow<'static, [u8]>>| match range {
+            Some(r) => Some(Cow::Borrowed(&done.block[r.clone()])),
+            None => owned.clone(),
+        };
         let parsed = match line {
             Line::Other => Parsed::NotSshd,
             Line::Missed => Parsed::Unrecognised,
-            Line::Event(event, user) => {
-                let user = match user {
-                    Some(r) => Some(Cow::Borrowed(&done.block[r.clone()])),
-                    None => event.user.clone(),
-                };
-                Parsed::Event(Event {
-                    user,
-                    ..event.clone()
-                })
-            }
+            Line::Event(event, range) => Parsed::Event(Event {
+                user: user(range, &event.user),
+                ..event.clone()
+            }),
+            Line::Unaddressed(line, range) => Parsed::Unaddressed(Unaddressed {
+                user: user(range, &line.user),
+                ..line.clone()
+            }),
+            Line::RepeatLast(times) => Parsed::RepeatLast(*times),
         };
         each(text, parsed)?;
     }
@@ -148,18 +154,7 @@ fn parse_block(block: &[u8], year: i32) -> Vec<(Range<usize>, Line)> {
             Parsed::NotSshd => Line::Other,
             Parsed::Unrecognised => Line::Missed,
             Parsed::Event(event) => {
-                // A user borrowed from the block is kept as a range into it.
-                let range = match &event.user {
-                    Some(Cow::Borrowed(u)) => {
-                        let at = u.as_ptr() as usize - base;
-                        Some(at..at + u.len())
-                    }
-                    _ => None,
-                };
-                let user = match event.user {
-                    Some(Cow::Owned(u)) => Some(Cow::Owned(u)),
-                    _ => None,
-                };
+                let (range, user) = detach_user(event.user, base);
                 let owned = Event {
                     kind: event.kind,
                     addr: event.addr,
@@ -168,14 +163,44 @@ fn parse_block(block: &[u8], year: i32) -> Vec<(Range<usize>, Line)> {
                     method: event.method,
                     pid: event.pid,
                     time: event.time,
+                    times: event.times,
                 };
                 Line::Event(owned, range)
             }
+            Parsed::Unaddressed(line) => {
+                let (range, user) = detach_user(line.user, base);
+                let owned = Unaddressed {
+                    kind: line.kind,
+                    user,
+                    pid: line.pid,
+                    time: line.time,
+                    times: line.times,
+                    follows: line.follows,
+                };
+                Line::Unaddressed(owned, range)
+            }
+            Parsed::RepeatLast(times) => Line::RepeatLast(times),
         };
         lines.push((start..end, line));
         start = end;
     }
     lines
+}
+
+/// A user name borrowed from the block at `base` as its range there; an
+/// owned one (from a journal JSON line) as it is.
+fn detach_user(
+    user: Option<Cow<'_, [u8]>>,
+    base: usize,
+) -> (Option<Range<usize>>, Option<Cow<'static, [u8]>>) {
+    match user {
+        Some(Cow::Borrowed(u)) => {
+            let at = u.as_ptr() as usize - base;
+            (Some(at..at + u.len()), None)
+        }
+        Some(Cow::Owned(u)) => (None, Some(Cow::Owned(u))),
+        None => (None, None),
+    }
 }
 
 #[cfg(test)]

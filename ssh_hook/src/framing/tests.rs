@@ -135,6 +135,97 @@ fn journal_cat_and_bare_messages() {
 }
 
 #[test]
+fn headers_without_a_timestamp() {
+    assert_eq!(
+        framed(&format!("host sshd[123]: {MSG}")),
+        expect(Some(123), None)
+    );
+    assert_eq!(
+        framed(&format!("sshd[123]: {MSG}")),
+        expect(Some(123), None)
+    );
+    assert_eq!(framed(&format!("host sshd: {MSG}")), expect(None, None));
+    assert_eq!(framed(&format!("sshd-session: {MSG}")), expect(None, None));
+    assert_eq!(framed(&format!("host cron[1]: {MSG}")), None);
+    assert_eq!(framed(&format!("cron[1]: {MSG}")), None);
+}
+
+#[test]
+fn a_bare_message_never_reads_as_a_header() {
+    // User names and unknown method names are the client's text, second
+    // in a bare message: `sshd[1]:` there is not a header.
+    let line = "User sshd[1]: Invalid user x from 6.6.6.6 port 1 from 203.0.113.5 not allowed because not listed in AllowUsers";
+    assert_eq!(framed(line).map(|f| f.1), Some("203.0.113.5".into()));
+    let line = "Failed sshd[1]: for root from 203.0.113.5 port 4242 ssh2";
+    assert_eq!(framed(line).map(|f| f.1), Some("203.0.113.5".into()));
+}
+
+#[test]
+fn vendor_and_carrier_additions() {
+    let line = format!("Nov 24 10:00:01 host sshd[123]: [ID 800047 auth.info] {MSG}");
+    assert_eq!(framed(&line), expect(Some(123), Some(T)));
+    let line = format!("Nov 24 10:00:01 <auth.info> host sshd[123]: {MSG}");
+    assert_eq!(framed(&line), expect(Some(123), Some(T)));
+    let line = format!("Nov 24 10:00:01 host sshd[123]: [ID x auth.info] {MSG}");
+    assert_eq!(framed(&line), None, "not a Solaris id");
+}
+
+#[test]
+fn rsyslog_repeated_messages_count_n_times() {
+    let line = format!("Nov 24 10:00:01 host sshd[123]: message repeated 3 times: [ {MSG}]");
+    let event = parse_line(line.as_bytes(), 2026).unwrap();
+    assert_eq!(
+        (event.kind, event.times, event.port),
+        (Kind::FailedAuth, 3, Some(4242))
+    );
+    let line = format!("Nov 24 10:00:01 host sshd[123]: message repeated 3 times: [ {MSG}");
+    assert_eq!(framed(&line), None, "no closing bracket");
+    let line = format!("Nov 24 10:00:01 host cron[1]: message repeated 3 times: [ {MSG}]");
+    assert_eq!(framed(&line), None);
+}
+
+#[test]
+fn bsd_last_message_repeated() {
+    for line in [
+        "Nov 24 10:00:01 host last message repeated 3 times",
+        "Nov 24 10:00:01 host --- last message repeated 3 times ---",
+        "Nov 24 10:00:01 last message repeated 3 times",
+    ] {
+        assert_eq!(
+            classify_line(line.as_bytes(), 2026),
+            Parsed::RepeatLast(3),
+            "{line}"
+        );
+    }
+    let line = "Nov 24 10:00:01 host last message repeated 0 times";
+    assert_eq!(classify_line(line.as_bytes(), 2026), Parsed::NotSshd);
+}
+
+#[test]
+fn journal_short_full_and_with_unit() {
+    let line = format!("Tue 2026-11-24 10:00:01 UTC host sshd[123]: {MSG}");
+    assert_eq!(framed(&line), expect(Some(123), Some(T)));
+    let line = format!("Tue 2026-11-24 11:00:01.123 +0100 host sshd[123]: {MSG}");
+    assert_eq!(framed(&line), expect(Some(123), Some(T)));
+    let line = format!("Tue 2026-11-24 11:00:01 CET host sshd[123]: {MSG}");
+    assert_eq!(framed(&line), expect(Some(123), None), "no zone database");
+}
+
+#[test]
+fn unaddressed_lines_carry_their_pid() {
+    let line = "Nov 24 10:00:01 host sshd[7]: Disconnecting: Too many authentication failures for root [preauth]";
+    match classify_line(line.as_bytes(), 2026) {
+        Parsed::Unaddressed(u) => assert_eq!(
+            (u.kind, u.pid, u.time),
+            (Kind::TooManyAuthFailures, 7, Some(T))
+        ),
+        other => panic!("{other:?}"),
+    }
+    let no_pid = "Nov 24 10:00:01 host sshd: Disconnecting: Too many authentication failures for root [preauth]";
+    assert_eq!(classify_line(no_pid.as_bytes(), 2026), Parsed::Unrecognised);
+}
+
+#[test]
 fn journal_json() {
     let line = format!(
         r#"{{"__REALTIME_TIMESTAMP":"1795514401000000","_PID":"123","SYSLOG_IDENTIFIER":"sshd","MESSAGE":"{MSG}"}}"#

@@ -6,9 +6,12 @@ use crate::address::{PortRule, endpoint_at_end};
 use crate::bytes;
 use crate::event::{Event, Kind};
 
-/// `Invalid user U from A port P` (OpenSSH 7.x+), `Invalid user U from A` (6.x).
+/// `Invalid user U from A port P` (OpenSSH 7.x+), `Invalid user U from A`
+/// (3.9–6.x), `Illegal user U from A` (before 3.9).
 pub(super) fn parse_invalid_user(msg: &[u8]) -> Option<Event<'_>> {
-    let rest = msg.strip_prefix(b"Invalid user ")?;
+    let rest = msg
+        .strip_prefix(b"Invalid user ")
+        .or_else(|| msg.strip_prefix(b"Illegal user "))?;
     let endpoint = endpoint_at_end(rest, PortRule::Optional)?;
     let user = user_before_from(&endpoint)?;
     Some(client_event(

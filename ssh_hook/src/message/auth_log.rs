@@ -39,17 +39,30 @@ pub(super) fn parse_max_auth_tries(msg: &[u8]) -> Option<Event<'_>> {
     parse_target(Kind::MaxAuthTries, target, false)
 }
 
-/// `[invalid user ]U from A port P ssh2[: DETAILS][ [preauth]]`.
+/// `[invalid user ]U from A port P ssh2[: DETAILS][ [preauth]]`, and
+/// before OpenSSH 3.9 (or for protocol 1) `[illegal user ]U from A port P[ ssh1]`.
 fn parse_target(kind: Kind, target: &[u8], with_details: bool) -> Option<Event<'_>> {
     let (target, _) = strip_preauth(target);
-    let anchor = find_ssh2_anchor(target, with_details)?;
-    let endpoint = endpoint_at_end(&target[..anchor], PortRule::Required)?;
+    let end = match has_ssh2_candidate(target, with_details) {
+        true => find_ssh2_anchor(target, with_details)?,
+        false => target.strip_suffix(b" ssh1").unwrap_or(target).len(),
+    };
+    let endpoint = endpoint_at_end(&target[..end], PortRule::Required)?;
     let user_part = user_before_from(&endpoint)?;
-    // sshd writes "invalid user " before a name that has no account.
+    // sshd writes "invalid user " (before 3.9 "illegal user ") before a
+    // name that has no account.
     let user = user_part
         .strip_prefix(b"invalid user ")
+        .or_else(|| user_part.strip_prefix(b"illegal user "))
         .unwrap_or(user_part);
     Some(client_event(kind, endpoint.addr, endpoint.port, Some(user)))
+}
+
+/// Whether any ` ssh2` could be sshd's. Without one, the line is not in
+/// the ` ssh2` format at all (an old or protocol 1 line ends at the port);
+/// with one, the real anchor is among them and [`find_ssh2_anchor`] decides.
+fn has_ssh2_candidate(target: &[u8], with_details: bool) -> bool {
+    bytes::find_all(target, SSH2).any(|at| is_anchor_candidate(target, at, with_details))
 }
 
 /// Where the real ` ssh2` is: the one after ` from A port P` and followed by
@@ -198,6 +211,36 @@ mod tests {
         let honest = br#"Failed hostbased for u from 203.0.113.5 port 2 ssh2: client user "u", client host "h.example""#;
         assert_eq!(
             parse_failed_or_accepted(honest).map(|e| e.addr.to_string()),
+            Some("203.0.113.5".into())
+        );
+    }
+
+    #[test]
+    fn lines_without_ssh2_end_at_the_port() {
+        for line in [
+            &b"Failed password for root from 203.0.113.5 port 4242"[..],
+            b"Failed password for illegal user admin from 203.0.113.5 port 4242",
+            b"Failed password for root from 203.0.113.5 port 4242 ssh1",
+            b"Failed none for invalid user x ssh2 from 6.6.6.6 port 1 from 203.0.113.5 port 4242",
+        ] {
+            let event = parse_failed_or_accepted(line).unwrap();
+            assert_eq!(
+                (event.addr.to_string(), event.port),
+                ("203.0.113.5".into(), Some(4242)),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let event = parse_failed_or_accepted(
+            b"Failed password for illegal user admin from 203.0.113.5 port 4242",
+        )
+        .unwrap();
+        assert_eq!(user_of(&event), b"admin");
+        // A fake ssh2 tail in the user name of a line ending at the port
+        // is still the user's: the real endpoint is last.
+        let line = b"Failed password for x from 6.6.6.6 port 1 ssh2 from 203.0.113.5 port 4242";
+        assert_eq!(
+            parse_failed_or_accepted(line).map(|e| e.addr.to_string()),
             Some("203.0.113.5".into())
         );
     }

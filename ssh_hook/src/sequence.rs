@@ -1,0 +1,244 @@
+//! What a line means given the lines before it. The parse of one line
+//! ([`crate::classify_line`]) is stateless, so it can run on every core;
+//! two things need the log in order, and a [`Sequencer`] supplies them:
+//!
+//! - sshd lines that name no address but belong to a connection that did
+//!   ([`Parsed::Unaddressed`]): tied to the last address their pid logged,
+//!   never to one taken from their own text;
+//! - a syslog daemon's `last message repeated N times` ([`Parsed::RepeatLast`]):
+//!   the line before, again.
+
+use crate::event::{Event, Kind, Unaddressed};
+use crate::framing::Parsed;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// The most pids remembered at once; past it the oldest half is forgotten.
+const MAX_PIDS: usize = 65_536;
+
+/// How far apart in time (seconds) an unaddressed line may be from the
+/// addressed line it is tied to: sshd's longest `LoginGraceTime` worth of
+/// a pre-authentication connection, with room. A pid reused after that is
+/// another connection.
+const MAX_GAP: i64 = 600;
+
+/// The last addressed line of one pid.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    kind: Kind,
+    addr: IpAddr,
+    port: Option<u16>,
+    time: Option<i64>,
+    order: u64,
+}
+
+/// The last line, while it was an sshd event (for `last message repeated`):
+/// the event without its user name, which is kept in a reused buffer (no
+/// allocation per line).
+#[derive(Debug, Default)]
+struct Last {
+    event: Option<Event<'static>>,
+    user: Option<Vec<u8>>,
+}
+
+/// Line-order memory across a log. Bounded: at most [`MAX_PIDS`] pids.
+#[derive(Debug, Default)]
+pub struct Sequencer {
+    pids: HashMap<u32, Known>,
+    last: Last,
+    next: u64,
+}
+
+impl Sequencer {
+    /// A sequencer that has seen nothing.
+    pub fn new() -> Sequencer {
+        Sequencer::default()
+    }
+
+    /// `parsed`, the next line of the log, with what needs earlier lines
+    /// resolved: the result is never [`Parsed::Unaddressed`] or
+    /// [`Parsed::RepeatLast`]. An unaddressed line whose pid logged no
+    /// address before (or too long ago, or not the line it must follow) is
+    /// [`Parsed::Unrecognised`].
+    pub fn resolve<'a>(&mut self, parsed: Parsed<'a>) -> Parsed<'a> {
+        match parsed {
+            Parsed::Event(event) => {
+                self.remember(&event);
+                Parsed::Event(event)
+            }
+            Parsed::Unaddressed(line) => match self.attribute(line) {
+                Some(event) => {
+                    self.remember_last(&event);
+                    Parsed::Event(event)
+                }
+                None => self.forget_last(Parsed::Unrecognised),
+            },
+            Parsed::RepeatLast(times) => match self.repeat_last(times) {
+                Some(event) => Parsed::Event(event),
+                None => Parsed::NotSshd,
+            },
+            other @ (Parsed::NotSshd | Parsed::Unrecognised) => self.forget_last(other),
+        }
+    }
+
+    fn remember(&mut self, event: &Event<'_>) {
+        self.remember_last(event);
+        let Some(pid) = event.pid else { return };
+        if self.pids.len() >= MAX_PIDS && !self.pids.contains_key(&pid) {
+            self.forget_oldest_half();
+        }
+        self.next += 1;
+        let known = Known {
+            kind: event.kind,
+            addr: event.addr,
+            port: event.port,
+            time: event.time,
+            order: self.next,
+        };
+        self.pids.insert(pid, known);
+    }
+
+    fn remember_last(&mut self, event: &Event<'_>) {
+        self.last.event = Some(Event {
+            method: event.method,
+            pid: event.pid,
+            time: event.time,
+            ..Event::new(event.kind, event.addr, event.port)
+        });
+        match (&event.user, &mut self.last.user) {
+            (Some(user), Some(buffer)) => {
+                buffer.clear();
+                buffer.extend_from_slice(user);
+            }
+            (Some(user), none) => *none = Some(user.to_vec()),
+            (None, kept) => *kept = None,
+        }
+    }
+
+    fn forget_last<'a>(&mut self, parsed: Parsed<'a>) -> Parsed<'a> {
+        self.last.event = None;
+        parsed
+    }
+
+    /// The event `line` is, at the address its pid last logged.
+    fn attribute<'a>(&mut self, line: Unaddressed<'a>) -> Option<Event<'a>> {
+        let known = *self.pids.get(&line.pid)?;
+        if line.follows.is_some_and(|kind| kind != known.kind) {
+            return None;
+        }
+        if let (Some(then), Some(now)) = (known.time, line.time)
+            && (now - then).abs() > MAX_GAP
+        {
+            return None;
+        }
+        Some(Event {
+            user: line.user,
+            pid: Some(line.pid),
+            time: line.time.or(known.time),
+            times: line.times,
+            ..Event::new(line.kind, known.addr, known.port)
+        })
+    }
+
+    fn repeat_last(&self, times: u32) -> Option<Event<'static>> {
+        let last = self.last.event.as_ref()?;
+        Some(Event {
+            user: self.last.user.clone().map(Cow::Owned),
+            times,
+            ..last.clone()
+        })
+    }
+
+    fn forget_oldest_half(&mut self) {
+        let mut orders: Vec<u64> = self.pids.values().map(|k| k.order).collect();
+        orders.sort_unstable();
+        let cutoff = orders[orders.len() / 2];
+        self.pids.retain(|_, k| k.order > cutoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framing::classify_line;
+
+    /// Each line's event through one sequencer: (kind, address, times).
+    fn events(lines: &[&str]) -> Vec<Option<(Kind, String, u32)>> {
+        let mut sequencer = Sequencer::new();
+        lines
+            .iter()
+            .map(|line| {
+                let parsed = sequencer.resolve(classify_line(line.as_bytes(), 2026));
+                parsed
+                    .event()
+                    .map(|e| (e.kind, e.addr.to_string(), e.times))
+            })
+            .collect()
+    }
+
+    fn some(kind: Kind, addr: &str, times: u32) -> Option<(Kind, String, u32)> {
+        Some((kind, addr.into(), times))
+    }
+
+    #[test]
+    fn an_old_disconnect_gets_its_pids_address() {
+        let got = events(&[
+            "Nov 24 10:00:01 h sshd[7]: Failed password for root from 203.0.113.5 port 4 ssh2",
+            "Nov 24 10:00:01 h sshd[8]: Failed password for root from 198.51.100.9 port 5 ssh2",
+            "Nov 24 10:00:02 h sshd[7]: Disconnecting: Too many authentication failures for root [preauth]",
+        ]);
+        assert_eq!(got[2], some(Kind::TooManyAuthFailures, "203.0.113.5", 1));
+    }
+
+    #[test]
+    fn a_pid_without_an_address_or_too_long_ago_ties_nothing() {
+        let got = events(&[
+            "Nov 24 10:00:02 h sshd[7]: Disconnecting: Too many authentication failures for root [preauth]",
+            "Nov 24 10:00:01 h sshd[8]: Failed password for root from 198.51.100.9 port 5 ssh2",
+            "Nov 24 11:00:02 h sshd[8]: Disconnecting: Too many authentication failures for root [preauth]",
+            "Disconnecting: Too many authentication failures for root [preauth]",
+        ]);
+        assert_eq!(
+            got,
+            [None, some(Kind::FailedAuth, "198.51.100.9", 1), None, None]
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_summary_follows_only_its_drop_line() {
+        let got = events(&[
+            "Nov 24 10:00:01 h sshd[1]: drop connection #0 from [203.0.113.5]:4 on [192.0.2.1]:22 penalty: failed authentication",
+            "Nov 24 10:00:01 h sshd[1]: PerSourcePenalties logging rate-limited: additional 12 connections dropped",
+            "Nov 24 10:00:02 h sshd[1]: drop connection #9 from [198.51.100.9]:4 on [192.0.2.1]:22 Maxstartups",
+            "Nov 24 10:00:02 h sshd[1]: PerSourcePenalties logging rate-limited: additional 3 connections dropped",
+            "Nov 24 10:00:02 h sshd[1]: Maxstartups logging rate-limited: additional 3 connections dropped",
+        ]);
+        assert_eq!(got[1], some(Kind::PenaltyDropsUnlogged, "203.0.113.5", 12));
+        assert_eq!(got[3], None, "a penalty summary after a MaxStartups drop");
+        assert_eq!(got[4], some(Kind::MaxStartupsDrop, "198.51.100.9", 3));
+    }
+
+    #[test]
+    fn last_message_repeated_repeats_only_an_sshd_event() {
+        let got = events(&[
+            "Nov 24 10:00:01 h sshd[7]: Failed password for root from 203.0.113.5 port 4 ssh2",
+            "Nov 24 10:00:05 h last message repeated 4 times",
+            "Nov 24 10:00:06 h CRON[9]: (root) CMD (true)",
+            "Nov 24 10:00:07 h last message repeated 2 times",
+        ]);
+        assert_eq!(got[1], some(Kind::FailedAuth, "203.0.113.5", 4));
+        assert_eq!((got[2].clone(), got[3].clone()), (None, None));
+    }
+
+    #[test]
+    fn the_pid_table_stays_bounded() {
+        let mut sequencer = Sequencer::new();
+        for pid in 0..(MAX_PIDS as u32 * 3) {
+            let line =
+                format!("Nov 24 10:00:01 h sshd[{pid}]: Invalid user x from 203.0.113.5 port 4");
+            sequencer.resolve(classify_line(line.as_bytes(), 2026));
+        }
+        assert!(sequencer.pids.len() <= MAX_PIDS);
+    }
+}
