@@ -124,7 +124,10 @@ pub enum Kind {
     /// `PAM: Authentication failure for [illegal user ]U from A` and
     /// `pam_unix(sshd:auth): authentication failure; … rhost=A  user=U`.
     PamAuthFailure,
-    /// `User U from A not allowed because …` (AllowUsers, DenyUsers, groups, shell, locked).
+    /// `User U from A not allowed because …` (AllowUsers, DenyUsers, groups,
+    /// shell, locked), `ROOT LOGIN REFUSED FROM A`, 9.9+'s RefuseConnection
+    /// `administratively prohibited connection for U from A port P`,
+    /// `Username too long from A port P`, PAM's account stack refusing.
     NotAllowed,
     /// `Did not receive identification string from A[ port P]`.
     NoIdentification,
@@ -156,11 +159,22 @@ pub enum Kind {
     /// by one, from any penalised sources. Tied to the drop line logged
     /// just before it.
     PenaltyDropsUnlogged,
+    /// The client broke the protocol after the banner: `ssh_dispatch_run_fatal:
+    /// Connection from ID: REASON` (bad MAC, corrupt packets), `Disconnecting
+    /// ID: REASON` for other reasons than failures (`bad service request`,
+    /// `strict KEX violation`, a change of user name), `Bad packet length`,
+    /// `Corrupted MAC on input`, IP options on the connection.
+    ProtocolError,
+    /// sshd's unprivileged child crashed serving the client (OpenSSH 9.8+:
+    /// `Session process N unpriv child crash for connection from A to L`,
+    /// `session process N for connection from A … killed by signal S`): what
+    /// memory-corruption exploits look like from outside.
+    ChildCrash,
 }
 
 impl Kind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 21] = [
         Kind::FailedAuth,
         Kind::InvalidUser,
         Kind::ConnectionClosedPreauth,
@@ -180,6 +194,8 @@ impl Kind {
         Kind::MaxStartupsDrop,
         Kind::PenaltyImposed,
         Kind::PenaltyDropsUnlogged,
+        Kind::ProtocolError,
+        Kind::ChildCrash,
     ];
 
     /// The kind's name in JSON and in the store (`failed-auth`, `invalid-user`, …).
@@ -204,6 +220,8 @@ impl Kind {
             Kind::MaxStartupsDrop => "maxstartups-drop",
             Kind::PenaltyImposed => "penalty-imposed",
             Kind::PenaltyDropsUnlogged => "penalty-drops-unlogged",
+            Kind::ProtocolError => "protocol-error",
+            Kind::ChildCrash => "child-crash",
         }
     }
 }

@@ -33,14 +33,22 @@ pub(crate) use unaddressed::parse_unaddressed;
 type Parser = for<'a> fn(&'a [u8]) -> Option<Event<'a>>;
 
 /// Every parser, each starting with a cheap literal-prefix check.
-const PARSERS: [Parser; 17] = [
+const PARSERS: [Parser; 28] = [
     auth_log::parse_failed_or_accepted,
     auth_log::parse_max_auth_tries,
     account::parse_invalid_user,
     account::parse_not_allowed,
+    account::parse_refused_connection,
+    account::parse_refused_account,
+    account::parse_tcp_wrappers,
     connection::parse_connection_closed,
     connection::parse_disconnected,
     connection::parse_disconnecting,
+    // After `parse_disconnecting`: the same prefix, other reasons.
+    connection::parse_disconnecting_protocol,
+    connection::parse_dispatch_fatal,
+    connection::parse_timed_out,
+    connection::parse_ip_options,
     connection::parse_received_disconnect,
     pam::parse_pam_failure,
     pam::parse_pam_unix_failure,
@@ -49,7 +57,11 @@ const PARSERS: [Parser; 17] = [
     probe::parse_unable_to_negotiate,
     probe::parse_bad_protocol_version,
     probe::parse_preauth_timeout,
+    probe::parse_major_versions_differ,
+    probe::parse_could_not_write_ident,
+    probe::parse_scanner,
     penalty::parse_drop_connection,
+    penalty::parse_session_end,
     penalty::parse_penalty_imposed,
 ];
 

@@ -8,7 +8,7 @@
 //! - a syslog daemon's `last message repeated N times` ([`Parsed::RepeatLast`]):
 //!   the line before, again.
 
-use crate::event::{Event, Kind, Unaddressed};
+use crate::event::{Event, Kind, Method, Unaddressed};
 use crate::framing::Parsed;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -34,18 +34,28 @@ struct Known {
 }
 
 /// The last line, while it was an sshd event (for `last message repeated`):
-/// the event without its user name, which is kept in a reused buffer (no
-/// allocation per line).
+/// the event's fields, its user name in a reused buffer (no allocation per line).
 #[derive(Debug, Default)]
 struct Last {
-    event: Option<Event<'static>>,
+    event: Option<LastEvent>,
     user: Option<Vec<u8>>,
+}
+
+/// An event without its user name, small enough to copy per line.
+#[derive(Debug, Clone, Copy)]
+struct LastEvent {
+    kind: Kind,
+    addr: IpAddr,
+    port: Option<u16>,
+    method: Option<Method>,
+    pid: Option<u32>,
+    time: Option<i64>,
 }
 
 /// Line-order memory across a log. Bounded: at most [`MAX_PIDS`] pids.
 #[derive(Debug, Default)]
 pub struct Sequencer {
-    pids: HashMap<u32, Known>,
+    pids: HashMap<u32, Known, foldhash::fast::RandomState>,
     last: Last,
     next: u64,
 }
@@ -100,11 +110,13 @@ impl Sequencer {
     }
 
     fn remember_last(&mut self, event: &Event<'_>) {
-        self.last.event = Some(Event {
+        self.last.event = Some(LastEvent {
+            kind: event.kind,
+            addr: event.addr,
+            port: event.port,
             method: event.method,
             pid: event.pid,
             time: event.time,
-            ..Event::new(event.kind, event.addr, event.port)
         });
         match (&event.user, &mut self.last.user) {
             (Some(user), Some(buffer)) => {
@@ -142,11 +154,14 @@ impl Sequencer {
     }
 
     fn repeat_last(&self, times: u32) -> Option<Event<'static>> {
-        let last = self.last.event.as_ref()?;
+        let last = self.last.event?;
         Some(Event {
             user: self.last.user.clone().map(Cow::Owned),
+            method: last.method,
+            pid: last.pid,
+            time: last.time,
             times,
-            ..last.clone()
+            ..Event::new(last.kind, last.addr, last.port)
         })
     }
 

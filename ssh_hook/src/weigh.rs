@@ -111,7 +111,7 @@ struct Seen {
 /// Per-connection memory across lines.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    connections: HashMap<Connection, Seen>,
+    connections: HashMap<Connection, Seen, foldhash::fast::RandomState>,
     next: u64,
 }
 
@@ -150,7 +150,15 @@ impl Tracker {
             | Kind::BannerError
             | Kind::UnableToNegotiate
             | Kind::BadProtocolVersion
-            | Kind::PreauthTimeout => probe(weights),
+            | Kind::PreauthTimeout
+            | Kind::ProtocolError => probe(weights),
+            // sshd's own penalty for a crash is its harshest (90 s, past
+            // `min` at once): a crash is what an exploit attempt leaves.
+            Kind::ChildCrash => Verdict::Failure {
+                weight: 1.0,
+                why: "crashed sshd's unprivileged child",
+                unless_pam_saw_it: false,
+            },
             // sshd's own verdict: it refused the source because its penalty
             // passed PerSourcePenalties' `min` (four failed logins, sixteen
             // bare connections or one crash at the defaults). A source that

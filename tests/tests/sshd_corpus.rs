@@ -393,6 +393,15 @@ fn not_provokable(kind: Kind) -> Option<&'static str> {
             "sshd logs it only after a 30 s quiet spell in a flood of refused \
              connections: `penalty_summary_on_openssh_10` provokes it on its own",
         ),
+        Kind::ProtocolError => Some(
+            "needs a client that breaks the SSH transport after the key exchange \
+             (bad MACs, corrupt packets); no stock client does: unit-tested from \
+             OpenSSH's own format strings (ssh_hook/tests/openssh_messages.rs)",
+        ),
+        Kind::ChildCrash => Some(
+            "needs sshd's unprivileged child to crash; unit-tested from OpenSSH \
+             10.0's sshd.c child_reap() format strings",
+        ),
         Kind::FailedAuth
         | Kind::PenaltyDrop
         | Kind::MaxStartupsDrop

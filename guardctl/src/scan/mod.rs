@@ -42,7 +42,7 @@ pub struct Tally {
     /// network address as one integer (IPv4 mapped; every source has the
     /// policy's prefix): no string and one hash write per event, the hot
     /// path of a million-line scan.
-    sources: HashMap<u128, Window>,
+    sources: HashMap<u128, Window, foldhash::fast::RandomState>,
     sequencer: Sequencer,
     tracker: Tracker,
     weights: Weights,
@@ -70,7 +70,7 @@ impl Tally {
             missed: 0,
             would_ban: BTreeMap::new(),
             by_kind: [0; Kind::ALL.len()],
-            sources: HashMap::new(),
+            sources: HashMap::default(),
             sequencer: Sequencer::new(),
             tracker: Tracker::new(),
             weights,

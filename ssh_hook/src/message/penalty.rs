@@ -38,13 +38,66 @@ pub(super) fn parse_drop_connection(msg: &[u8]) -> Option<Event<'_>> {
         Kind::PenaltyDrop
     } else if matches!(
         reason,
-        b"Maxstartups" | b"MaxStartups" | b"past MaxStartups"
+        // 10.x, 9.9, before 9.8; and a full penalty table refusing everyone.
+        b"Maxstartups"
+            | b"past Maxstartups"
+            | b"past MaxStartups"
+            | b"too many penalised addresses"
     ) {
         Kind::MaxStartupsDrop
     } else {
         return None;
     };
     Some(client_event(kind, addr, Some(port), None))
+}
+
+/// What the listener logs when a session process ends badly (OpenSSH
+/// 9.8+), naming the connection as `connection from A to L` (or
+/// `connection from A`): `Timeout before authentication for connection
+/// from A to L, pid = N[ (early)| (sending config)| (sending keys)]`, and
+/// the child crashes, `Session process N unpriv child crash for connection
+/// from A to L` and `session process N for connection from A to L killed by
+/// signal S[ …]`. All sshd's text.
+pub(super) fn parse_session_end(msg: &[u8]) -> Option<Event<'_>> {
+    if let Some(rest) = msg.strip_prefix(b"Timeout before authentication for connection from ") {
+        let (addr, rest) = listener_peer(rest)?;
+        rest.strip_prefix(b", pid = ")?;
+        return Some(client_event(Kind::PreauthTimeout, addr, None, None));
+    }
+    let rest = msg
+        .strip_prefix(b"Session process ")
+        .or_else(|| msg.strip_prefix(b"session process "))?;
+    let (pid, rest) = bytes::split_digits(rest);
+    bytes::parse_decimal(pid, 10)?;
+    let rest = rest
+        .strip_prefix(b" unpriv child crash for connection from ")
+        .or_else(|| rest.strip_prefix(b" for connection from "))?;
+    let (addr, rest) = listener_peer(rest)?;
+    let crashed = rest.is_empty() || rest.starts_with(b" killed by signal ");
+    crashed.then(|| client_event(Kind::ChildCrash, addr, None, None))
+}
+
+/// `A to L…` or `A, …` or `A` after `connection from `: the peer address
+/// and the text after the local one.
+fn listener_peer(text: &[u8]) -> Option<(IpAddr, &[u8])> {
+    let end = text
+        .iter()
+        .position(|&b| b == b' ' || b == b',')
+        .unwrap_or(text.len());
+    let addr = parse_ip(&text[..end])?;
+    let rest = &text[end..];
+    let rest = match rest.strip_prefix(b" to ") {
+        Some(local) => {
+            let end = local
+                .iter()
+                .position(|&b| b == b' ' || b == b',')
+                .unwrap_or(local.len());
+            parse_ip(&local[..end])?;
+            &local[end..]
+        }
+        None => rest,
+    };
+    Some((addr, rest))
 }
 
 /// A penalty coming into force for a source (OpenSSH 9.8+ at VERBOSE;
@@ -92,6 +145,30 @@ fn bracketed_endpoint(text: &[u8]) -> Option<(IpAddr, u16, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_ends_seen_by_the_listener() {
+        let cases: [(&[u8], Kind); 6] = [
+            (b"Timeout before authentication for connection from 203.0.113.5 to 198.51.100.1, pid = 12345", Kind::PreauthTimeout),
+            (b"Timeout before authentication for connection from 203.0.113.5 to 198.51.100.1, pid = 12345 (sending config)", Kind::PreauthTimeout),
+            (b"Timeout before authentication for connection from 203.0.113.5, pid = 12345", Kind::PreauthTimeout),
+            (b"Session process 12345 unpriv child crash for connection from 203.0.113.5 to 198.51.100.1", Kind::ChildCrash),
+            (b"session process 12345 for connection from 203.0.113.5 to 198.51.100.1 killed by signal 11", Kind::ChildCrash),
+            (b"Session process 7 unpriv child crash for connection from 2001:db8::5 to 2001:db8::1", Kind::ChildCrash),
+        ];
+        for (line, kind) in cases {
+            let event = parse_session_end(line)
+                .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(line)));
+            assert_eq!(event.kind, kind);
+            assert!(
+                event.addr.to_string().ends_with("::5") || event.addr.to_string() == "203.0.113.5"
+            );
+        }
+        assert_eq!(
+            parse_session_end(b"session process 1 for connection from 203.0.113.5 to 198.51.100.1 terminated abnormally, status=0x1"),
+            None
+        );
+    }
 
     fn client(event: Option<Event<'_>>) -> Option<(Kind, String, Option<u16>)> {
         event.map(|event| (event.kind, event.addr.to_string(), event.port))

@@ -3,6 +3,7 @@
 
 use super::{client_event, strip_preauth};
 use crate::address::{PortRule, endpoint_at_end, endpoint_at_start};
+use crate::bytes;
 use crate::event::{Event, Kind};
 use std::net::IpAddr;
 
@@ -44,6 +45,38 @@ pub(super) fn parse_bad_protocol_version(msg: &[u8]) -> Option<Event<'_>> {
     ))
 }
 
+/// `Protocol major versions differ for A[ port P]: OURS vs. THEIRS` (up
+/// to 7.x; the versions are the client's text, after the address).
+pub(super) fn parse_major_versions_differ(msg: &[u8]) -> Option<Event<'_>> {
+    let rest = msg.strip_prefix(b"Protocol major versions differ for ")?;
+    // No IPv6 address holds `: `, so the first one ends the endpoint.
+    let (endpoint, _versions) = bytes::split_once(rest, b": ")?;
+    let (addr, port) = lone_endpoint(endpoint)?;
+    Some(client_event(Kind::BadProtocolVersion, addr, port, None))
+}
+
+/// `Could not write ident string to A[ port P]` (up to 7.x): the client
+/// left before sshd's banner.
+pub(super) fn parse_could_not_write_ident(msg: &[u8]) -> Option<Event<'_>> {
+    let rest = msg.strip_prefix(b"Could not write ident string to ")?;
+    let (addr, port) = lone_endpoint(rest)?;
+    Some(client_event(Kind::NoIdentification, addr, port, None))
+}
+
+/// `probed from A[ port P] with BANNER.  Don't panic.` and `scanned from …`:
+/// sshd recognised a scanner by its banner (the client's text, after the address).
+pub(super) fn parse_scanner(msg: &[u8]) -> Option<Event<'_>> {
+    let rest = msg
+        .strip_prefix(b"probed from ")
+        .or_else(|| msg.strip_prefix(b"scanned from "))?;
+    if !msg.ends_with(b".  Don't panic.") {
+        return None;
+    }
+    let (endpoint, _banner) = bytes::split_once(rest, b" with ")?;
+    let (addr, port) = lone_endpoint(endpoint)?;
+    Some(client_event(Kind::BannerError, addr, port, None))
+}
+
 /// `Timeout before authentication for A[ port P]` (LoginGraceTime ran out).
 pub(super) fn parse_preauth_timeout(msg: &[u8]) -> Option<Event<'_>> {
     let rest = msg.strip_prefix(b"Timeout before authentication for ")?;
@@ -63,6 +96,30 @@ fn lone_endpoint(text: &[u8]) -> Option<(IpAddr, Option<u16>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_banner_exchange_failures() {
+        let cases: [&[u8]; 6] = [
+            b"Protocol major versions differ for 203.0.113.5: SSH-2.0-OpenSSH_6.6.1p1 vs. SSH-1.5-Nmap from 6.6.6.6",
+            b"Protocol major versions differ for 203.0.113.5 port 4242: SSH-2.0-OpenSSH_7.6p1 vs. SSH-1.5-x",
+            b"Could not write ident string to 203.0.113.5",
+            b"Could not write ident string to 203.0.113.5 port 4242",
+            b"scanned from 203.0.113.5 with SSH-2.0-OpenSSH_5.1 from 6.6.6.6 port 1.  Don't panic.",
+            b"probed from 203.0.113.5 port 4242 with SSH-2.0-OpenSSH_7.0 probe.  Don't panic.",
+        ];
+        for line in cases {
+            let event = parse_major_versions_differ(line)
+                .or_else(|| parse_could_not_write_ident(line))
+                .or_else(|| parse_scanner(line))
+                .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(line)));
+            assert_eq!(event.addr.to_string(), "203.0.113.5");
+        }
+        let v6 = b"Protocol major versions differ for 2001:db8::5: SSH-2.0-x vs. SSH-1.5-y";
+        assert_eq!(
+            parse_major_versions_differ(v6).map(|e| e.addr.to_string()),
+            Some("2001:db8::5".into())
+        );
+    }
 
     fn client(event: Option<Event<'_>>) -> Option<(Kind, String, Option<u16>)> {
         event.map(|event| (event.kind, event.addr.to_string(), event.port))

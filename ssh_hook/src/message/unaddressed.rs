@@ -12,12 +12,15 @@ use std::borrow::Cow;
 /// An unaddressed message parser.
 type Parser = for<'a> fn(&'a [u8]) -> Option<Unaddressed<'a>>;
 
-const PARSERS: [Parser; 5] = [
+const PARSERS: [Parser; 8] = [
     parse_too_many_failures,
     parse_invalid_user_request,
     parse_rate_limited,
     parse_socket_reset,
     parse_negotiation_failure,
+    parse_account_refused,
+    parse_packet_error,
+    parse_other_disconnect,
 ];
 
 /// The unaddressed event in `msg` (already without `error: `/`fatal: `),
@@ -94,6 +97,8 @@ fn parse_socket_reset(msg: &[u8]) -> Option<Unaddressed<'_>> {
         b"Read from socket failed: Connection reset by peer"
             | b"Connection reset by peer"
             | b"Read error from remote host: Connection reset by peer"
+            | b"Write failed: Broken pipe"
+            | b"Write failed: Connection reset by peer"
     );
     (preauth && is_reset).then(|| unaddressed(Kind::ConnectionClosedPreauth, None))
 }
@@ -113,6 +118,43 @@ fn parse_negotiation_failure(msg: &[u8]) -> Option<Unaddressed<'_>> {
     ];
     let failed = known.iter().any(|prefix| msg.starts_with(prefix));
     (preauth && failed).then(|| unaddressed(Kind::UnableToNegotiate, None))
+}
+
+/// An existing account refused without the client named: `User U not
+/// allowed because account is locked` (or its shell is missing), and
+/// `Access denied for user U by PAM account configuration [preauth]`.
+fn parse_account_refused(msg: &[u8]) -> Option<Unaddressed<'_>> {
+    let (msg, _) = strip_preauth(msg);
+    let user = if let Some(rest) = msg.strip_prefix(b"User ") {
+        let (user, reason) = bytes::rsplit_once(rest, b" not allowed because ")?;
+        // `User U from A not allowed …` names the client and is parsed elsewhere.
+        if reason.is_empty() || bytes::find(user, b" from ").is_some() {
+            return None;
+        }
+        user
+    } else {
+        msg.strip_prefix(b"Access denied for user ")?
+            .strip_suffix(b" by PAM account configuration")?
+    };
+    Some(unaddressed(Kind::NotAllowed, Some(user)))
+}
+
+/// Broken packets before authentication: `Bad packet length N.`,
+/// `Corrupted MAC on input.`, `dispatch_protocol_error: type N seq N`.
+fn parse_packet_error(msg: &[u8]) -> Option<Unaddressed<'_>> {
+    let (msg, preauth) = strip_preauth(msg);
+    let broken = msg.starts_with(b"Bad packet length ")
+        || msg == b"Corrupted MAC on input."
+        || msg.starts_with(b"dispatch_protocol_error: type ");
+    (preauth && broken).then(|| unaddressed(Kind::ProtocolError, None))
+}
+
+/// Any other `Disconnecting …: REASON [preauth]`: 6.x's `Disconnecting:
+/// Change of username or service not allowed: …`, and the newer lines
+/// whose client text on both sides of the address leaves it ambiguous.
+fn parse_other_disconnect(msg: &[u8]) -> Option<Unaddressed<'_>> {
+    let (msg, preauth) = strip_preauth(msg);
+    (preauth && msg.starts_with(b"Disconnecting")).then(|| unaddressed(Kind::ProtocolError, None))
 }
 
 #[cfg(test)]
@@ -176,6 +218,32 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn refused_accounts_and_broken_packets() {
+        assert_eq!(
+            kind_user_times(b"User bob not allowed because account is locked"),
+            Some((Kind::NotAllowed, Some(b"bob".to_vec()), 1))
+        );
+        assert_eq!(
+            kind_user_times(b"Access denied for user bob by PAM account configuration [preauth]"),
+            Some((Kind::NotAllowed, Some(b"bob".to_vec()), 1))
+        );
+        assert_eq!(
+            parse_unaddressed(b"User bob from 203.0.113.5 not allowed because x"),
+            None
+        );
+        for line in [
+            &b"Bad packet length 1349676916. [preauth]"[..],
+            b"Corrupted MAC on input. [preauth]",
+            b"dispatch_protocol_error: type 20 seq 3 [preauth]",
+            b"Disconnecting: Change of username or service not allowed: (a,ssh-connection) -> (b,ssh-connection) [preauth]",
+            b"Disconnecting invalid user a 203.0.113.5 port 4: Change of username or service not allowed: (a,x) -> (b 6.6.6.6 port 1,x) [preauth]",
+        ] {
+            assert_eq!(kind_user_times(line).map(|k| k.0), Some(Kind::ProtocolError), "{}", String::from_utf8_lossy(line));
+        }
+        assert_eq!(parse_unaddressed(b"Corrupted MAC on input."), None);
     }
 
     #[test]
