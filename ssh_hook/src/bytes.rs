@@ -1,36 +1,63 @@
 //! Byte-slice helpers the parsers share. Log lines are bytes, not UTF-8:
 //! user names may be anything.
 
-/// Where `needle` first occurs in `haystack`.
+/// Where `needle` first occurs in `haystack`. Needles here are a few
+/// bytes and lines a hundred: a SIMD scan for one of the needle's rarer
+/// bytes (its first that is not a space), then a compare, beats building
+/// a substring finder per call.
 pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
+    let Some((k, probe)) = probe_byte(needle) else {
         return Some(0);
+    };
+    let mut from = k;
+    while let Some(hit) = memchr::memchr(probe, haystack.get(from..)?) {
+        let at = from + hit - k;
+        if haystack[at..].starts_with(needle) {
+            return Some(at);
+        }
+        from += hit + 1;
     }
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    None
 }
 
 /// Where `needle` last occurs in `haystack`.
 pub(crate) fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
+    let Some((k, probe)) = probe_byte(needle) else {
         return Some(haystack.len());
+    };
+    // The probe byte of a match starting at `at` sits at `at + k`, and
+    // `at + needle.len()` must fit.
+    let mut end = haystack.len().checked_sub(needle.len() - k - 1)?;
+    while let Some(hit) = memchr::memrchr(probe, &haystack[..end]) {
+        if let Some(at) = hit.checked_sub(k)
+            && haystack[at..].starts_with(needle)
+        {
+            return Some(at);
+        }
+        end = hit;
     }
-    haystack
-        .windows(needle.len())
-        .rposition(|window| window == needle)
+    None
 }
 
-/// Every position where `needle` occurs in `haystack`, left to right.
+/// The byte of `needle` to scan for, and its index: the first that is not
+/// a space (spaces are everywhere in a log line). `None` for an empty needle.
+fn probe_byte(needle: &[u8]) -> Option<(usize, u8)> {
+    let k = needle.iter().position(|&b| b != b' ').unwrap_or(0);
+    needle.get(k).map(|&b| (k, b))
+}
+
+/// Every position where `needle` occurs in `haystack`, left to right
+/// (overlapping occurrences included).
 pub(crate) fn find_all<'h>(
     haystack: &'h [u8],
     needle: &'h [u8],
 ) -> impl Iterator<Item = usize> + 'h {
-    haystack
-        .windows(needle.len().max(1))
-        .enumerate()
-        .filter(move |(_, window)| *window == needle)
-        .map(|(at, _)| at)
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let at = from + find(haystack.get(from..)?, needle)?;
+        from = at + 1;
+        Some(at)
+    })
 }
 
 /// The text before and after the first `separator`, which is left out.
@@ -92,6 +119,25 @@ mod tests {
         assert_eq!(find(b"abc", b"x"), None);
         assert_eq!(rfind(b"ab", b"abc"), None);
         assert_eq!(find_all(b"xaxax", b"x").collect::<Vec<_>>(), vec![0, 2, 4]);
+        assert_eq!(find(b"  port 1", b" port "), Some(1));
+        assert_eq!(rfind(b" port  port ", b" port "), Some(6));
+        assert_eq!(rfind(b"port ", b" port "), None);
+        assert_eq!((find(b"ab", b""), rfind(b"ab", b"")), (Some(0), Some(2)));
+        assert_eq!(find(b"   ", b"  "), Some(0));
+        assert_eq!(rfind(b"   ", b"  "), Some(1));
+    }
+
+    proptest::proptest! {
+        /// The same answers as the plain definitions.
+        #[test]
+        fn find_and_rfind_agree_with_windows(
+            haystack in proptest::collection::vec(proptest::sample::select(b" ap\x00".to_vec()), 0..40),
+            needle in proptest::collection::vec(proptest::sample::select(b" ap".to_vec()), 1..5),
+        ) {
+            let windows = || haystack.windows(needle.len());
+            proptest::prop_assert_eq!(find(&haystack, &needle), windows().position(|w| w == needle.as_slice()));
+            proptest::prop_assert_eq!(rfind(&haystack, &needle), windows().rposition(|w| w == needle.as_slice()));
+        }
     }
 
     #[test]

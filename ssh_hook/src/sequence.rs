@@ -11,11 +11,14 @@
 use crate::event::{Event, Kind, Method, Unaddressed};
 use crate::framing::Parsed;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// The most pids remembered at once; past it the oldest half is forgotten.
-const MAX_PIDS: usize = 65_536;
+/// Slots of the pid table: a pid is remembered in slot `pid % PID_SLOTS`,
+/// over whatever other pid was there. Two connections alive at once
+/// whose pids share a slot lose the older one's tie (an addressless line
+/// of it is then no event, never another's): with a hundred connections
+/// at once, about one line in 160. No hashing on the hot path.
+const PID_SLOTS: usize = 16_384;
 
 /// How far apart in time (seconds) an unaddressed line may be from the
 /// addressed line it is tied to: sshd's longest `LoginGraceTime` worth of
@@ -26,11 +29,11 @@ const MAX_GAP: i64 = 600;
 /// The last addressed line of one pid.
 #[derive(Debug, Clone, Copy)]
 struct Known {
+    pid: u32,
     kind: Kind,
     addr: IpAddr,
     port: Option<u16>,
     time: Option<i64>,
-    order: u64,
 }
 
 /// The last line, while it was an sshd event (for `last message repeated`):
@@ -52,18 +55,43 @@ struct LastEvent {
     time: Option<i64>,
 }
 
-/// Line-order memory across a log. Bounded: at most [`MAX_PIDS`] pids.
-#[derive(Debug, Default)]
+/// Line-order memory across a log. Bounded: [`PID_SLOTS`] pids.
+#[derive(Debug)]
 pub struct Sequencer {
-    pids: HashMap<u32, Known, foldhash::fast::RandomState>,
+    pids: Vec<Option<Known>>,
     last: Last,
-    next: u64,
+    keeps_last: bool,
+}
+
+impl Default for Sequencer {
+    fn default() -> Sequencer {
+        Sequencer {
+            pids: vec![None; PID_SLOTS],
+            last: Last::default(),
+            keeps_last: true,
+        }
+    }
 }
 
 impl Sequencer {
     /// A sequencer that has seen nothing.
     pub fn new() -> Sequencer {
         Sequencer::default()
+    }
+
+    /// A sequencer for a reader that turns `last message repeated` into the
+    /// line before itself (`guardctl scan`, which still has that line's
+    /// bytes): it skips keeping a copy of every line's event, and a
+    /// [`Parsed::RepeatLast`] it is given anyway is [`Parsed::NotSshd`].
+    pub fn with_repeats_resolved() -> Sequencer {
+        Sequencer {
+            keeps_last: false,
+            ..Sequencer::default()
+        }
+    }
+
+    fn slot(pid: u32) -> usize {
+        pid as usize % PID_SLOTS
     }
 
     /// `parsed`, the next line of the log, with what needs earlier lines
@@ -95,21 +123,19 @@ impl Sequencer {
     fn remember(&mut self, event: &Event<'_>) {
         self.remember_last(event);
         let Some(pid) = event.pid else { return };
-        if self.pids.len() >= MAX_PIDS && !self.pids.contains_key(&pid) {
-            self.forget_oldest_half();
-        }
-        self.next += 1;
-        let known = Known {
+        self.pids[Self::slot(pid)] = Some(Known {
+            pid,
             kind: event.kind,
             addr: event.addr,
             port: event.port,
             time: event.time,
-            order: self.next,
-        };
-        self.pids.insert(pid, known);
+        });
     }
 
     fn remember_last(&mut self, event: &Event<'_>) {
+        if !self.keeps_last {
+            return;
+        }
         self.last.event = Some(LastEvent {
             kind: event.kind,
             addr: event.addr,
@@ -135,7 +161,7 @@ impl Sequencer {
 
     /// The event `line` is, at the address its pid last logged.
     fn attribute<'a>(&mut self, line: Unaddressed<'a>) -> Option<Event<'a>> {
-        let known = *self.pids.get(&line.pid)?;
+        let known = self.pids[Self::slot(line.pid)].filter(|k| k.pid == line.pid)?;
         if line.follows.is_some_and(|kind| kind != known.kind) {
             return None;
         }
@@ -163,13 +189,6 @@ impl Sequencer {
             times,
             ..Event::new(last.kind, last.addr, last.port)
         })
-    }
-
-    fn forget_oldest_half(&mut self) {
-        let mut orders: Vec<u64> = self.pids.values().map(|k| k.order).collect();
-        orders.sort_unstable();
-        let cutoff = orders[orders.len() / 2];
-        self.pids.retain(|_, k| k.order > cutoff);
     }
 }
 
@@ -247,13 +266,21 @@ mod tests {
     }
 
     #[test]
-    fn the_pid_table_stays_bounded() {
-        let mut sequencer = Sequencer::new();
-        for pid in 0..(MAX_PIDS as u32 * 3) {
-            let line =
-                format!("Nov 24 10:00:01 h sshd[{pid}]: Invalid user x from 203.0.113.5 port 4");
-            sequencer.resolve(classify_line(line.as_bytes(), 2026));
-        }
-        assert!(sequencer.pids.len() <= MAX_PIDS);
+    fn a_pid_sharing_a_slot_never_lends_its_address() {
+        let other = 7 + PID_SLOTS as u32;
+        let second = format!(
+            "Nov 24 10:00:01 h sshd[{other}]: Failed password for root from 198.51.100.9 port 5 ssh2"
+        );
+        let fourth = format!(
+            "Nov 24 10:00:02 h sshd[{other}]: Disconnecting: Too many authentication failures for root [preauth]"
+        );
+        let got = events(&[
+            "Nov 24 10:00:01 h sshd[7]: Failed password for root from 203.0.113.5 port 4 ssh2",
+            &second,
+            "Nov 24 10:00:02 h sshd[7]: Disconnecting: Too many authentication failures for root [preauth]",
+            &fourth,
+        ]);
+        assert_eq!(got[2], None, "pid 7's slot was taken");
+        assert_eq!(got[3], some(Kind::TooManyAuthFailures, "198.51.100.9", 1));
     }
 }

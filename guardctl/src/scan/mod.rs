@@ -71,7 +71,8 @@ impl Tally {
             would_ban: BTreeMap::new(),
             by_kind: [0; Kind::ALL.len()],
             sources: HashMap::default(),
-            sequencer: Sequencer::new(),
+            // `parallel` turns `last message repeated` into the line before.
+            sequencer: Sequencer::with_repeats_resolved(),
             tracker: Tracker::new(),
             weights,
             config: config.clone(),

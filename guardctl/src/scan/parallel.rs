@@ -55,13 +55,16 @@ pub fn for_each_line(
         let mut waiting = BTreeMap::new();
         let mut next = 0u64;
         let mut result = Ok(());
+        // The block delivered last, for a `last message repeated` that opens the next.
+        let mut before: Option<Done> = None;
         for done in done_rx {
             waiting.insert(done.seq, done);
             while let Some(done) = waiting.remove(&next) {
                 next += 1;
                 if result.is_ok() {
-                    result = deliver(&done, &mut each);
+                    result = deliver(&done, before.as_ref(), &mut each);
                 }
+                before = Some(done);
             }
         }
         let bytes = reader
@@ -71,32 +74,63 @@ pub fn for_each_line(
     })
 }
 
+/// Hands each line of `done` to `each`, a syslog daemon's `last message
+/// repeated N times` as the line before it N times over (so the caller's
+/// [`ssh_hook::Sequencer`] need not keep every line's event).
 fn deliver(
     done: &Done,
+    before: Option<&Done>,
     each: &mut impl FnMut(&[u8], Parsed<'_>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    for (range, line) in &done.lines {
+    for (at, (range, line)) in done.lines.iter().enumerate() {
         let text = &done.block[range.clone()];
-        let user = |range: &Option<Range<usize>>, owned: &Option<Cow<'static, [u8]>>| match range {
-            Some(r) => Some(Cow::Borrowed(&done.block[r.clone()])),
-            None => owned.clone(),
-        };
         let parsed = match line {
-            Line::Other => Parsed::NotSshd,
-            Line::Missed => Parsed::Unrecognised,
-            Line::Event(event, range) => Parsed::Event(Event {
-                user: user(range, &event.user),
-                ..event.clone()
-            }),
-            Line::Unaddressed(line, range) => Parsed::Unaddressed(Unaddressed {
-                user: user(range, &line.user),
-                ..line.clone()
-            }),
-            Line::RepeatLast(times) => Parsed::RepeatLast(*times),
+            Line::RepeatLast(times) => repeated(done, before, at, *times),
+            _ => parsed_at(done, at),
         };
         each(text, parsed)?;
     }
     Ok(())
+}
+
+/// The line before line `at` (in `done`, or the last of `before`),
+/// `times` over; lines that are themselves repeats are looked past.
+fn repeated<'d>(done: &'d Done, before: Option<&'d Done>, at: usize, times: u32) -> Parsed<'d> {
+    let in_block = done.lines[..at]
+        .iter()
+        .rposition(|(_, line)| !matches!(line, Line::RepeatLast(_)))
+        .map(|earlier| (done, earlier));
+    let origin = in_block.or_else(|| {
+        let before = before?;
+        let last = before.lines.len().checked_sub(1)?;
+        Some((before, last))
+    });
+    match origin.map(|(block, earlier)| parsed_at(block, earlier)) {
+        Some(Parsed::Event(event)) => Parsed::Event(Event { times, ..event }),
+        Some(Parsed::Unaddressed(line)) => Parsed::Unaddressed(Unaddressed { times, ..line }),
+        _ => Parsed::NotSshd,
+    }
+}
+
+/// Line `at` of `done` as parsed, its user name re-borrowed from the block.
+fn parsed_at(done: &Done, at: usize) -> Parsed<'_> {
+    let user = |range: &Option<Range<usize>>, owned: &Option<Cow<'static, [u8]>>| match range {
+        Some(r) => Some(Cow::Borrowed(&done.block[r.clone()])),
+        None => owned.clone(),
+    };
+    match &done.lines[at].1 {
+        Line::Other => Parsed::NotSshd,
+        Line::Missed => Parsed::Unrecognised,
+        Line::Event(event, range) => Parsed::Event(Event {
+            user: user(range, &event.user),
+            ..event.clone()
+        }),
+        Line::Unaddressed(line, range) => Parsed::Unaddressed(Unaddressed {
+            user: user(range, &line.user),
+            ..line.clone()
+        }),
+        Line::RepeatLast(_) => Parsed::NotSshd,
+    }
 }
 
 /// Cuts the input into blocks ending at a line end (the last may not).
@@ -241,5 +275,38 @@ mod tests {
         .unwrap();
         assert_eq!(seen, 60_000);
         assert_eq!(bytes, text.len() as u64);
+    }
+
+    #[test]
+    fn a_repeat_is_the_line_before_even_across_blocks() {
+        let mut text = String::new();
+        for i in 0..30_000u32 {
+            text.push_str(&format!(
+                "Nov 24 10:00:01 h sshd[1]: Invalid user u{i} from 192.0.2.{} port 4\n",
+                i % 250 + 1
+            ));
+            // Repeats of repeats look past each other to the sshd line.
+            text.push_str("Nov 24 10:00:01 h last message repeated 2 times\n");
+            text.push_str("Nov 24 10:00:01 h last message repeated 3 times\n");
+        }
+        assert!(text.len() > 2 * BLOCK, "crosses block boundaries");
+        let mut seen = 0u32;
+        for_each_line(
+            Box::new(std::io::Cursor::new(text.into_bytes())),
+            2026,
+            2,
+            |_, parsed| {
+                let Parsed::Event(e) = parsed else {
+                    panic!("line {seen}: {parsed:?}")
+                };
+                let user = format!("u{}", seen / 3);
+                assert_eq!(e.user.as_deref(), Some(user.as_bytes()), "line {seen}");
+                assert_eq!(e.times, [1, 2, 3][seen as usize % 3]);
+                seen += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, 90_000);
     }
 }

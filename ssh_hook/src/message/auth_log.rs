@@ -9,7 +9,7 @@
 //! with care: see [`find_ssh2_anchor`].
 
 use super::{client_event, strip_preauth, user_before_from};
-use crate::address::{PortRule, endpoint_at_end};
+use crate::address::{Endpoint, PortRule, endpoint_at_end};
 use crate::bytes;
 use crate::event::{Event, Kind, Method};
 
@@ -43,11 +43,15 @@ pub(super) fn parse_max_auth_tries(msg: &[u8]) -> Option<Event<'_>> {
 /// before OpenSSH 3.9 (or for protocol 1) `[illegal user ]U from A port P[ ssh1]`.
 fn parse_target(kind: Kind, target: &[u8], with_details: bool) -> Option<Event<'_>> {
     let (target, _) = strip_preauth(target);
-    let end = match has_ssh2_candidate(target, with_details) {
-        true => find_ssh2_anchor(target, with_details)?,
-        false => target.strip_suffix(b" ssh1").unwrap_or(target).len(),
+    let endpoint = match find_ssh2_anchor(target, with_details) {
+        Anchor::At(endpoint) => endpoint,
+        Anchor::Ambiguous => return None,
+        // Not the ` ssh2` format at all: an old or protocol 1 line ends at the port.
+        Anchor::Absent => {
+            let end = target.strip_suffix(b" ssh1").unwrap_or(target);
+            endpoint_at_end(end, PortRule::Required)?
+        }
     };
-    let endpoint = endpoint_at_end(&target[..end], PortRule::Required)?;
     let user_part = user_before_from(&endpoint)?;
     // sshd writes "invalid user " (before 3.9 "illegal user ") before a
     // name that has no account.
@@ -58,11 +62,14 @@ fn parse_target(kind: Kind, target: &[u8], with_details: bool) -> Option<Event<'
     Some(client_event(kind, endpoint.addr, endpoint.port, Some(user)))
 }
 
-/// Whether any ` ssh2` could be sshd's. Without one, the line is not in
-/// the ` ssh2` format at all (an old or protocol 1 line ends at the port);
-/// with one, the real anchor is among them and [`find_ssh2_anchor`] decides.
-fn has_ssh2_candidate(target: &[u8], with_details: bool) -> bool {
-    bytes::find_all(target, SSH2).any(|at| is_anchor_candidate(target, at, with_details))
+/// Where sshd's ` ssh2` is, if the line has one.
+enum Anchor<'a> {
+    /// The client before the real ` ssh2`.
+    At(Endpoint<'a>),
+    /// No ` ssh2` that could be sshd's: the line is in another format.
+    Absent,
+    /// Several could be, and the details do not tell which: drop the line.
+    Ambiguous,
 }
 
 /// Where the real ` ssh2` is: the one after ` from A port P` and followed by
@@ -74,27 +81,36 @@ fn has_ssh2_candidate(target: &[u8], with_details: bool) -> bool {
 /// when it is the only one, it is taken. Otherwise, for key methods, the
 /// last candidate is taken only when the details after it are a plain
 /// `TYPE FINGERPRINT` (a fake inside certificate or host details would be
-/// followed by more text). Anything else is ambiguous: `None`.
-fn find_ssh2_anchor(target: &[u8], with_details: bool) -> Option<usize> {
-    let is_candidate = |&at: &usize| is_anchor_candidate(target, at, with_details);
-    let mut candidates = bytes::find_all(target, SSH2).filter(is_candidate);
-    let first = candidates.next()?;
-    let last = match candidates.last() {
-        None => return Some(first),
-        Some(last) => last,
+/// followed by more text). Anything else is ambiguous.
+fn find_ssh2_anchor(target: &[u8], with_details: bool) -> Anchor<'_> {
+    let mut candidates = bytes::find_all(target, SSH2)
+        .filter_map(|at| anchor_candidate(target, at, with_details).map(|e| (at, e)));
+    let Some((_, first)) = candidates.next() else {
+        return Anchor::Absent;
     };
-    let details = target[last + SSH2.len()..].strip_prefix(b": ")?;
-    is_plain_key(details).then_some(last)
+    let Some((last_at, last)) = candidates.last() else {
+        return Anchor::At(first);
+    };
+    let plain = target[last_at + SSH2.len()..]
+        .strip_prefix(b": ")
+        .is_some_and(is_plain_key);
+    if plain {
+        Anchor::At(last)
+    } else {
+        Anchor::Ambiguous
+    }
 }
 
-/// Whether ` ssh2` at `at` could be sshd's: preceded by ` from A port P`,
-/// followed by the end or (key methods) `: `.
-fn is_anchor_candidate(target: &[u8], at: usize, with_details: bool) -> bool {
+/// The client before ` ssh2` at `at`, if that ` ssh2` could be sshd's:
+/// preceded by ` from A port P`, followed by the end or (key methods) `: `.
+fn anchor_candidate(target: &[u8], at: usize, with_details: bool) -> Option<Endpoint<'_>> {
     let after = &target[at + SSH2.len()..];
     let tail_fits = after.is_empty() || (with_details && after.starts_with(b": "));
-    tail_fits
-        && endpoint_at_end(&target[..at], PortRule::Required)
-            .is_some_and(|endpoint| user_before_from(&endpoint).is_some())
+    if !tail_fits {
+        return None;
+    }
+    endpoint_at_end(&target[..at], PortRule::Required)
+        .filter(|endpoint| user_before_from(endpoint).is_some())
 }
 
 /// A plain key's details, `TYPE FINGERPRINT`: `ED25519 SHA256:base64`, or

@@ -393,3 +393,206 @@ proptest! {
         let _ = parse_message(&msg);
     }
 }
+
+/// Every place OpenSSH puts client text in a line authguard reads (from
+/// OpenSSH 6.6-10.2's format strings): `{T}` is the client's text, `{A}`
+/// and `{P}` the connection's address and port. The bool says whether the
+/// line must always parse; where client text stands on both sides of the
+/// address, sshd's line may be dropped as ambiguous, never misread.
+const CLIENT_TEXT_TEMPLATES: [(&str, bool); 30] = [
+    // User names.
+    ("Invalid user {T} from {A} port {P}", true),
+    ("Invalid user {T} from {A}", true),
+    ("Illegal user {T} from {A}", true),
+    (
+        "Failed password for invalid user {T} from {A} port {P} ssh2",
+        true,
+    ),
+    ("Failed password for {T} from {A} port {P} ssh2", true),
+    (
+        "Failed password for illegal user {T} from {A} port {P}",
+        true,
+    ),
+    (
+        "Failed none for invalid user {T} from {A} port {P} ssh2",
+        true,
+    ),
+    ("Accepted password for {T} from {A} port {P} ssh2", true),
+    (
+        "maximum authentication attempts exceeded for invalid user {T} from {A} port {P} ssh2 [preauth]",
+        true,
+    ),
+    (
+        "Connection closed by invalid user {T} {A} port {P} [preauth]",
+        true,
+    ),
+    (
+        "Connection reset by authenticating user {T} {A} port {P} [preauth]",
+        true,
+    ),
+    (
+        "Disconnected from invalid user {T} {A} port {P} [preauth]",
+        true,
+    ),
+    (
+        "Disconnecting invalid user {T} {A} port {P}: Too many authentication failures [preauth]",
+        true,
+    ),
+    (
+        "Connection from invalid user {T} {A} port {P} timed out [preauth]",
+        true,
+    ),
+    (
+        "ssh_dispatch_run_fatal: Connection from invalid user {T} {A} port {P}: message authentication code incorrect [preauth]",
+        true,
+    ),
+    (
+        "administratively prohibited connection for invalid user {T} from {A} port {P}",
+        true,
+    ),
+    (
+        "PAM: Authentication failure for illegal user {T} from {A}",
+        true,
+    ),
+    (
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={A}  user={T}",
+        true,
+    ),
+    (
+        "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost={A}  user={T}",
+        true,
+    ),
+    // Key and certificate details after `ssh2: ` (a certificate's key ID is the client's).
+    (
+        "Failed publickey for root from {A} port {P} ssh2: ED25519-CERT SHA256:9cvP ID {T} (serial 0) CA ED25519 SHA256:m+Cg",
+        false,
+    ),
+    (
+        "Accepted publickey for root from {A} port {P} ssh2: RSA-CERT SHA256:9cvP ID {T} (serial 1) CA RSA SHA256:x",
+        false,
+    ),
+    (
+        "Failed hostbased for root from {A} port {P} ssh2: RSA SHA256:x, client user \"{T}\", client host \"h\"",
+        false,
+    ),
+    // The user name and the key ID at once.
+    (
+        "Failed publickey for {T} from {A} port {P} ssh2: ED25519-CERT SHA256:9cvP ID {T} (serial 0) CA ED25519 SHA256:m",
+        false,
+    ),
+    // Client version strings and banners.
+    (
+        "Bad protocol version identification '{T}' from {A} port {P}",
+        true,
+    ),
+    (
+        "Protocol major versions differ for {A} port {P}: SSH-2.0-OpenSSH_7.6p1 vs. {T}",
+        true,
+    ),
+    ("scanned from {A} port {P} with {T}.  Don't panic.", true),
+    // Disconnect reasons and algorithm offers.
+    (
+        "Received disconnect from {A} port {P}:11: {T} [preauth]",
+        true,
+    ),
+    ("Received disconnect from {A}: 11: {T} [preauth]", true),
+    (
+        "Unable to negotiate with {A} port {P}: no matching key exchange method found. Their offer: {T} [preauth]",
+        true,
+    ),
+    (
+        "Disconnecting invalid user {T} {A} port {P}: Change of username or service not allowed: ({T},ssh-connection) -> (root,ssh-connection) [preauth]",
+        false,
+    ),
+];
+
+/// Client text as sshd logs it: hostile pieces of sshd's formats, in any
+/// order, with sshd's sanitising applied (no raw line ends, octal for
+/// control and high bytes, as `strnvis` writes them).
+fn client_text() -> impl Strategy<Value = Vec<u8>> {
+    const PIECES: [&[u8]; 33] = [
+        b" from 6.6.6.6 port 22 ssh2",
+        b" 6.6.6.6 port 22",
+        b" from 6.6.6.6",
+        b" from ",
+        b" port ",
+        b"22",
+        b" ssh2",
+        b": ",
+        b":",
+        b"6.6.6.6",
+        b"::ffff:6.6.6.6",
+        b"2001:db8::6",
+        b"[6.6.6.6]:22",
+        b" on ",
+        b" [preauth]",
+        b"invalid user ",
+        b"authenticating user ",
+        b"user ",
+        b" ID ",
+        b" (serial 0) CA ",
+        b"ED25519 SHA256:x",
+        b"'",
+        b"\"",
+        b" ",
+        b" with ",
+        b".  Don't panic.",
+        b":11: ",
+        b" rhost=",
+        b"user=",
+        b" timed out",
+        b"(",
+        b")",
+        b"\\303\\251",
+    ];
+    let piece = prop_oneof![
+        4 => proptest::sample::select(&PIECES[..]).prop_map(<[u8]>::to_vec),
+        1 => "[a-zA-Z0-9._-]{0,4}".prop_map(String::into_bytes),
+    ];
+    proptest::collection::vec(piece, 0..10).prop_map(|pieces| pieces.concat())
+}
+
+fn fill_all(template: &str, text: &[u8], addr: IpAddr, port: u16) -> Vec<u8> {
+    let filled = template
+        .replace("{A}", &addr.to_string())
+        .replace("{P}", &port.to_string());
+    filled
+        .split("{T}")
+        .map(str::as_bytes)
+        .collect::<Vec<_>>()
+        .join(text)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Item 6 of the OpenSSH 10 issue: whatever a client puts in any field
+    /// it controls, the address found is the connection's own or none.
+    #[test]
+    fn client_text_never_gives_another_address(
+        text in client_text(),
+        addr in prop_oneof![
+            Just(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5))),
+            any::<Ipv4Addr>().prop_map(IpAddr::V4),
+            any::<std::net::Ipv6Addr>().prop_map(IpAddr::V6),
+        ],
+        port in 1..=u16::MAX,
+    ) {
+        for (template, must_parse) in CLIENT_TEXT_TEMPLATES {
+            let msg = fill_all(template, &text, addr, port);
+            match parse_message(&msg) {
+                Some(event) => prop_assert_eq!(
+                    event.addr, addr.to_canonical(),
+                    "{}", String::from_utf8_lossy(&msg)
+                ),
+                None => prop_assert!(!must_parse, "not parsed: {}", String::from_utf8_lossy(&msg)),
+            }
+            // The same through a syslog header, and the pid tie.
+            let line = [b"Dec  7 10:00:00 host sshd[9]: ".as_slice(), &msg].concat();
+            let mut sequencer = crate::Sequencer::new();
+            if let Some(event) = sequencer.resolve(crate::classify_line(&line, 2026)).event() {
+                prop_assert_eq!(event.addr, addr.to_canonical(), "{}", String::from_utf8_lossy(&line));
+            }
+        }
+    }
+}
