@@ -14,7 +14,7 @@ use authguard_core::store::log_events::{LogEvent, LogOutcome, Worth};
 use authguard_core::time::{self, Timestamp};
 use ssh_hook::follow::file::{FileFollower, Position};
 use ssh_hook::follow::journal::JournalFollower;
-use ssh_hook::{Event, Sequencer, Tracker, Verdict, Weights, classify_line};
+use ssh_hook::{Classifier, Event, Sequencer, Tracker, Verdict, Weights};
 use std::path::Path;
 
 /// Lines per transaction: about 1.5 ms of write lock (500 held it 8 ms,
@@ -75,7 +75,8 @@ pub struct Ingest {
     sequencer: Sequencer,
     tracker: Tracker,
     weights: Weights,
-    year: i32,
+    /// Lines' framing, with RFC 3164 dates read in the year the daemon started.
+    classifier: Classifier,
     /// Lines read and weighed but not yet recorded (retried as they are,
     /// so the tracker never sees a line twice).
     pending: Vec<Weighed>,
@@ -109,7 +110,9 @@ impl Ingest {
                 probe: config.sshd_log.probe_weight.0,
                 pam_active,
             },
-            year: i32::try_from(time::civil(time::now()).0).unwrap_or(i32::MAX),
+            classifier: Classifier::new(
+                i32::try_from(time::civil(time::now()).0).unwrap_or(i32::MAX),
+            ),
             pending: Vec::new(),
             last_error: None,
         })
@@ -140,7 +143,7 @@ impl Ingest {
         self.follower
             .poll(BATCH, |line| lines.push(line.to_vec()))?;
         for line in lines {
-            let parsed = self.sequencer.resolve(classify_line(&line, self.year));
+            let parsed = self.sequencer.resolve(self.classifier.classify(&line));
             let event = parsed.event().map(|event| {
                 let worth = match self.tracker.weigh(&event, &self.weights) {
                     Verdict::Failure {

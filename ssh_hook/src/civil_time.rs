@@ -166,7 +166,7 @@ fn parse_zone(text: &[u8]) -> (Option<i64>, &[u8]) {
 }
 
 /// The text after an optional `.digits` fraction of a second.
-fn skip_fraction(text: &[u8]) -> &[u8] {
+pub(crate) fn skip_fraction(text: &[u8]) -> &[u8] {
     match text.strip_prefix(b".") {
         Some(rest) => crate::bytes::split_digits(rest).1,
         None => text,

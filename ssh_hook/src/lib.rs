@@ -31,7 +31,7 @@ mod sequence;
 pub mod weigh;
 
 pub use event::{Event, Kind, Method, Unaddressed};
-pub use framing::{Parsed, classify_line, parse_line};
+pub use framing::{Classifier, Parsed, classify_line, parse_line};
 pub use message::parse_message;
 pub use sequence::Sequencer;
 pub use weigh::{Tracker, Verdict, Weights};

@@ -5,7 +5,7 @@
 //! per line); the caller's thread receives blocks back in input order and
 //! hands each line, with its event re-borrowed from the block, to `each`.
 
-use ssh_hook::{Event, Parsed, Unaddressed, classify_line};
+use ssh_hook::{Classifier, Event, Parsed, Unaddressed};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -26,51 +26,95 @@ enum Line {
     RepeatLast(u32),
 }
 
+/// A block's parsed lines (each with its byte range).
+type Lines = Vec<(Range<usize>, Line)>;
+
+/// A block to parse: its number, its bytes, and a spare (empty) line list to fill.
+type Todo = (u64, Vec<u8>, Lines);
+
 /// A block and its parsed lines (each with its byte range).
 struct Done {
     seq: u64,
     block: Vec<u8>,
-    lines: Vec<(Range<usize>, Line)>,
+    lines: Lines,
 }
 
 /// Reads `input` to its end, parsing on `workers` threads, and calls
 /// `each(line, parsed)` for every line in input order. Returns the bytes read.
+///
+/// The calling thread reads the blocks itself between deliveries (a
+/// reader thread of its own was a third thread on two cores, and the
+/// parsers' core paid for it).
 pub fn for_each_line(
     input: Box<dyn Read + Send>,
     year: i32,
     workers: usize,
     mut each: impl FnMut(&[u8], Parsed<'_>) -> std::io::Result<()>,
 ) -> std::io::Result<u64> {
+    let workers = workers.max(1);
+    let depth = workers * 4;
     std::thread::scope(|scope| {
-        let (block_tx, block_rx) = sync_channel::<(u64, Vec<u8>)>(workers * 2);
-        let (done_tx, done_rx) = sync_channel::<Done>(workers * 2);
-        let reader = scope.spawn(move || read_blocks(input, &block_tx));
+        let (block_tx, block_rx) = sync_channel::<Todo>(depth);
+        let (done_tx, done_rx) = sync_channel::<Done>(depth);
         let block_rx = Arc::new(Mutex::new(block_rx));
-        for _ in 0..workers.max(1) {
+        for _ in 0..workers {
             let block_rx = Arc::clone(&block_rx);
             let done_tx = done_tx.clone();
             scope.spawn(move || parse_blocks(&block_rx, &done_tx, year));
         }
         drop(done_tx);
+        let mut reader = BlockReader::new(input);
+        // Delivered blocks' line lists, emptied, for the next blocks (a
+        // megabyte each: reused, they are not faulted in anew every block).
+        let mut spare_lines: Vec<Lines> = Vec::new();
+        let mut block_tx = Some(block_tx);
+        let mut in_flight = 0usize;
         let mut waiting = BTreeMap::new();
         let mut next = 0u64;
         let mut result = Ok(());
         // The block delivered last, for a `last message repeated` that opens the next.
         let mut before: Option<Done> = None;
-        for done in done_rx {
+        loop {
+            // Keep the parsers fed: read until `depth` blocks are out.
+            while in_flight < depth && result.is_ok() {
+                let Some(tx) = &block_tx else { break };
+                match reader.next_block() {
+                    Ok(Some((seq, block))) => {
+                        match tx.send((seq, block, spare_lines.pop().unwrap_or_default())) {
+                            Ok(()) => in_flight += 1,
+                            Err(_) => block_tx = None,
+                        }
+                    }
+                    Ok(None) => block_tx = None,
+                    Err(e) => result = Err(e),
+                }
+            }
+            if result.is_err() {
+                block_tx = None;
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let Ok(done) = done_rx.recv() else { break };
+            in_flight -= 1;
             waiting.insert(done.seq, done);
             while let Some(done) = waiting.remove(&next) {
                 next += 1;
                 if result.is_ok() {
                     result = deliver(&done, before.as_ref(), &mut each);
                 }
-                before = Some(done);
+                if let Some(old) = before.replace(done) {
+                    let Done {
+                        block, mut lines, ..
+                    } = old;
+                    lines.clear();
+                    spare_lines.push(lines);
+                    reader.spare.push(block);
+                }
             }
         }
-        let bytes = reader
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("reader panicked")))?;
-        result.map(|()| bytes)
+        drop(block_tx);
+        result.map(|()| reader.total)
     })
 }
 
@@ -133,58 +177,84 @@ fn parsed_at(done: &Done, at: usize) -> Parsed<'_> {
     }
 }
 
-/// Cuts the input into blocks ending at a line end (the last may not).
-fn read_blocks(
-    mut input: Box<dyn Read + Send>,
-    out: &std::sync::mpsc::SyncSender<(u64, Vec<u8>)>,
-) -> std::io::Result<u64> {
-    let mut carry = Vec::new();
-    let mut seq = 0;
-    let mut total = 0u64;
-    loop {
-        let mut block = std::mem::take(&mut carry);
+/// Cuts the input into numbered blocks ending at a line end (the last may not).
+struct BlockReader {
+    input: Box<dyn Read + Send>,
+    /// Delivered blocks, to read the next ones into.
+    spare: Vec<Vec<u8>>,
+    carry: Vec<u8>,
+    seq: u64,
+    total: u64,
+    done: bool,
+}
+
+impl BlockReader {
+    fn new(input: Box<dyn Read + Send>) -> BlockReader {
+        BlockReader {
+            input,
+            spare: Vec::new(),
+            carry: Vec::new(),
+            seq: 0,
+            total: 0,
+            done: false,
+        }
+    }
+
+    /// The next block, `None` at the end.
+    fn next_block(&mut self) -> std::io::Result<Option<(u64, Vec<u8>)>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut block = self.spare.pop().unwrap_or_default();
+        block.clear();
+        block.extend_from_slice(&self.carry);
+        self.carry.clear();
         block.reserve(BLOCK);
         // `take` + `read_to_end` fills spare capacity: no zeroing a megabyte per block.
-        let n = (&mut input).take(BLOCK as u64).read_to_end(&mut block)?;
-        total += n as u64;
+        let n = (&mut self.input)
+            .take(BLOCK as u64)
+            .read_to_end(&mut block)?;
+        self.total += n as u64;
         if n == 0 {
-            if !block.is_empty() && out.send((seq, block)).is_err() {
-                return Ok(total);
+            self.done = true;
+            if block.is_empty() {
+                return Ok(None);
             }
-            return Ok(total);
+        } else if let Some(last) = block.iter().rposition(|&b| b == b'\n') {
+            self.carry.extend_from_slice(&block[last + 1..]);
+            block.truncate(last + 1);
         }
-        if let Some(last) = block.iter().rposition(|&b| b == b'\n') {
-            carry = block.split_off(last + 1);
-        }
-        if out.send((seq, block)).is_err() {
-            return Ok(total);
-        }
-        seq += 1;
+        let seq = self.seq;
+        self.seq += 1;
+        Ok(Some((seq, block)))
     }
 }
 
 fn parse_blocks(
-    blocks: &Mutex<Receiver<(u64, Vec<u8>)>>,
+    blocks: &Mutex<Receiver<Todo>>,
     out: &std::sync::mpsc::SyncSender<Done>,
     year: i32,
 ) {
     loop {
         let next = blocks.lock().ok().and_then(|rx| rx.recv().ok());
-        let Some((seq, block)) = next else { return };
-        let lines = parse_block(&block, year);
+        let Some((seq, block, mut lines)) = next else {
+            return;
+        };
+        parse_block(&block, year, &mut lines);
         if out.send(Done { seq, block, lines }).is_err() {
             return;
         }
     }
 }
 
-fn parse_block(block: &[u8], year: i32) -> Vec<(Range<usize>, Line)> {
+fn parse_block(block: &[u8], year: i32, lines: &mut Lines) {
     let base = block.as_ptr() as usize;
-    let mut lines = Vec::with_capacity(block.len() / 100);
+    lines.reserve(block.len() / 100);
+    let mut classifier = Classifier::new(year);
     let mut start = 0;
     while start < block.len() {
         let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i + 1);
-        let line = match classify_line(&block[start..end], year) {
+        let line = match classifier.classify(&block[start..end]) {
             Parsed::NotSshd => Line::Other,
             Parsed::Unrecognised => Line::Missed,
             Parsed::Event(event) => {
@@ -218,7 +288,6 @@ fn parse_block(block: &[u8], year: i32) -> Vec<(Range<usize>, Line)> {
         lines.push((start..end, line));
         start = end;
     }
-    lines
 }
 
 /// A user name borrowed from the block at `base` as its range there; an

@@ -226,6 +226,27 @@ fn unaddressed_lines_carry_their_pid() {
 }
 
 #[test]
+fn a_classifier_reuses_a_timestamp_only_when_it_repeats() {
+    let mut classifier = Classifier::new(2026);
+    let times: Vec<Option<i64>> = [
+        format!("Nov 24 10:00:01 host sshd[1]: {MSG}"),
+        format!("Nov 24 10:00:01.999 host sshd[1]: {MSG}"),
+        format!("Nov 24 10:00:02 host sshd[1]: {MSG}"),
+        format!("Nov 24 10:00:01host sshd[1]: {MSG}"),
+        format!("Nov 24 10:00:01 host sshd[1]: {MSG}"),
+    ]
+    .iter()
+    .map(|line| {
+        classifier
+            .classify(line.as_bytes())
+            .event()
+            .and_then(|e| e.time)
+    })
+    .collect();
+    assert_eq!(times, [Some(T), Some(T), Some(T + 1), None, Some(T)]);
+}
+
+#[test]
 fn journal_json() {
     let line = format!(
         r#"{{"__REALTIME_TIMESTAMP":"1795514401000000","_PID":"123","SYSLOG_IDENTIFIER":"sshd","MESSAGE":"{MSG}"}}"#
