@@ -391,7 +391,8 @@ fn not_provokable(kind: Kind) -> Option<&'static str> {
         ),
         Kind::PenaltyDropsUnlogged => Some(
             "sshd logs it only after a 30 s quiet spell in a flood of refused \
-             connections: `penalty_summary_on_openssh_10` provokes it on its own",
+             connections: `penalty_summary_on_openssh_10` provokes it on its own \
+             and checks its address and count",
         ),
         Kind::ProtocolError => Some(
             "needs a client that breaks the SSH transport after the key exchange \
@@ -607,6 +608,95 @@ fn corpus(platform: Platform, log: SshdLog) {
     for (reason, count) in &report.benign {
         eprintln!("  benign x{count}: {reason}");
     }
+}
+
+/// sshd's summary of the drops it stopped logging, on the real 10.0 sshd:
+/// a penalised source knocks 12 times at once (sshd logs the first 7 and
+/// rate-limits the rest), is quiet for 31 s (sshd's hysteresis), and knocks
+/// once more; that drop's line is followed by `PerSourcePenalties logging
+/// rate-limited: additional N connections dropped`. authguard must tie the
+/// summary to that drop's address, count N as sshd did, and charge nothing.
+#[test]
+fn penalty_summary_on_openssh_10() {
+    if !require_root() {
+        return;
+    }
+    let source = src(23);
+    let extra = "PerSourcePenalties authfail:60s min:15s max:600s\n";
+    let sshd = Sshd::launch(Platform::Debian13, Stack::Unguarded, extra);
+    let r = ssh_password_from(&sshd, source, TEST_USER, WRONG_PASSWORD, Method::Password);
+    assert!(!r.status.success(), "{}\n{}", r.describe(), sshd.diag());
+    let refused =
+        |sshd: &Sshd| first_line(&mut raw_client(sshd, source)).starts_with(b"Not allowed");
+    assert!(
+        wait_until(Duration::from_secs(10), || refused(&sshd)),
+        "PerSourcePenalties never refused {source}\n{}",
+        sshd.diag()
+    );
+    const BURST: usize = 12;
+    for _ in 0..BURST {
+        assert!(
+            refused(&sshd),
+            "a knock of the burst got in\n{}",
+            sshd.diag()
+        );
+    }
+    std::thread::sleep(Duration::from_secs(32));
+    assert!(refused(&sshd), "the last knock got in\n{}", sshd.diag());
+
+    let path = sshd.sshd_log_path();
+    let summary_logged = wait_until(Duration::from_secs(5), || {
+        log_lines(&path)
+            .iter()
+            .any(|l| mentions(&String::from_utf8_lossy(l), "logging rate-limited"))
+    });
+    let lines = log_lines(&path);
+    let text: Vec<String> = lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    assert!(
+        summary_logged,
+        "no rate-limit summary:\n{}",
+        text.join("\n")
+    );
+    // The file has no pids (sshd -E): give every listener line one, as syslog would.
+    let mut classifier = ssh_hook::Classifier::new(2026);
+    let mut sequencer = ssh_hook::Sequencer::new();
+    let mut tracker = ssh_hook::Tracker::new();
+    let weights = ssh_hook::Weights {
+        probe: 0.5,
+        pam_active: false,
+    };
+    let (mut drops, mut summaries) = (0u32, Vec::new());
+    for line in &lines {
+        let framed = [b"Dec  7 10:00:00 host sshd[1]: ".as_slice(), line].concat();
+        let Some(event) = sequencer.resolve(classifier.classify(&framed)).event() else {
+            continue;
+        };
+        match event.kind {
+            Kind::PenaltyDrop => drops += 1,
+            Kind::PenaltyDropsUnlogged => {
+                assert_eq!(tracker.weigh(&event, &weights), ssh_hook::Verdict::Evidence);
+                summaries.push((event.addr, event.times));
+            }
+            _ => {}
+        }
+    }
+    eprintln!("{}", text.join("\n"));
+    let [(addr, unlogged)] = summaries[..] else {
+        panic!("one summary expected: {summaries:?}\n{}", text.join("\n"));
+    };
+    assert_eq!(addr, source, "the summary is tied to the drop before it");
+    // Every refused knock (the one that ended the wait, the burst, the
+    // last) is either a logged drop or counted in the summary.
+    assert_eq!(
+        (drops + unlogged) as usize,
+        1 + BURST + 1,
+        "{drops} logged drops and {unlogged} in the summary\n{}",
+        text.join("\n")
+    );
+    assert!(unlogged >= 1, "sshd rate-limited nothing");
 }
 
 /// The sshd, and where its lines are read.
