@@ -80,24 +80,21 @@ pub(super) fn parse_session_end(msg: &[u8]) -> Option<Event<'_>> {
 /// `A to L…` or `A, …` or `A` after `connection from `: the peer address
 /// and the text after the local one.
 fn listener_peer(text: &[u8]) -> Option<(IpAddr, &[u8])> {
+    let (peer, rest) = address_token(text)?;
+    let rest = match rest.strip_prefix(b" to ") {
+        Some(local) => address_token(local)?.1,
+        None => rest,
+    };
+    Some((peer, rest))
+}
+
+/// The address up to the next space or comma, and the text from there.
+fn address_token(text: &[u8]) -> Option<(IpAddr, &[u8])> {
     let end = text
         .iter()
         .position(|&b| b == b' ' || b == b',')
         .unwrap_or(text.len());
-    let addr = parse_ip(&text[..end])?;
-    let rest = &text[end..];
-    let rest = match rest.strip_prefix(b" to ") {
-        Some(local) => {
-            let end = local
-                .iter()
-                .position(|&b| b == b' ' || b == b',')
-                .unwrap_or(local.len());
-            parse_ip(&local[..end])?;
-            &local[end..]
-        }
-        None => rest,
-    };
-    Some((addr, rest))
+    Some((parse_ip(&text[..end])?, &text[end..]))
 }
 
 /// A penalty coming into force for a source (OpenSSH 9.8+ at VERBOSE;
