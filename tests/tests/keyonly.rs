@@ -350,3 +350,61 @@ fn a_key_only_country_may_log_in_with_a_key_only() {
         check()
     );
 }
+
+/// Whether sshd refuses a new connection from `source` at once (PerSourcePenalties'
+/// `Not allowed at this time`) instead of greeting it with its banner.
+fn refused_by_sshd(sshd: &Sshd, source: std::net::Ipv4Addr) -> bool {
+    use std::io::Read as _;
+    let Ok(mut stream) = sshd.connect_from(source) else {
+        return false;
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut greeting = [0u8; 11];
+    stream.read_exact(&mut greeting).is_ok() && greeting == *b"Not allowed"
+}
+
+/// Why key-only signaling must not reload sshd (OpenSSH 9.8+): a reload
+/// re-executes the listener, which forgets every PerSourcePenalties
+/// penalty. Shown on Debian 13's real OpenSSH 10.0: a source sshd refuses
+/// for a failed password is greeted again right after the SIGHUP that
+/// `keyonly apply` (with `reload`) sends.
+#[test]
+fn on_openssh_10_a_reload_forgives_every_penalised_source() {
+    if !require_root() {
+        return;
+    }
+    let source = std::net::Ipv4Addr::new(127, 0, 0, 31);
+    let sshd = Sshd::launch(
+        Platform::Debian13,
+        Stack::Unguarded,
+        "PerSourcePenalties authfail:60s min:15s max:600s\n",
+    );
+    let r = sshd.login(&source.to_string(), WRONG_PASSWORD, Method::Password);
+    assert!(!r.logged_in(), "{}", r.describe());
+    assert!(
+        wait_until(Duration::from_secs(10), || refused_by_sshd(&sshd, source)),
+        "PerSourcePenalties never refused {source}\n{}",
+        sshd.diag()
+    );
+
+    let listening = || sshd.sshd_log().matches("Server listening on").count();
+    let before = listening();
+    let pid = std::fs::read_to_string(sshd.dir().join("sshd.pid")).expect("sshd.pid");
+    let hup = Command::new("kill")
+        .args(["-HUP", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    assert!(
+        wait_until(Duration::from_secs(10), || listening() > before),
+        "sshd did not re-execute on SIGHUP\n{}",
+        sshd.diag()
+    );
+    assert!(
+        !refused_by_sshd(&sshd, source),
+        "sshd kept the penalty across a reload: this test's premise is gone\n{}",
+        sshd.diag()
+    );
+}
