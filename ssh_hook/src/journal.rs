@@ -5,6 +5,13 @@
 //! (else `SYSLOG_PID`), and `__REALTIME_TIMESTAMP` (microseconds since the
 //! epoch) for the time. Field values are strings, as journalctl writes them;
 //! plain JSON numbers are accepted too.
+//!
+//! Any local user can log with `SYSLOG_IDENTIFIER=sshd` (`logger -t sshd
+//! "Failed password for root from ADMIN …"`). journald records the
+//! executable itself in the trusted `_EXE`, which no client sets: where an
+//! entry has it, it must be one of OpenSSH's server binaries in a system
+//! directory, or the entry is not sshd's. (Entries without trusted fields,
+//! from an export or a relay, are judged by their identifier alone.)
 
 use crate::bytes;
 use crate::framing::{Parsed, is_sshd_program, parse_pid, sshd_message};
@@ -27,6 +34,9 @@ pub(crate) fn parse_json_line(line: &[u8]) -> Parsed<'static> {
     if !program.is_some_and(|p| is_sshd_program(p.as_bytes())) {
         return Parsed::NotSshd;
     }
+    if text_field(&fields, "_EXE").is_some_and(|exe| !is_openssh_binary(exe)) {
+        return Parsed::NotSshd;
+    }
     let Some(message) = fields.get("MESSAGE").and_then(field_bytes) else {
         return Parsed::Unrecognised;
     };
@@ -34,6 +44,32 @@ pub(crate) fn parse_json_line(line: &[u8]) -> Parsed<'static> {
     let time = integer_field(&fields, "__REALTIME_TIMESTAMP")
         .map(|micros| micros.div_euclid(MICROS_PER_SECOND));
     sshd_message(pid, time, &message).into_owned()
+}
+
+/// Directories OpenSSH's server binaries are installed in: `sshd` in the
+/// first ones, `sshd-session` and `sshd-auth` (9.8+) in the others
+/// (Debian and Ubuntu, Fedora and RHEL, Arch, source builds). All root's.
+const OPENSSH_DIRS: [&str; 8] = [
+    "/usr/sbin",
+    "/usr/bin",
+    "/usr/local/sbin",
+    "/usr/lib/openssh",
+    "/usr/libexec/openssh",
+    "/usr/lib/ssh",
+    "/usr/libexec",
+    "/usr/local/libexec",
+];
+
+/// Whether `exe` (journald's `_EXE`) is an OpenSSH server binary where a
+/// package or `make install` puts it.
+fn is_openssh_binary(exe: &str) -> bool {
+    let path = std::path::Path::new(exe);
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let dir = path.parent().and_then(|d| d.to_str()).unwrap_or_default();
+    is_sshd_program(name.as_bytes()) && OPENSSH_DIRS.contains(&dir)
 }
 
 /// A field's bytes: a JSON string, or journalctl's array of byte values.
@@ -118,6 +154,24 @@ mod tests {
             (event.kind, event.user.as_deref()),
             (Kind::FailedAuth, Some(&b"\xff\xfe"[..]))
         );
+    }
+
+    #[test]
+    fn a_local_user_logging_as_sshd_is_not_sshd() {
+        let forged = r#"{"SYSLOG_IDENTIFIER":"sshd","_EXE":"/usr/bin/logger","_COMM":"logger","_PID":"9","MESSAGE":"Failed password for root from 192.0.2.1 port 1 ssh2"}"#;
+        assert_eq!(parse_json_line(forged.as_bytes()), Parsed::NotSshd);
+        let renamed = r#"{"SYSLOG_IDENTIFIER":"sshd","_EXE":"/home/u/sshd","_COMM":"sshd","_PID":"9","MESSAGE":"Failed password for root from 192.0.2.1 port 1 ssh2"}"#;
+        assert_eq!(parse_json_line(renamed.as_bytes()), Parsed::NotSshd);
+        for exe in [
+            "/usr/sbin/sshd",
+            "/usr/lib/openssh/sshd-session",
+            "/usr/libexec/openssh/sshd-auth",
+        ] {
+            let real = format!(
+                r#"{{"SYSLOG_IDENTIFIER":"sshd","_EXE":"{exe}","_PID":"9","MESSAGE":"Failed password for root from 192.0.2.1 port 1 ssh2"}}"#
+            );
+            assert!(parse_json_line(real.as_bytes()).event().is_some(), "{exe}");
+        }
     }
 
     #[test]
