@@ -10,8 +10,10 @@
 //! "Failed password for root from ADMIN …"`). journald records the
 //! executable itself in the trusted `_EXE`, which no client sets: where an
 //! entry has it, it must be one of OpenSSH's server binaries in a system
-//! directory, or the entry is not sshd's. (Entries without trusted fields,
-//! from an export or a relay, are judged by their identifier alone.)
+//! directory, or the entry is not sshd's. Entries without it (from an
+//! export or a relay, or from a sender that exited before journald read
+//! its `/proc` entry) are judged by their identifier alone: this narrows
+//! forgery, it does not close it.
 
 use crate::bytes;
 use crate::framing::{Parsed, is_sshd_program, parse_pid, sshd_message};
