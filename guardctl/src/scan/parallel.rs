@@ -21,13 +21,20 @@ const BLOCK: usize = 1 << 20;
 enum Line {
     Other,
     Missed,
-    Event(Event<'static>, Option<Range<usize>>),
-    Unaddressed(Unaddressed<'static>, Option<Range<usize>>),
+    Event(Event<'static>, Option<UserAt>),
+    // Rare: boxed, so every line's record stays small.
+    Unaddressed(Box<(Unaddressed<'static>, Option<UserAt>)>),
     RepeatLast(u32),
 }
 
+/// Where a user name sits in its block: start and length.
+type UserAt = (u32, u32);
+
+/// A line's bytes in its block: start and end.
+type LineAt = (u32, u32);
+
 /// A block's parsed lines (each with its byte range).
-type Lines = Vec<(Range<usize>, Line)>;
+type Lines = Vec<(LineAt, Line)>;
 
 /// A block to parse: its number, its bytes, and a spare (empty) line list to fill.
 type Todo = (u64, Vec<u8>, Lines);
@@ -127,7 +134,7 @@ fn deliver(
     each: &mut impl FnMut(&[u8], Parsed<'_>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     for (at, (range, line)) in done.lines.iter().enumerate() {
-        let text = &done.block[range.clone()];
+        let text = &done.block[span(*range)];
         let parsed = match line {
             Line::RepeatLast(times) => repeated(done, before, at, *times),
             _ => parsed_at(done, at),
@@ -158,8 +165,8 @@ fn repeated<'d>(done: &'d Done, before: Option<&'d Done>, at: usize, times: u32)
 
 /// Line `at` of `done` as parsed, its user name re-borrowed from the block.
 fn parsed_at(done: &Done, at: usize) -> Parsed<'_> {
-    let user = |range: &Option<Range<usize>>, owned: &Option<Cow<'static, [u8]>>| match range {
-        Some(r) => Some(Cow::Borrowed(&done.block[r.clone()])),
+    let user = |at: &Option<UserAt>, owned: &Option<Cow<'static, [u8]>>| match at {
+        Some((start, len)) => Some(Cow::Borrowed(&done.block[span((*start, start + len))])),
         None => owned.clone(),
     };
     match &done.lines[at].1 {
@@ -169,10 +176,13 @@ fn parsed_at(done: &Done, at: usize) -> Parsed<'_> {
             user: user(range, &event.user),
             ..event.clone()
         }),
-        Line::Unaddressed(line, range) => Parsed::Unaddressed(Unaddressed {
-            user: user(range, &line.user),
-            ..line.clone()
-        }),
+        Line::Unaddressed(boxed) => {
+            let (line, at) = &**boxed;
+            Parsed::Unaddressed(Unaddressed {
+                user: user(at, &line.user),
+                ..line.clone()
+            })
+        }
         Line::RepeatLast(_) => Parsed::NotSshd,
     }
 }
@@ -281,29 +291,40 @@ fn parse_block(block: &[u8], year: i32, lines: &mut Lines) {
                     times: line.times,
                     follows: line.follows,
                 };
-                Line::Unaddressed(owned, range)
+                Line::Unaddressed(Box::new((owned, range)))
             }
             Parsed::RepeatLast(times) => Line::RepeatLast(times),
         };
-        lines.push((start..end, line));
+        lines.push(((offset(start), offset(end)), line));
         start = end;
     }
 }
 
-/// A user name borrowed from the block at `base` as its range there; an
+/// A user name borrowed from the block at `base` as its place there; an
 /// owned one (from a journal JSON line) as it is.
 fn detach_user(
     user: Option<Cow<'_, [u8]>>,
     base: usize,
-) -> (Option<Range<usize>>, Option<Cow<'static, [u8]>>) {
+) -> (Option<UserAt>, Option<Cow<'static, [u8]>>) {
     match user {
         Some(Cow::Borrowed(u)) => {
             let at = u.as_ptr() as usize - base;
-            (Some(at..at + u.len()), None)
+            (Some((offset(at), offset(u.len()))), None)
         }
         Some(Cow::Owned(u)) => (None, Some(Cow::Owned(u))),
         None => (None, None),
     }
+}
+
+/// An offset into a block as stored: blocks are [`BLOCK`] bytes plus a
+/// partial line, far below 4 GiB.
+fn offset(at: usize) -> u32 {
+    u32::try_from(at).expect("a block is smaller than 4 GiB")
+}
+
+/// The bytes `(start, end)` of a block.
+fn span((start, end): (u32, u32)) -> Range<usize> {
+    start as usize..end as usize
 }
 
 #[cfg(test)]
