@@ -160,7 +160,7 @@ impl Sequencer {
     }
 
     /// The event `line` is, at the address its pid last logged.
-    fn attribute<'a>(&mut self, line: Unaddressed<'a>) -> Option<Event<'a>> {
+    fn attribute<'a>(&self, line: Unaddressed<'a>) -> Option<Event<'a>> {
         let known = self.pids[Self::slot(line.pid)].filter(|k| k.pid == line.pid)?;
         if line.follows.is_some_and(|kind| kind != known.kind) {
             return None;

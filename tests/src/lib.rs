@@ -1491,7 +1491,9 @@ impl ClientResult {
     }
 }
 
-fn ssh_common_args(port: u16, source_ip: &str, log_level: &str) -> Vec<String> {
+/// The options every test client passes `ssh`: no user config, bound to
+/// `source_ip`, host keys unchecked, a 10 s connect timeout, `log_level`.
+pub fn ssh_common_args(port: u16, source_ip: &str, log_level: &str) -> Vec<String> {
     [
         "-F",
         "/dev/null",

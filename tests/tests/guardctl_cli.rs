@@ -304,3 +304,38 @@ fn rfc3339_secs(s: &str) -> i64 {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
+
+/// `guardctl scan --events --json` on a log whose syslog daemon folded
+/// repeats (rsyslog's `message repeated N times`): the folded line is one
+/// event that happened N times, and the source's failures say so.
+#[test]
+fn scan_counts_a_folded_repeat_as_often_as_it_says() {
+    if !require_root() {
+        return;
+    }
+    let g = Guard::builder()
+        .extra("[sshd_log]")
+        .extra("pam_module = \"inactive\"")
+        .start();
+    let log = g.dir().join("auth.log");
+    std::fs::write(
+        &log,
+        "Nov 24 10:00:01 h sshd[7]: Failed password for root from 203.0.113.5 port 4 ssh2\n\
+         Nov 24 10:00:09 h sshd[7]: message repeated 3 times: [ Failed password for root from 203.0.113.5 port 4 ssh2]\n",
+    )
+    .expect("write the log");
+    let log = log.to_str().expect("utf-8 path");
+    let events: Vec<Value> =
+        String::from_utf8_lossy(&g.guardctl_ok(&["scan", "--events", "--json", log]).stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+            .collect();
+    let times: Vec<&Value> = events.iter().map(|e| &e["times"]).collect();
+    assert_eq!(times, [&Value::from(1), &Value::from(3)], "{events:#?}");
+    let summary = parse_json(&g.guardctl_ok(&["scan", "--json", log]));
+    assert_eq!(
+        summary["failures_by_source"][0],
+        serde_json::json!({"source": "203.0.113.5", "failures": 4.0}),
+        "{summary:#}"
+    );
+}

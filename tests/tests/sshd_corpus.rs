@@ -1319,31 +1319,11 @@ fn ssh_command(sshd: &Sshd, source: IpAddr, user: &str) -> Command {
     cmd
 }
 
-/// The options of [`ssh_command`].
+/// The options of [`ssh_command`]: the harness's, and the user name.
 fn ssh_args(port: u16, source: IpAddr, user: &str) -> Vec<String> {
-    let port = port.to_string();
-    let source = source.to_string();
-    let args = [
-        "-F",
-        "/dev/null",
-        "-b",
-        &source,
-        "-p",
-        &port,
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        "ConnectTimeout=10",
-        "-o",
-        "LogLevel=ERROR",
-        "-l",
-        user,
-    ];
-    args.iter().map(|a| a.to_string()).collect()
+    let mut args = ssh_common_args(port, &source.to_string(), "ERROR");
+    args.extend(["-l".to_owned(), user.to_owned()]);
+    args
 }
 
 /// One password (or keyboard-interactive) attempt through `sshpass`, as the

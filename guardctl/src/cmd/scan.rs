@@ -121,6 +121,7 @@ fn print_event(
             "address": event.addr.to_string(),
             "port": event.port,
             "user": user,
+            "times": event.times,
             "failure": verdict.is_failure(),
         });
         writeln!(out, "{object}")
