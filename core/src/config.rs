@@ -535,6 +535,24 @@ impl Config {
         if self.pam.message.contains('\0') {
             return Err(("pam.message", "must not contain a NUL character".into()));
         }
+        let k = &self.keyonly;
+        if k.port == 0 || self.firewall.ports.contains(&k.port) {
+            return Err((
+                "keyonly.port",
+                format!(
+                    "{} cannot be the key-only listener's port: it must be from 1 to 65535 and not one of [firewall] ports ({:?}), whose connections are redirected to it",
+                    k.port, self.firewall.ports
+                ),
+            ));
+        }
+        if k.method == crate::keyonly::KeyOnlyMethod::Redirect
+            && self.firewall.backend != FirewallBackend::Nftables
+        {
+            return Err((
+                "keyonly.method",
+                "\"redirect\" needs [firewall] backend = \"nftables\" (or use \"reload\")".into(),
+            ));
+        }
         if self.keyonly.message.contains('\0') {
             return Err(("keyonly.message", "must not contain a NUL character".into()));
         }
@@ -603,6 +621,7 @@ fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyonly::KeyOnlyConfig;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("authguard.toml"))
@@ -754,6 +773,30 @@ mod tests {
             );
             assert!(message.contains(bad.trim_matches('"')), "{message}");
         }
+    }
+
+    #[test]
+    fn keyonly_port_must_not_be_a_guarded_port_and_redirect_needs_nftables() {
+        let k = parse("[keyonly]\nmethod = \"redirect\"\nport = 2022\n")
+            .unwrap()
+            .keyonly;
+        assert_eq!((k.method.as_str(), k.port), ("redirect", 2022));
+        assert!(k.redirects(false), "redirect is asked for explicitly");
+        assert!(KeyOnlyConfig::default().redirects(true));
+        assert!(
+            !KeyOnlyConfig::default().redirects(false),
+            "auto without nftables"
+        );
+        let (_, key, message) = error_of("[firewall]\nports = [22, 2223]\n");
+        assert_eq!(key.as_deref(), Some("keyonly.port"), "{message}");
+        assert!(message.contains("2223"), "{message}");
+        let (_, key, _) = error_of("[keyonly]\nport = 0\n");
+        assert_eq!(key.as_deref(), Some("keyonly.port"));
+        let (_, key, message) =
+            error_of("[firewall]\nbackend = \"none\"\n[keyonly]\nmethod = \"redirect\"\n");
+        assert_eq!(key.as_deref(), Some("keyonly.method"), "{message}");
+        let (line, key, _) = error_of("[keyonly]\nmethod = \"teleport\"\n");
+        assert_eq!((line, key.as_deref()), (Some(2), Some("keyonly.method")));
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub struct KeyOnlyConfig {
     pub min_interval: PositiveDuration,
     /// Shown to a key-only source that tries a password (PAM_ERROR_MSG).
     pub message: String,
+    /// How sshd learns who is key-only (see [`KeyOnlyMethod`]).
+    pub method: KeyOnlyMethod,
+    /// The key-only listener's port for `method = "redirect"`.
+    pub port: u16,
 }
 
 impl Default for KeyOnlyConfig {
@@ -49,11 +53,23 @@ impl Default for KeyOnlyConfig {
             reload: Reload::Auto,
             min_interval: PositiveDuration(HumanDuration::secs(60)),
             message: "Password logins are disabled for your address; use an SSH key.".into(),
+            method: KeyOnlyMethod::Auto,
+            port: 2223,
         }
     }
 }
 
 impl KeyOnlyConfig {
+    /// True when key-only sources are steered by nftables to [`Self::port`]
+    /// (`redirect`, or `auto` with the nftables firewall backend).
+    pub fn redirects(&self, nftables: bool) -> bool {
+        match self.method {
+            KeyOnlyMethod::Redirect => true,
+            KeyOnlyMethod::Reload => false,
+            KeyOnlyMethod::Auto => nftables,
+        }
+    }
+
     /// The start of the past-offender window at `now`.
     pub fn window_start(&self, now: Timestamp) -> Timestamp {
         now.saturating_sub(i64::try_from(self.window.0.0.as_secs()).unwrap_or(i64::MAX))
@@ -104,6 +120,33 @@ impl KeyOnlyMode {
             KeyOnlyMode::Offenders => "offenders",
             KeyOnlyMode::Untrusted => "untrusted",
             KeyOnlyMode::All => "all",
+        }
+    }
+}
+
+/// `[keyonly] method`: how sshd learns who is key-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyOnlyMethod {
+    /// `redirect` with the nftables firewall backend, else `reload`.
+    #[default]
+    Auto,
+    /// One `Match LocalPort` block written once; nftables sends key-only
+    /// sources' new connections to that port. No sshd reload per offender,
+    /// so OpenSSH 9.8+'s PerSourcePenalties keep their state.
+    Redirect,
+    /// `Match Address` blocks naming the sources, rewritten and sshd
+    /// reloaded when the set changes (no firewall needed).
+    Reload,
+}
+
+impl KeyOnlyMethod {
+    /// The config's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyOnlyMethod::Auto => "auto",
+            KeyOnlyMethod::Redirect => "redirect",
+            KeyOnlyMethod::Reload => "reload",
         }
     }
 }

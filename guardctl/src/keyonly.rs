@@ -1,29 +1,51 @@
-//! Key-only signaling, sshd's side: compute the set from the store, write
+//! Key-only signaling, sshd's side: compute the snippet, write
 //! `authguard-keyonly.conf` atomically, let `sshd -t` validate the whole
 //! configuration (rolling back to the previous file if it refuses), and
-//! reload sshd.
+//! reload sshd when the file changed.
+//!
+//! With `method = "redirect"` the snippet is the key-only listener: it
+//! depends on sshd's own ports, not on the offenders, so it is written (and
+//! sshd reloaded) once; the firewall does the rest (`firewall::steering`).
+//! With `method = "reload"` it names the key-only networks, and changes
+//! with them.
 
 use crate::firewall::{Desired, parse_source};
-use authguard_core::config::Config;
+use crate::sshd;
+use authguard_core::config::{Config, FirewallBackend};
 use authguard_core::keyonly::{KeyOnlyMode, KeyOnlySet, Reload};
 use authguard_core::store::Store;
 use authguard_core::time::Timestamp;
-use ssh_hook::keyonly::{FILE_NAME, render};
+use ipnet::IpNet;
+use ssh_hook::keyonly::{FILE_NAME, Listening, plan_listener, render, render_listener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The key-only set the policy wants now.
 pub fn desired_set(config: &Config, store: &Store, now: Timestamp) -> anyhow::Result<KeyOnlySet> {
+    set_with(config, store, now, country_networks(config, store)?)
+}
+
+/// The networks of the countries in `[geo] keyonly`.
+pub fn country_networks(config: &Config, store: &Store) -> anyhow::Result<Vec<IpNet>> {
+    Ok(store
+        .geo_ranges_of(&config.geo.keyonly)?
+        .iter()
+        .flat_map(|range| range.networks())
+        .collect())
+}
+
+/// The key-only set, given the key-only countries' networks.
+pub fn set_with(
+    config: &Config,
+    store: &Store,
+    now: Timestamp,
+    countries: Vec<IpNet>,
+) -> anyhow::Result<KeyOnlySet> {
     let offenders = store
         .past_offenders(config.keyonly.window_start(now))?
         .iter()
         .filter_map(|s| parse_source(s))
         .collect::<Vec<_>>();
-    let countries = store
-        .geo_ranges_of(&config.geo.keyonly)?
-        .iter()
-        .flat_map(|range| range.networks())
-        .collect();
     let allowed = Desired::allowed(config, store)?;
     Ok(KeyOnlySet::new(
         &config.keyonly,
@@ -39,9 +61,21 @@ pub fn wanted(config: &Config) -> bool {
     config.keyonly.mode != KeyOnlyMode::Off || !config.geo.keyonly.is_empty()
 }
 
+/// True when nftables steers key-only sources to the key-only listener.
+pub fn redirects(config: &Config) -> bool {
+    config
+        .keyonly
+        .redirects(config.firewall.backend == FirewallBackend::Nftables)
+}
+
 /// The snippet's path.
 pub fn file_path(config: &Config) -> PathBuf {
     config.keyonly.sshd_config_dir.join(FILE_NAME)
+}
+
+/// A port of the guarded ones, for `sshd -T -C lport=…`.
+fn main_port(config: &Config) -> u16 {
+    config.firewall.ports.first().copied().unwrap_or(22)
 }
 
 /// What `apply` did.
@@ -64,7 +98,14 @@ pub fn apply(config: &Config, text: &str) -> anyhow::Result<Applied> {
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     replace_file(&path, text.as_bytes())?;
-    if let Err(rejected) = validate(&config.keyonly.sshd_config) {
+    let checked = sshd::validate(&config.keyonly.sshd_config).and_then(|()| {
+        if redirects(config) && wanted(config) {
+            verify_listener(config)
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(rejected) = checked {
         // Put the previous file back (or none): sshd must never see this one.
         let restored = match &previous {
             Some(old) => replace_file(&path, old),
@@ -99,26 +140,30 @@ fn replace_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sshd() -> &'static str {
-    if Path::new("/usr/sbin/sshd").exists() {
-        "/usr/sbin/sshd"
-    } else {
-        "sshd"
-    }
-}
-
-/// `sshd -t -f CONFIG`: the whole configuration, includes and all.
-fn validate(sshd_config: &Path) -> Result<(), String> {
-    let out = Command::new(sshd())
-        .arg("-t")
-        .arg("-f")
-        .arg(sshd_config)
-        .output()
-        .map_err(|e| format!("cannot run sshd -t: {e}"))?;
-    if out.status.success() {
+/// Asks sshd what a connection to the key-only port gets: only public
+/// keys, or an error naming what overrides it (a `Match` block read before
+/// ours: an earlier drop-in, or one above the main config's `Include`).
+fn verify_listener(config: &Config) -> Result<(), String> {
+    let port = config.keyonly.port;
+    let spec =
+        format!("lport={port},laddr=192.0.2.1,addr=198.51.100.1,user=authguard-check,host=check");
+    let dump = sshd::effective(&config.keyonly.sshd_config, &spec, &[])?;
+    let wants = [
+        "authenticationmethods publickey",
+        "passwordauthentication no",
+        "kbdinteractiveauthentication no",
+    ];
+    let missing: Vec<&str> = wants
+        .into_iter()
+        .filter(|w| !dump.lines().any(|l| l == *w))
+        .collect();
+    if missing.is_empty() {
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        Err(format!(
+            "connections to the key-only port {port} would not get {} (a Match block read before {FILE_NAME} sets otherwise)",
+            missing.join(", ")
+        ))
     }
 }
 
@@ -131,7 +176,7 @@ fn reload(config: &Config) -> anyhow::Result<bool> {
             ["systemctl", "reload", "ssh"].map(String::from).to_vec()
         }
         Reload::Auto => {
-            let pid = sshd_pid(&config.keyonly.sshd_config)?;
+            let pid = sshd::pid(&config.keyonly.sshd_config, main_port(config))?;
             vec!["kill".into(), "-HUP".into(), pid.to_string()]
         }
     };
@@ -148,33 +193,46 @@ fn reload(config: &Config) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// The pid in sshd's `PidFile` (from `sshd -T`).
-fn sshd_pid(sshd_config: &Path) -> anyhow::Result<u32> {
-    let out = Command::new(sshd())
-        .args(["-T", "-f"])
-        .arg(sshd_config)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let pidfile = text
-        .lines()
-        .find_map(|l| l.strip_prefix("pidfile "))
-        .unwrap_or("/run/sshd.pid")
-        .trim()
-        .to_owned();
-    let pid = std::fs::read_to_string(&pidfile)
-        .map_err(|e| anyhow::anyhow!("sshd does not seem to run ({pidfile}: {e})"))?;
-    pid.trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{pidfile} holds no pid"))
-}
-
-/// The snippet the policy wants now.
+/// The snippet the policy wants now, with the set it was made for.
 pub fn rendered(
     config: &Config,
     store: &Store,
     now: Timestamp,
 ) -> anyhow::Result<(KeyOnlySet, String)> {
     let set = desired_set(config, store, now)?;
-    let text = render(&set);
+    let text = snippet(config, &set)?;
     Ok((set, text))
+}
+
+/// The snippet for `set`: the key-only listener (`redirect`, which does not
+/// depend on the set), or `Match Address` blocks naming it.
+pub fn snippet(config: &Config, set: &KeyOnlySet) -> anyhow::Result<String> {
+    if redirects(config) && wanted(config) {
+        listener_snippet(config)
+    } else {
+        Ok(render(set))
+    }
+}
+
+/// The key-only listener's snippet: every listener sshd has now, plus the
+/// key-only port on each address (see `ssh_hook::keyonly::plan_listener`).
+fn listener_snippet(config: &Config) -> anyhow::Result<String> {
+    let port = config.keyonly.port;
+    let current = std::fs::read_to_string(file_path(config)).unwrap_or_default();
+    let ours = Listening::of_snippet(&current);
+    let probe = ours.ports.is_empty();
+    let extra = if probe {
+        vec!["-o".to_owned(), format!("Port={port}")]
+    } else {
+        Vec::new()
+    };
+    let spec = format!("lport={}", main_port(config));
+    let dump = sshd::effective(&config.keyonly.sshd_config, &spec, &extra).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read where sshd listens ({} -T): {e}",
+            sshd::binary()
+        )
+    })?;
+    let plan = plan_listener(port, &Listening::of_sshd_t(&dump), &ours, probe)?;
+    Ok(render_listener(port, &plan))
 }

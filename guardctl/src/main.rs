@@ -17,6 +17,7 @@ mod lockout;
 mod output;
 mod report;
 mod scan;
+mod sshd;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1305,12 +1305,8 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-pub(crate) fn write_sshd_config(dir: &Path, port: u16, listen: &[&str]) {
-    write_sshd_config_extra(dir, port, listen, "");
-}
-
-/// [`write_sshd_config`] with `extra` config text, split as
-/// [`Sshd::with_stack_and_config`] describes.
+/// A test sshd's config for `port` on `listen`, with `extra` config text,
+/// split as [`Sshd::with_stack_and_config`] describes.
 fn write_sshd_config_extra(dir: &Path, port: u16, listen: &[&str], extra: &str) {
     write_sshd_config_on(Platform::Host, dir, port, listen, extra);
 }

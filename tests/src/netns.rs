@@ -28,7 +28,7 @@
 use crate::{
     CLIENT_TIMEOUT, ClientResult, Finished, Guard, Method, Sshd, Stack, TEST_USER, describe_output,
     finish_client, guardctl_path, kill_group, prepare_sshd_dir, run_with_timeout, spawn_sshd,
-    ssh_common_args, wait_until, write_sshd_config,
+    ssh_common_args, wait_until, write_sshd_config_extra,
 };
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -579,8 +579,22 @@ impl Lab {
         password: &str,
         method: Method,
     ) -> ClientResult {
+        self.ssh_password_at_level(attacker, source, dest, password, method, "ERROR")
+    }
+
+    /// [`Lab::ssh_password`] with the client's `LogLevel` given (`DEBUG1`
+    /// shows which methods the server offers).
+    pub fn ssh_password_at_level(
+        &self,
+        attacker: &str,
+        source: &str,
+        dest: &str,
+        password: &str,
+        method: Method,
+        log_level: &str,
+    ) -> ClientResult {
         let mut cmd = self.exec_in(attacker, &["sshpass", "-p", password, "ssh"]);
-        cmd.args(ssh_common_args(SSH_PORT, source, "ERROR"))
+        cmd.args(ssh_common_args(SSH_PORT, source, log_level))
             .args([
                 "-o",
                 "PubkeyAuthentication=no",
@@ -876,8 +890,14 @@ impl Sshd {
 
     /// sshd with the given stack inside `lab`'s server namespace.
     pub fn with_stack_in_netns(stack: Stack, lab: &Lab) -> Sshd {
+        Sshd::with_stack_and_config_in_netns(stack, lab, "")
+    }
+
+    /// [`Sshd::with_stack_in_netns`] with `extra` config text (as
+    /// [`Sshd::with_stack_and_config`] takes it).
+    pub fn with_stack_and_config_in_netns(stack: Stack, lab: &Lab, extra: &str) -> Sshd {
         let (dir, path) = prepare_sshd_dir(&stack);
-        write_sshd_config(&path, SSH_PORT, &["0.0.0.0", "::"]);
+        write_sshd_config_extra(&path, SSH_PORT, &["0.0.0.0", "::"], extra);
         let child = spawn_sshd(&path, Some(lab.server_ns()));
         // Owned at once, so a panic below still ends sshd.
         let mut sshd = Sshd {

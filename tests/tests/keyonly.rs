@@ -408,3 +408,145 @@ fn on_openssh_10_a_reload_forgives_every_penalised_source() {
         sshd.diag()
     );
 }
+
+/// The client was told only public keys are accepted (its DEBUG1 output).
+fn told_publickey_only(stderr: &str) -> bool {
+    stderr.contains("Authentications that can continue: publickey\n")
+        || stderr.contains("Authentications that can continue: publickey\r\n")
+}
+
+/// The contract of `[keyonly] method = "redirect"`: a ban's source is
+/// key-only within this long of the ban.
+const KEYONLY_WITHIN: Duration = Duration::from_secs(1);
+
+/// Key-only by steering on Debian 12's OpenSSH 9.2, with real nftables in
+/// a lab: `keyonly apply` writes the key-only listener and reloads sshd
+/// once; after that a new offender is one set element (within 1 s of its
+/// ban), it is offered only public keys and logs in with its key, a clean
+/// source keeps its password, and sshd is never reloaded again.
+#[test]
+fn redirect_makes_a_new_offender_key_only_within_a_second_without_reloading_sshd() {
+    use authguard_e2e::netns::{Daemon, Lab, SERVER_V4, WAIT};
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&[
+        ("atk", &["203.0.113.10/24"]),
+        ("clean", &["198.51.100.20/24"]),
+    ]);
+    let ns = lab.server_ns().to_owned();
+    let drop_in = tempfile::tempdir().expect("tempdir");
+    let guard = Guard::builder()
+        .allow(&["127.0.0.1/32"])
+        .netns(&ns)
+        .extra("[firewall]")
+        .extra("backend = \"nftables\"")
+        .extra("ports = [22]")
+        .start();
+    let sshd = Sshd::with_stack_and_config_in_netns(
+        Stack::Guarded(guard.config_path()),
+        &lab,
+        &format!("Include {}/*.conf\n", drop_in.path().display()),
+    );
+    let pid = std::fs::read_to_string(sshd.dir().join("sshd.pid")).expect("sshd.pid");
+    let sshd_config = sshd.dir().join("sshd_config");
+    guard.set_config(|c| {
+        c.extra.push("[keyonly]".into());
+        c.extra.push(format!(
+            "sshd_config_dir = \"{}\"",
+            drop_in.path().display()
+        ));
+        c.extra
+            .push(format!("sshd_config = \"{}\"", sshd_config.display()));
+        c.extra
+            .push(format!("reload = [\"kill\", \"-HUP\", \"{}\"]", pid.trim()));
+        c.extra.push("method = \"redirect\"".into());
+    });
+    let listening = || sshd.sshd_log().matches("Server listening on").count();
+
+    // Set-up: one reload, after which sshd also listens on 2223.
+    let applied = guard.guardctl_in(Some(&ns), &["keyonly", "apply"]);
+    assert!(applied.status.success(), "{}", describe_output(&applied));
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("sshd reloaded"));
+    assert!(
+        wait_until(Duration::from_secs(10), || sshd
+            .sshd_log()
+            .contains("Server listening on 0.0.0.0 port 2223")),
+        "no key-only listener after the reload\n{}",
+        sshd.diag()
+    );
+    let daemon = Daemon::start(&guard, &lab);
+    assert!(
+        wait_until(WAIT, || lab.ruleset().contains("jump keyonly")),
+        "the daemon does not steer\n--- daemon ---\n{}\n{}",
+        daemon.stderr(),
+        lab.ruleset()
+    );
+    let reloads_before = listening();
+
+    // A new offender: banned for 2 s, key-only from then on.
+    let offender = "203.0.113.10";
+    let banned_at = std::time::Instant::now();
+    let ban = guard.guardctl_in(
+        Some(&ns),
+        &["ban", offender, "--for", "2s", "--reason", "test"],
+    );
+    assert!(ban.status.success(), "{}", describe_output(&ban));
+    assert!(
+        wait_until(WAIT, || lab.set_covers("keyonly4_32", offender)),
+        "the offender never reached the key-only set\n--- daemon ---\n{}\n{}",
+        daemon.stderr(),
+        lab.ruleset()
+    );
+    let took = banned_at.elapsed();
+    eprintln!("key-only in the firewall {took:?} after the ban");
+    assert!(took <= KEYONLY_WITHIN, "key-only took {took:?}");
+    assert!(
+        wait_until(WAIT, || guard.listed(offender).is_none()),
+        "the 2 s ban did not end"
+    );
+    lab.wait_until_open("atk", offender, SERVER_V4, 22, WAIT)
+        .expect("the ended ban still drops the offender");
+
+    let offered = lab.ssh_password_at_level(
+        "atk",
+        offender,
+        SERVER_V4,
+        RIGHT_PASSWORD,
+        Method::Password,
+        "DEBUG1",
+    );
+    assert!(!offered.logged_in(), "{}", offered.describe());
+    assert!(
+        told_publickey_only(&offered.stderr),
+        "the offender was not told only publickey is accepted:\n{}\n{}",
+        offered.describe(),
+        sshd.diag()
+    );
+    let with_key = lab.ssh_key_only("atk", offender, SERVER_V4, &sshd.client_key());
+    assert!(with_key.logged_in(), "{}", with_key.describe());
+    assert!(
+        sshd.sshd_log().contains(&format!("from {offender} port")),
+        "{}",
+        sshd.diag()
+    );
+    assert!(
+        sshd.sshd_log().contains(" on 192.0.2.1 port 2223"),
+        "the offender's connections did not reach the key-only port:\n{}",
+        sshd.diag()
+    );
+    let clean = lab.ssh_password(
+        "clean",
+        "198.51.100.20",
+        SERVER_V4,
+        RIGHT_PASSWORD,
+        Method::Password,
+    );
+    assert!(clean.logged_in(), "{}", clean.describe());
+    assert_eq!(
+        listening(),
+        reloads_before,
+        "sshd was reloaded for an offender\n{}",
+        sshd.diag()
+    );
+}

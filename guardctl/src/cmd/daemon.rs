@@ -37,6 +37,7 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut next_purge = Instant::now();
     let mut next_keyonly = Instant::now();
     let mut keyonly_error = None;
+    let mut steer_changed = false;
     ctx.say(&format!(
         "daemon started (store {}, firewall {}, resync {})",
         ctx.store_path().display(),
@@ -57,8 +58,9 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
         let version = store.data_version().ok();
         let resync_due = Instant::now() >= next_resync;
         let expiry_due = next_expiry.is_some_and(|e| e <= now);
-        if version != seen_version || resync_due || expiry_due || banned_from_log {
+        if version != seen_version || resync_due || expiry_due || banned_from_log || steer_changed {
             seen_version = version;
+            steer_changed = false;
             if let Err(e) = store.expire_due(now) {
                 ctx.say(&format!("cannot mark expired bans: {e}"));
             }
@@ -90,6 +92,10 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         if Instant::now() >= next_keyonly {
             keyonly_pass(ctx, &store, &mut keyonly_error);
+            if enabled && steering_is_stale(ctx, &keeper) {
+                keeper.reload_next();
+                steer_changed = true;
+            }
             next_keyonly = Instant::now() + ctx.config.keyonly.min_interval.0.0;
         }
         if Instant::now() >= next_purge {
@@ -152,11 +158,24 @@ fn keyonly_pass(ctx: &Context, store: &Store, last_error: &mut Option<String>) {
         Ok((_, crate::keyonly::Applied::Unchanged)) => *last_error = None,
         Ok((networks, crate::keyonly::Applied::Written { reloaded })) => {
             *last_error = None;
+            let what = if crate::keyonly::redirects(&ctx.config) {
+                format!("key-only listener on port {}", ctx.config.keyonly.port)
+            } else {
+                format!("{networks} networks")
+            };
             ctx.say(&format!(
-                "keyonly: wrote {} ({networks} networks){}",
+                "keyonly: wrote {} ({what}){}",
                 file.display(),
                 if reloaded { ", sshd reloaded" } else { "" }
             ));
+            if reloaded && crate::keyonly::redirects(&ctx.config) {
+                // sshd re-executes on reload; steer only once it listens again.
+                let port = ctx.config.keyonly.port;
+                let deadline = Instant::now() + LISTENER_WAIT;
+                while !crate::sshd::listening_on(port) && Instant::now() < deadline {
+                    std::thread::sleep(POLL);
+                }
+            }
         }
         Err(e) => {
             let message = format!("keyonly: not applied: {e:#}");
@@ -166,6 +185,35 @@ fn keyonly_pass(ctx: &Context, store: &Store, last_error: &mut Option<String>) {
             }
         }
     }
+}
+
+/// How long the daemon waits for sshd's key-only listener after a reload.
+const LISTENER_WAIT: Duration = Duration::from_secs(5);
+
+/// True when the firewall steers key-only sources but sshd's key-only
+/// listener is gone, or the other way round: the table must be rebuilt.
+fn steering_is_stale(ctx: &Context, keeper: &Keeper) -> bool {
+    let Some(applied) = keeper.applied() else {
+        return false;
+    };
+    let config = &ctx.config;
+    let wanted = crate::keyonly::redirects(config)
+        && crate::keyonly::wanted(config)
+        && crate::sshd::listening_on(config.keyonly.port);
+    if wanted != applied.keyonly.is_some() {
+        ctx.say(&format!(
+            "keyonly: sshd's listener on port {} is {}: {} key-only sources there",
+            config.keyonly.port,
+            if wanted { "up" } else { "gone" },
+            if wanted {
+                "steering"
+            } else {
+                "no longer steering"
+            }
+        ));
+        return true;
+    }
+    false
 }
 
 /// The periodic recidive sweep (see `Store::recidive_sweep`).
@@ -226,6 +274,11 @@ pub struct Heartbeat {
 fn report(ctx: &Context, result: anyhow::Result<Change>) -> Option<String> {
     match result {
         Ok(Change::Nothing) => {}
+        Ok(Change::Steered { networks }) => {
+            ctx.say(&format!(
+                "firewall: key-only steering now covers {networks} networks"
+            ));
+        }
         Ok(Change::Incremental { added, removed }) => {
             for net in added {
                 ctx.say(&format!("firewall: drop {net}"));

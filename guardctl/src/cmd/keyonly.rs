@@ -12,10 +12,12 @@ use std::process::ExitCode;
 
 pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
     let store = ctx.reader()?;
-    let (set, text) = keyonly::rendered(&ctx.config, &store, time::now())?;
+    let set = keyonly::desired_set(&ctx.config, &store, time::now())?;
+    let text = keyonly::snippet(&ctx.config, &set);
     match command {
-        KeyOnlyCommand::Render => print!("{text}"),
+        KeyOnlyCommand::Render => print!("{}", text?),
         KeyOnlyCommand::Apply => {
+            let text = text?;
             let path = keyonly::file_path(&ctx.config);
             match keyonly::apply(&ctx.config, &text)? {
                 Applied::Unchanged => println!("{} already up to date", path.display()),
@@ -39,12 +41,19 @@ pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
         KeyOnlyCommand::Status(json) => {
             let path = keyonly::file_path(&ctx.config);
             let on_disk = std::fs::read_to_string(&path).ok();
-            let in_step = on_disk.as_deref() == Some(text.as_str());
+            let in_step = text.as_ref().is_ok_and(|t| on_disk.as_ref() == Some(t));
             let mode = ctx.config.keyonly.mode.as_str();
+            let k = &ctx.config.keyonly;
+            let redirect = keyonly::redirects(&ctx.config);
+            let method = if redirect { "redirect" } else { "reload" };
+            let listening = redirect && crate::sshd::listening_on(k.port);
             let countries = countries(ctx, &store)?;
             if json.json {
                 output::print_json(&json!({
                     "mode": mode,
+                    "method": method,
+                    "port": redirect.then_some(k.port),
+                    "listening": listening,
                     "countries": ctx.config.geo.keyonly.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
                     "networks": set_json(&set),
                     "file": path.display().to_string(),
@@ -54,6 +63,19 @@ pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
             } else {
                 let mut t = output::key_value_table();
                 t.add_row(vec!["mode".to_owned(), mode.to_owned()]);
+                t.add_row(vec![
+                    "method".to_owned(),
+                    if !redirect {
+                        "reload (sshd re-reads the file when the set changes)".to_owned()
+                    } else if listening {
+                        format!("redirect to port {} (sshd listens there)", k.port)
+                    } else {
+                        format!(
+                            "redirect to port {} (sshd does NOT listen there: nobody is steered)",
+                            k.port
+                        )
+                    },
+                ]);
                 t.add_row(vec!["countries".to_owned(), countries]);
                 t.add_row(vec!["key-only".to_owned(), describe(&set)]);
                 t.add_row(vec![
@@ -63,6 +85,14 @@ pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
                             format!("{} MISSING (run `guardctl keyonly apply`)", path.display())
                         }
                         (Some(_), true) => format!("{} matches the store", path.display()),
+                        (Some(_), false) if text.is_err() => format!(
+                            "{} cannot be compared: {:#}",
+                            path.display(),
+                            text.as_ref()
+                                .err()
+                                .map(ToString::to_string)
+                                .unwrap_or_default()
+                        ),
                         (Some(_), false) => format!(
                             "{} DIFFERS from the store (run `guardctl keyonly apply`)",
                             path.display()

@@ -11,6 +11,7 @@
 //! stops what a country opens, not a connection it already had.
 
 use authguard_core::geo::AddrRange;
+use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -19,8 +20,10 @@ use std::net::IpAddr;
 pub const CHAIN: &str = "geo";
 
 /// One hash set: the networks of one family and prefix length.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeoSet {
+    /// The name's stem: `geo` (blocked countries) or `keyonly`.
+    pub stem: &'static str,
     /// True for IPv4.
     pub v4: bool,
     /// The prefix length of every network in it.
@@ -30,9 +33,10 @@ pub struct GeoSet {
 }
 
 impl GeoSet {
-    /// `geo4_24`, `geo6_48`.
+    /// `geo4_24`, `geo6_48`, `keyonly4_32`.
     pub fn name(&self) -> String {
-        format!("geo{}_{}", if self.v4 { 4 } else { 6 }, self.prefix_len)
+        let family = if self.v4 { 4 } else { 6 };
+        format!("{}{family}_{}", self.stem, self.prefix_len)
     }
 
     /// `set geo4_24 { type ipv4_addr; }`
@@ -42,7 +46,7 @@ impl GeoSet {
     }
 
     /// `ip saddr & 255.255.255.0 @geo4_24 VERDICT`
-    fn rule(&self, verdict: &str) -> String {
+    pub fn rule(&self, verdict: &str) -> String {
         let (proto, bits) = if self.v4 { ("ip", 32) } else { ("ip6", 128) };
         let zero = if self.v4 {
             IpAddr::from([0u8; 4])
@@ -60,8 +64,14 @@ impl GeoSet {
 /// The sets for `ranges`: each range cut into the fewest CIDR networks,
 /// grouped by family and prefix length, IPv4 first, shorter prefixes first.
 pub fn layout(ranges: &[AddrRange]) -> Vec<GeoSet> {
+    layout_networks("geo", ranges.iter().flat_map(AddrRange::networks))
+}
+
+/// Sets named `STEM4_LEN`/`STEM6_LEN` for `nets`, IPv4 first, shorter
+/// prefixes first.
+pub fn layout_networks(stem: &'static str, nets: impl Iterator<Item = IpNet>) -> Vec<GeoSet> {
     let mut by_len: BTreeMap<(bool, u8), Vec<IpAddr>> = BTreeMap::new();
-    for net in ranges.iter().flat_map(AddrRange::networks) {
+    for net in nets {
         by_len
             .entry((!net.addr().is_ipv4(), net.prefix_len()))
             .or_default()
@@ -70,6 +80,7 @@ pub fn layout(ranges: &[AddrRange]) -> Vec<GeoSet> {
     by_len
         .into_iter()
         .map(|((v6, prefix_len), elements)| GeoSet {
+            stem,
             v4: !v6,
             prefix_len,
             elements,

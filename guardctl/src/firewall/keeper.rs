@@ -114,8 +114,31 @@ impl Keeper {
             updates.push((net, entry));
         }
         let change = self.sync.update(updates, now)?;
+        // A new ban makes a past offender: key-only at once, not at the next resync.
+        let steering = self.steering(store, now)?;
+        let steered = self.sync.update_steering(steering, now)?;
         self.advance(store, changes.rev);
-        Ok(change)
+        Ok(match (change, steered) {
+            (_, rebuilt @ Change::Rebuilt { .. }) => rebuilt,
+            (Change::Nothing, steered) => steered,
+            (change, _) => change,
+        })
+    }
+
+    /// The key-only steering wanted now (countries from the copy in hand).
+    fn steering(
+        &mut self,
+        store: &Store,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<super::steering::Steering>> {
+        let geo = self.geo(store)?;
+        Desired::steering(&self.config, store, now, &geo)
+    }
+
+    /// Makes the next pass load everything (sshd's key-only listener came
+    /// or went: the steering rules change with it).
+    pub fn reload_next(&mut self) {
+        self.rev = None;
     }
 
     /// The blocked countries' ranges: the copy in hand while the store's
@@ -125,7 +148,7 @@ impl Keeper {
         match &self.geo {
             Some(geo) if geo.revision == revision => Ok(Arc::clone(geo)),
             _ => {
-                let geo = Arc::new(GeoBlock::load(store)?);
+                let geo = Arc::new(GeoBlock::load(&self.config, store)?);
                 self.geo = Some(Arc::clone(&geo));
                 Ok(geo)
             }

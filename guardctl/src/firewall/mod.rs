@@ -9,12 +9,17 @@
 //!
 //! Blocked countries' ranges ([`GeoBlock`]) are loaded only by a full
 //! rebuild: at start, and whenever the store's geo revision changes.
+//!
+//! With `[keyonly] method = "redirect"` the table also steers key-only
+//! sources to sshd's key-only listener ([`steering`]), once that listener
+//! is up.
 
 pub mod geo_sets;
 pub mod keeper;
 pub mod listing;
 pub mod nft;
 mod push;
+pub mod steering;
 
 pub use push::push_now;
 
@@ -26,6 +31,7 @@ use authguard_core::time::Timestamp;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use steering::Steering;
 
 /// One banned network as the firewall holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,15 +101,28 @@ pub struct GeoBlock {
     pub revision: i64,
     /// Coalesced ranges, IPv4 first.
     pub ranges: Vec<AddrRange>,
+    /// The networks of `[geo] keyonly` countries, when the firewall steers
+    /// key-only sources (else empty).
+    pub keyonly: Vec<IpNet>,
 }
 
 impl GeoBlock {
-    /// Reads the blocked countries' ranges. The revision is read first: a
-    /// change made meanwhile is then loaded again (harmless), never missed.
-    pub fn load(store: &Store) -> anyhow::Result<GeoBlock> {
+    /// Reads the blocked countries' ranges (and the key-only countries'
+    /// networks, if steered). The revision is read first: a change made
+    /// meanwhile is then loaded again (harmless), never missed.
+    pub fn load(config: &Config, store: &Store) -> anyhow::Result<GeoBlock> {
         let revision = store.geo_revision()?;
         let ranges = store.geo_blocked_ranges()?;
-        Ok(GeoBlock { revision, ranges })
+        let keyonly = if crate::keyonly::redirects(config) {
+            crate::keyonly::country_networks(config, store)?
+        } else {
+            Vec::new()
+        };
+        Ok(GeoBlock {
+            revision,
+            ranges,
+            keyonly,
+        })
     }
 }
 
@@ -116,6 +135,8 @@ pub struct Desired {
     pub allowed: Vec<IpNet>,
     /// Blocked countries' ranges, shared (they can be large and rarely change).
     pub geo: Arc<GeoBlock>,
+    /// Key-only steering, when on and sshd's key-only listener is up.
+    pub keyonly: Option<Steering>,
 }
 
 impl Desired {
@@ -133,8 +154,29 @@ impl Desired {
             parse_source(&b.source).map(|net| (net, Entry::of(&b)))
         })?;
         let mut desired = Desired::from_parts(bans, allowed, Units::of(config));
+        desired.keyonly = Desired::steering(config, store, now, &geo)?;
         desired.geo = geo;
         Ok(desired)
+    }
+
+    /// The key-only steering the firewall should hold: none unless the
+    /// config asks for it and sshd listens on the key-only port (steering
+    /// to a port nobody serves would shut key holders out).
+    pub fn steering(
+        config: &Config,
+        store: &Store,
+        now: Timestamp,
+        geo: &GeoBlock,
+    ) -> anyhow::Result<Option<Steering>> {
+        let port = config.keyonly.port;
+        if !crate::keyonly::redirects(config)
+            || !crate::keyonly::wanted(config)
+            || !crate::sshd::listening_on(port)
+        {
+            return Ok(None);
+        }
+        let set = crate::keyonly::set_with(config, store, now, geo.keyonly.clone())?;
+        Ok(Some(Steering { port, set }))
     }
 
     /// The config's `allow` networks and the store's allow list.
@@ -195,6 +237,7 @@ impl Desired {
             bans: merged,
             allowed,
             geo: Arc::default(),
+            keyonly: None,
         }
     }
 
@@ -235,6 +278,8 @@ pub enum Change {
         added: Vec<IpNet>,
         removed: Vec<IpNet>,
     },
+    /// Only the key-only steering's elements changed: now this many networks.
+    Steered { networks: usize },
     /// The table was (re)built whole, and why.
     Rebuilt {
         why: String,
@@ -300,6 +345,9 @@ impl Sync {
                 .filter(|(n, e)| applied.bans.get(n) != Some(e))
                 .map(|(n, e)| (*n, Some(*e))),
         );
+        if let Err(why) = self.steer(desired.keyonly.clone()) {
+            return self.rebuild(desired, &why, now);
+        }
         self.update(changes, now)
     }
 
@@ -342,6 +390,50 @@ impl Sync {
             Err(e) => {
                 let desired = self.applied.take().unwrap_or_default();
                 self.rebuild(desired, &format!("batch failed ({e})"), now)
+            }
+        }
+    }
+
+    /// Brings the key-only steering to `wanted` with one small batch. `Err`
+    /// says why the table must be rebuilt instead (its rules change, or nft
+    /// refused the batch).
+    fn steer(&mut self, wanted: Option<Steering>) -> Result<(), String> {
+        let Some(applied) = &mut self.applied else {
+            return Err("start".into());
+        };
+        let script = match (&applied.keyonly, &wanted) {
+            (None, None) => return Ok(()),
+            (Some(old), Some(new)) => new.changes_from(old),
+            _ => None,
+        };
+        let Some(script) = script else {
+            return Err("key-only steering changed".into());
+        };
+        if !script.is_empty() {
+            nft::apply(&script).map_err(|e| format!("key-only batch failed ({e})"))?;
+        }
+        applied.keyonly = wanted;
+        Ok(())
+    }
+
+    /// [`Sync::steer`], rebuilding the table when that cannot be done by
+    /// elements alone.
+    pub fn update_steering(
+        &mut self,
+        wanted: Option<Steering>,
+        now: Timestamp,
+    ) -> anyhow::Result<Change> {
+        if self.applied.as_ref().is_some_and(|a| a.keyonly == wanted) {
+            return Ok(Change::Nothing);
+        }
+        match self.steer(wanted.clone()) {
+            Ok(()) => Ok(Change::Steered {
+                networks: wanted.map_or(0, |w| w.set.len()),
+            }),
+            Err(why) => {
+                let mut desired = self.applied.take().unwrap_or_default();
+                desired.keyonly = wanted;
+                self.rebuild(desired, &why, now)
             }
         }
     }

@@ -7,6 +7,7 @@
 //! any element change. A large country still makes `list table` long, so
 //! the table is only ever read set by set.
 
+use super::steering::Steering;
 use super::{Desired, Entry, Units, geo_sets};
 use authguard_core::config::{BanScope, FirewallAction, FirewallConfig};
 use authguard_core::time::Timestamp;
@@ -95,7 +96,16 @@ pub fn render_full(desired: &Desired, rules: &Rules<'_>, now: Timestamp) -> Stri
     for set in &geo {
         s.push_str(&set.declaration());
     }
-    s.push_str(&render_chains(rules, &geo));
+    let guarded = port_list(&rules.firewall.ports);
+    // Steered connections reach the filter on the key-only port: bans and
+    // blocks hold there too.
+    let mut filtered = rules.firewall.ports.clone();
+    filtered.extend(desired.keyonly.as_ref().map(|k| k.port));
+    s.push_str(&render_chains(rules, &port_list(&filtered), &geo));
+    let steered = desired.keyonly.as_ref().map(|k| (k, k.sets()));
+    if let Some((steering, sets)) = &steered {
+        s.push_str(&steering.render_rules(sets, &guarded));
+    }
     s.push_str("}\n");
     for set in ["allow4", "allow6"] {
         let items = desired.allowed.iter().filter(|n| set.contains(family(n)));
@@ -117,20 +127,26 @@ pub fn render_full(desired: &Desired, rules: &Rules<'_>, now: Timestamp) -> Stri
             set.elements.iter().map(ToString::to_string),
         );
     }
+    if let Some((_, sets)) = &steered {
+        Steering::render_elements(sets, &mut s);
+    }
     s
+}
+
+/// `22, 2222`
+fn port_list(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The input chain: allowed networks first, then blocked countries (chain
 /// `geo`, for new connections), then every-port bans, then bans of the
 /// guarded ports.
-fn render_chains(rules: &Rules<'_>, geo: &[geo_sets::GeoSet]) -> String {
+fn render_chains(rules: &Rules<'_>, ports: &str, geo: &[geo_sets::GeoSet]) -> String {
     let (config, units) = (rules.firewall, rules.units);
-    let ports = config
-        .ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
     let (verdict, all_verdict) = match config.action {
         FirewallAction::Drop => ("drop", "drop"),
         // Only TCP can be reset; other protocols get an ICMP refusal.
@@ -146,7 +162,7 @@ fn render_chains(rules: &Rules<'_>, geo: &[geo_sets::GeoSet]) -> String {
     // A blocked country on every port loses what it opens, not the replies
     // to the server's own connections (its mirrors, resolvers, NTP).
     let (jump, geo_verdict) = match rules.geo_scope {
-        BanScope::Ports => (geo_sets::jump_rule(Some(&ports)), verdict),
+        BanScope::Ports => (geo_sets::jump_rule(Some(ports)), verdict),
         BanScope::All => (geo_sets::jump_rule(None), all_verdict),
     };
     s.push_str(&jump);
@@ -337,7 +353,28 @@ mod tests {
         Arc::new(GeoBlock {
             revision: 3,
             ranges: authguard_core::geo::coalesce(keys),
+            keyonly: Vec::new(),
         })
+    }
+
+    #[test]
+    fn steered_connections_stay_banned_on_the_key_only_port() {
+        let mut d = Desired::from_parts([ban("203.0.113.7", None, false)], Vec::new(), UNITS);
+        let config = FirewallConfig::default();
+        let without = render_full(&d, &rules(&config, BanScope::Ports, UNITS), 1000);
+        assert!(!without.contains("keyonly"), "{without}");
+        d.keyonly = Some(crate::firewall::steering::Steering {
+            port: 2223,
+            set: authguard_core::keyonly::KeyOnlySet::Networks(vec![
+                parse_source("198.51.100.9").unwrap(),
+            ]),
+        });
+        let s = render_full(&d, &rules(&config, BanScope::Ports, UNITS), 1000);
+        let has = |want: &str| assert!(s.contains(want), "missing {want:?} in:\n{s}");
+        has("ip saddr @ban4 tcp dport { 22, 2223 } drop");
+        has("tcp dport { 22, 2223 } ct state new jump geo");
+        has("tcp dport { 22 } jump keyonly");
+        has("add element inet authguard keyonly4_32 { 198.51.100.9 }");
     }
 
     #[test]

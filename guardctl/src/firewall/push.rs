@@ -22,10 +22,8 @@ pub fn push_now(config: &Config, store: &Store, touched: Option<&[IpNet]>) {
     // Country ranges are read only if the whole table is rebuilt.
     let result = Desired::load(config, store, now, Arc::default()).and_then(|d| {
         let full = || {
-            let whole = Desired {
-                geo: Arc::new(GeoBlock::load(store)?),
-                ..d.clone()
-            };
+            let geo = Arc::new(GeoBlock::load(config, store)?);
+            let whole = Desired::load(config, store, now, geo)?;
             nft::apply(&nft::render_full(&whole, &nft::Rules::of(config), now))
         };
         let Some(touched) = touched else {

@@ -66,10 +66,16 @@ pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
         store_finding(ctx, &store),
         pam_finding(pam_file),
     ];
-    findings.extend(sshd::findings(&ctx.config.keyonly.sshd_config, pam_file));
+    let lport = ctx.config.firewall.ports.first().copied().unwrap_or(22);
+    findings.extend(sshd::findings(
+        &ctx.config.keyonly.sshd_config,
+        pam_file,
+        lport,
+    ));
     findings.extend([
         daemon_finding(ctx, store.as_ref().ok()),
         keyonly_finding(ctx),
+        steering_finding(ctx),
         geo::blocked_finding(ctx, store.as_ref().ok()),
         geo::keyonly_finding(ctx, store.as_ref().ok()),
     ]);
@@ -127,6 +133,50 @@ fn keyonly_finding(ctx: &Context) -> Finding {
             k.sshd_config.display()
         )),
     }
+}
+
+/// With `[keyonly] method = "redirect"`: the key-only listener's snippet
+/// is in place and sshd listens on its port (the firewall steers nobody
+/// to a port that is not served).
+fn steering_finding(ctx: &Context) -> Finding {
+    let config = &ctx.config;
+    if !crate::keyonly::redirects(config) || !crate::keyonly::wanted(config) {
+        return Finding::ok(format!(
+            "key-only method: {} (sshd is reloaded when the key-only set changes)",
+            if crate::keyonly::wanted(config) {
+                "reload"
+            } else {
+                "none needed"
+            }
+        ));
+    }
+    let port = config.keyonly.port;
+    let file = crate::keyonly::file_path(config);
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let fix = "run `guardctl keyonly apply` (or start `guardctl daemon`)".to_owned();
+    if !ssh_hook::keyonly::Listening::of_snippet(&text)
+        .ports
+        .contains(&port)
+    {
+        return Finding::warning(
+            format!(
+                "{} does not hold the key-only listener on port {port}: key-only sources are refused by PAM but not told to use a key",
+                file.display()
+            ),
+            fix,
+        );
+    }
+    if !crate::sshd::listening_on(port) {
+        return Finding::warning(
+            format!(
+                "sshd does not listen on the key-only port {port}: the firewall steers nobody there"
+            ),
+            format!("reload sshd (`systemctl reload ssh`), or {fix}"),
+        );
+    }
+    Finding::ok(format!(
+        "key-only sources are steered to sshd's key-only listener on port {port} (no sshd reload per offender)"
+    ))
 }
 
 #[derive(Debug, PartialEq, Eq)]

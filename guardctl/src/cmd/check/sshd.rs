@@ -6,7 +6,6 @@
 use super::Finding;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The sshd whose settings are checked.
 const SSHD: &str = "/usr/sbin/sshd";
@@ -14,8 +13,8 @@ const SSHD: &str = "/usr/sbin/sshd";
 /// The findings about sshd: UsePAM, the PAM services it uses, and
 /// PerSourceNetBlockSize. `pam_file` is the service file checked for the
 /// authguard line (`/etc/pam.d/sshd`); other services are looked up beside it.
-pub(super) fn findings(sshd_config: &Path, pam_file: &Path) -> Vec<Finding> {
-    let dump = match effective_settings(sshd_config) {
+pub(super) fn findings(sshd_config: &Path, pam_file: &Path, lport: u16) -> Vec<Finding> {
+    let dump = match effective_settings(sshd_config, lport) {
         Ok(dump) => dump,
         Err(why) => {
             return vec![Finding::warning(
@@ -31,19 +30,11 @@ pub(super) fn findings(sshd_config: &Path, pam_file: &Path) -> Vec<Finding> {
     findings
 }
 
-/// `sshd -T -f CONFIG`: one `keyword value` per line, keywords in lower case.
-fn effective_settings(sshd_config: &Path) -> Result<String, String> {
-    let out = Command::new(SSHD)
-        .arg("-T")
-        .arg("-f")
-        .arg(sshd_config)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(err.lines().last().unwrap_or("it failed").to_owned());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// `sshd -T -f CONFIG -C lport=PORT`: one `keyword value` per line,
+/// keywords in lower case (the key-only listener's `Match LocalPort` makes
+/// `-T` without `lport` fail).
+fn effective_settings(sshd_config: &Path, lport: u16) -> Result<String, String> {
+    crate::sshd::effective(sshd_config, &format!("lport={lport}"), &[])
 }
 
 /// The settings these findings need, from `sshd -T`.
