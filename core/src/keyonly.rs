@@ -1,7 +1,9 @@
 //! Key-only signaling as policy: `[keyonly]` in the config, and which
-//! sources must use a public key. guardctl renders the set as an sshd
-//! `Match Address` block (see `ssh_hook::keyonly`); the PAM module refuses
-//! a password from a key-only source even if sshd was not reloaded.
+//! sources must use a public key. guardctl tells sshd (see
+//! `ssh_hook::keyonly`): by steering the set's connections to a key-only
+//! listener with nftables (`method = "redirect"`), or by naming it in
+//! `Match Address` blocks (`reload`). Either way the PAM module refuses a
+//! password from a key-only source, whatever sshd was told.
 //!
 //! *Past offenders* (DESIGN.md): sources banned at least once within
 //! `window`, banned now or not; never a source that merely mistyped.

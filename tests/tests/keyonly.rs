@@ -483,6 +483,25 @@ fn redirect_makes_a_new_offender_key_only_within_a_second_without_reloading_sshd
         lab.ruleset()
     );
     let reloads_before = listening();
+    let status = guard.guardctl_in(Some(&ns), &["keyonly", "status", "--json"]);
+    let status = parse_json(&status);
+    assert_eq!(
+        (
+            &status["method"],
+            &status["port"],
+            &status["listening"],
+            &status["in_step"]
+        ),
+        (&"redirect".into(), &2223.into(), &true.into(), &true.into()),
+        "{status}"
+    );
+    let check = guard.guardctl_in(Some(&ns), &["check"]);
+    assert!(
+        String::from_utf8_lossy(&check.stdout)
+            .contains("key-only sources are steered to sshd's key-only listener on port 2223"),
+        "{}",
+        describe_output(&check)
+    );
 
     // A new offender: banned for 2 s, key-only from then on.
     let offender = "203.0.113.10";
@@ -543,6 +562,198 @@ fn redirect_makes_a_new_offender_key_only_within_a_second_without_reloading_sshd
         Method::Password,
     );
     assert!(clean.logged_in(), "{}", clean.describe());
+    assert_eq!(
+        listening(),
+        reloads_before,
+        "sshd was reloaded for an offender\n{}",
+        sshd.diag()
+    );
+}
+
+/// `guardctl daemon` inside a Debian 13 machine (its network, its nft,
+/// its sshd); ended on drop.
+struct MachineDaemon {
+    child: std::process::Child,
+    err: std::path::PathBuf,
+}
+
+impl MachineDaemon {
+    fn start(machine: &authguard_e2e::trixie::Machine, guard: &Guard) -> MachineDaemon {
+        use std::os::unix::process::CommandExt as _;
+        let err = guard.dir().join("machine-daemon.err");
+        let child = machine
+            .command(&guardctl_path().to_string_lossy())
+            .arg("--config")
+            .arg(guard.config_path())
+            .arg("daemon")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err).expect("daemon.err"))
+            .process_group(0)
+            .spawn()
+            .expect("spawn guardctl daemon in the machine");
+        MachineDaemon { child, err }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+}
+
+impl Drop for MachineDaemon {
+    fn drop(&mut self) {
+        let pgid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: killpg(2) on the process group this struct started.
+        unsafe { libc::killpg(pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// guardctl inside the machine, as the daemon runs it.
+fn guardctl_in_machine(
+    machine: &authguard_e2e::trixie::Machine,
+    guard: &Guard,
+    args: &[&str],
+) -> Finished {
+    let mut cmd = machine.command(&guardctl_path().to_string_lossy());
+    cmd.arg("--config").arg(guard.config_path()).args(args);
+    run_with_timeout(&mut cmd, None, Duration::from_secs(30))
+}
+
+/// True when set `set` of table `inet authguard` in the machine holds `addr`.
+fn machine_set_holds(machine: &authguard_e2e::trixie::Machine, set: &str, addr: &str) -> bool {
+    let listed = machine.run("nft", &["list", "set", "inet", "authguard", set]);
+    listed
+        .stdout
+        .split(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
+        .any(|token| token == addr)
+}
+
+/// The point of steering (issue 13, item 7), on Debian 13's real OpenSSH
+/// 10.0 with PerSourcePenalties on: after the one set-up reload, a new
+/// offender becomes key-only within 1 s of its ban and logs in with its
+/// key, while a source sshd penalised before stays refused (its penalty
+/// survives: sshd was not reloaded again).
+#[test]
+fn on_openssh_10_steering_keeps_every_penalty() {
+    if !require_root() {
+        return;
+    }
+    let machine = std::sync::Arc::new(authguard_e2e::trixie::Machine::boot());
+    let drop_in = tempfile::tempdir().expect("tempdir");
+    let guard = Guard::builder()
+        .allow(&["127.0.0.1/32"])
+        .extra("[firewall]")
+        .extra("backend = \"nftables\"")
+        .extra("ports = [22]")
+        .start();
+    let sshd = Sshd::launch_in(
+        std::sync::Arc::clone(&machine),
+        Stack::Guarded(guard.config_path()),
+        &format!(
+            "Include {}/*.conf\nPerSourcePenalties authfail:60s min:15s max:600s\n",
+            drop_in.path().display()
+        ),
+    );
+    let pid = std::fs::read_to_string(sshd.dir().join("sshd.pid")).expect("sshd.pid");
+    let sshd_config = sshd.dir().join("sshd_config");
+    guard.set_config(|c| {
+        c.extra.push("[keyonly]".into());
+        c.extra.push(format!(
+            "sshd_config_dir = \"{}\"",
+            drop_in.path().display()
+        ));
+        c.extra
+            .push(format!("sshd_config = \"{}\"", sshd_config.display()));
+        c.extra.push(format!(
+            "reload = [\"/bin/sh\", \"-c\", \"kill -HUP {}\"]",
+            pid.trim()
+        ));
+    });
+    let listening = || sshd.sshd_log().matches("Server listening on").count();
+
+    // Set-up: the one reload (method "auto" is "redirect" with nftables).
+    let applied = guardctl_in_machine(&machine, &guard, &["keyonly", "apply"]);
+    assert!(applied.status.success(), "{}", applied.describe());
+    assert!(
+        applied.stdout.contains("sshd reloaded"),
+        "{}",
+        applied.describe()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || sshd
+            .sshd_log()
+            .contains("Server listening on 127.0.0.1 port 2223")),
+        "no key-only listener after the reload\n{}",
+        sshd.diag()
+    );
+    let daemon = MachineDaemon::start(&machine, &guard);
+    assert!(
+        wait_until(Duration::from_secs(10), || machine
+            .run("nft", &["list", "table", "inet", "authguard"])
+            .stdout
+            .contains("jump keyonly")),
+        "the daemon does not steer\n--- daemon ---\n{}",
+        daemon.stderr()
+    );
+
+    // sshd's own verdict on a source: one failed password, then refusal.
+    let penalised = std::net::Ipv4Addr::new(127, 0, 0, 31);
+    let r = sshd.login(&penalised.to_string(), WRONG_PASSWORD, Method::Password);
+    assert!(!r.logged_in(), "{}", r.describe());
+    assert!(
+        wait_until(Duration::from_secs(10), || refused_by_sshd(
+            &sshd, penalised
+        )),
+        "PerSourcePenalties never refused {penalised}\n{}",
+        sshd.diag()
+    );
+    let reloads_before = listening();
+
+    // A new offender.
+    let offender = "127.0.0.32";
+    let banned_at = std::time::Instant::now();
+    let ban = guardctl_in_machine(&machine, &guard, &["ban", offender, "--for", "2s"]);
+    assert!(ban.status.success(), "{}", ban.describe());
+    assert!(
+        wait_until(Duration::from_secs(6), || machine_set_holds(
+            &machine,
+            "keyonly4_32",
+            offender
+        )),
+        "the offender never reached the key-only set\n--- daemon ---\n{}",
+        daemon.stderr()
+    );
+    let took = banned_at.elapsed();
+    eprintln!("OpenSSH 10.0: key-only in the firewall {took:?} after the ban");
+    assert!(took <= KEYONLY_WITHIN, "key-only took {took:?}");
+    assert!(
+        wait_until(Duration::from_secs(6), || guard.listed(offender).is_none()),
+        "the 2 s ban did not end"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let offered = sshd.login_at_level(
+        offender,
+        TEST_USER,
+        RIGHT_PASSWORD,
+        Method::Password,
+        "DEBUG1",
+    );
+    assert!(!offered.logged_in(), "{}", offered.describe());
+    assert!(
+        told_publickey_only(&offered.stderr),
+        "the offender was not told only publickey is accepted:\n{}\n{}",
+        offered.describe(),
+        sshd.diag()
+    );
+    let with_key = sshd.login_with_key(offender);
+    assert!(with_key.logged_in(), "{}", with_key.describe());
+
+    assert!(
+        refused_by_sshd(&sshd, penalised),
+        "sshd forgot {penalised}'s penalty\n{}",
+        sshd.diag()
+    );
     assert_eq!(
         listening(),
         reloads_before,
