@@ -14,6 +14,9 @@ pub(crate) fn parse_ip(token: &[u8]) -> Option<IpAddr> {
     if token.len() > MAX_ADDRESS_TOKEN {
         return None;
     }
+    if let Some(v4) = parse_dotted_quad(token) {
+        return Some(IpAddr::V4(v4));
+    }
     let unbracketed = token
         .strip_prefix(b"[")
         .and_then(|inner| inner.strip_suffix(b"]"))
@@ -35,27 +38,32 @@ pub(crate) fn parse_ip(token: &[u8]) -> Option<IpAddr> {
 /// leading zero), as std's parser accepts them. Anything else: `None`, and
 /// std's parser decides.
 fn parse_dotted_quad(token: &[u8]) -> Option<std::net::Ipv4Addr> {
+    // One pass, no iterator: this runs once per event.
     let mut octets = [0u8; 4];
-    let mut parts = token.split(|&b| b == b'.');
-    for octet in &mut octets {
-        let digits = parts.next()?;
-        let canonical = match digits {
-            [b'0'] => true,
-            [first, ..] => *first != b'0' && digits.len() <= 3,
-            [] => false,
-        };
-        if !canonical || !digits.iter().all(u8::is_ascii_digit) {
+    let mut at = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if token.get(at) != Some(&b'.') {
+                return None;
+            }
+            at += 1;
+        }
+        let start = at;
+        let mut value = 0u16;
+        while at - start < 3 {
+            match token.get(at) {
+                Some(&d) if d.is_ascii_digit() => value = value * 10 + u16::from(d - b'0'),
+                _ => break,
+            }
+            at += 1;
+        }
+        let leading_zero = at - start > 1 && token[start] == b'0';
+        if at == start || leading_zero {
             return None;
         }
-        let value = digits
-            .iter()
-            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
         *octet = u8::try_from(value).ok()?;
     }
-    parts
-        .next()
-        .is_none()
-        .then_some(std::net::Ipv4Addr::from(octets))
+    (at == token.len()).then_some(std::net::Ipv4Addr::from(octets))
 }
 
 /// A TCP port: 1 to 5 digits, nothing else.

@@ -5,12 +5,14 @@
 //! core and hands lines back in order.
 
 pub mod parallel;
+mod recent;
 
 use authguard_core::config::Config;
 use authguard_core::{addr, policy};
 use ipnet::IpNet;
 use ssh_hook::{Event, Kind, Parsed, Sequencer, Tracker, Verdict, Weights};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use recent::Recent;
+use std::collections::{BTreeMap, HashMap};
 
 /// A source the policy would ban, and when.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +57,9 @@ pub struct Tally {
 struct Window {
     source: IpNet,
     total: f64,
-    failures: VecDeque<(i64, f64)>,
+    failures: Recent,
+    /// The sum of `failures`' weights, kept as they come and go.
+    pending: f64,
     banned_until: Option<i64>,
     bans: u32,
 }
@@ -124,7 +128,8 @@ impl Tally {
         let window = self.sources.entry(key(&source)).or_insert_with(|| Window {
             source,
             total: 0.0,
-            failures: VecDeque::new(),
+            failures: Recent::default(),
+            pending: 0.0,
             banned_until: None,
             bans: 0,
         });
@@ -132,19 +137,25 @@ impl Tally {
         if window.banned_until.is_some_and(|until| at < until) {
             return;
         }
-        window.failures.push_back((at, weight));
-        while window
-            .failures
-            .front()
-            .is_some_and(|&(t, _)| t <= at - find_time)
+        window.failures.push((at, weight));
+        window.pending += weight;
+        while let Some((t, w)) = window.failures.front()
+            && t <= at - find_time
         {
             window.failures.pop_front();
+            window.pending -= w;
         }
-        let total: f64 = window.failures.iter().map(|&(_, w)| w).sum();
-        if total < f64::from(p.max_failures.0) {
+        // The running sum only rules out what is clearly below the limit;
+        // near it, the weights are summed afresh (as the store sums them),
+        // so rounding never decides a ban.
+        let limit = f64::from(p.max_failures.0);
+        if window.pending < limit - 1e-6
+            || window.failures.weight() < limit
+        {
             return;
         }
         window.failures.clear();
+        window.pending = 0.0;
         let length = policy::escalate(
             p.ban_time.0.0,
             p.ban_time_factor.0,
