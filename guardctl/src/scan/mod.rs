@@ -10,8 +10,8 @@ mod recent;
 use authguard_core::config::Config;
 use authguard_core::{addr, policy};
 use ipnet::IpNet;
-use ssh_hook::{Event, Kind, Parsed, Sequencer, Tracker, Verdict, Weights};
 use recent::Recent;
+use ssh_hook::{Event, Kind, Parsed, Sequencer, Tracker, Verdict, Weights};
 use std::collections::{BTreeMap, HashMap};
 
 /// A source the policy would ban, and when.
@@ -149,9 +149,7 @@ impl Tally {
         // near it, the weights are summed afresh (as the store sums them),
         // so rounding never decides a ban.
         let limit = f64::from(p.max_failures.0);
-        if window.pending < limit - 1e-6
-            || window.failures.weight() < limit
-        {
+        if window.pending < limit - 1e-6 || window.failures.weight() < limit {
             return;
         }
         window.failures.clear();
