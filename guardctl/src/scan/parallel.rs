@@ -4,13 +4,15 @@
 //! blocks into [`Parsed`] lines that point into their block (no allocation
 //! per line); the caller's thread receives blocks back in input order and
 //! hands each line, with its event re-borrowed from the block, to `each`.
+//! While the next block is not parsed yet, the caller's thread parses one
+//! itself, so both cores stay busy although tallying costs less than parsing.
 
 use ssh_hook::{Classifier, Event, Parsed, Unaddressed};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::ops::Range;
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 /// Bytes per block: big enough to amortise the hand-offs.
@@ -102,7 +104,22 @@ pub fn for_each_line(
             if in_flight == 0 {
                 break;
             }
-            let Ok(done) = done_rx.recv() else { break };
+            let done = match done_rx.try_recv() {
+                Ok(done) => done,
+                Err(TryRecvError::Disconnected) => break,
+                // Nothing parsed yet: parse a waiting block here rather than
+                // sit idle (the tally is lighter than the parsing).
+                Err(TryRecvError::Empty) => match steal(&block_rx) {
+                    Some((seq, block, mut lines)) => {
+                        parse_block(&block, year, &mut lines);
+                        Done { seq, block, lines }
+                    }
+                    None => match done_rx.recv() {
+                        Ok(done) => done,
+                        Err(_) => break,
+                    },
+                },
+            };
             in_flight -= 1;
             waiting.insert(done.seq, done);
             while let Some(done) = waiting.remove(&next) {
@@ -238,6 +255,13 @@ impl BlockReader {
         self.seq += 1;
         Ok(Some((seq, block)))
     }
+}
+
+/// A block no parser has taken yet, if one is there. `try_lock`: a
+/// parser holds the lock while it waits for a block, and only this thread
+/// sends them.
+fn steal(blocks: &Mutex<Receiver<Todo>>) -> Option<Todo> {
+    blocks.try_lock().ok().and_then(|rx| rx.try_recv().ok())
 }
 
 fn parse_blocks(
