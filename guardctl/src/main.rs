@@ -10,6 +10,7 @@
 mod cli;
 mod cmd;
 mod context;
+mod error;
 mod firewall;
 mod ingest;
 mod keyonly;
@@ -20,19 +21,8 @@ mod scan;
 mod sshd;
 
 use clap::Parser;
+pub use error::BadInput;
 use std::process::ExitCode;
-
-/// An error caused by what the user typed or wrote (exit status 2).
-#[derive(Debug)]
-pub struct BadInput(pub String);
-
-impl std::fmt::Display for BadInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BadInput {}
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -13,8 +13,25 @@
 //! This file converts PAM's world into typed options; [`ffi`] holds every
 //! `unsafe` line; [`guard`] is the plain, testable logic over authguard-core.
 //! Every hook runs inside `catch_unwind`: a panic becomes the fail mode's answer.
+//!
+//! The crate proves those promises to the compiler: `unsafe` is denied
+//! everywhere but [`ffi`], and outside tests so is every way to panic on
+//! purpose (a panic inside sshd is a login outage).
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::unreachable
+    )
+)]
 
 pub mod args;
+#[allow(unsafe_code)]
 pub mod ffi;
 pub mod guard;
 
