@@ -9,7 +9,6 @@
 //! With `method = "reload"` it names the key-only networks, and changes
 //! with them.
 
-use crate::firewall::{Desired, parse_source};
 use crate::sshd;
 use authguard_core::config::{Config, FirewallBackend};
 use authguard_core::keyonly::{KeyOnlyMode, KeyOnlySet, Reload};
@@ -44,15 +43,25 @@ pub fn set_with(
     let offenders = store
         .past_offenders(config.keyonly.window_start(now))?
         .iter()
-        .filter_map(|s| parse_source(s))
+        .filter_map(|s| authguard_core::addr::parse_target(s).ok())
         .collect::<Vec<_>>();
-    let allowed = Desired::allowed(config, store)?;
+    let allowed = allowed_networks(config, store)?;
     Ok(KeyOnlySet::new(
         &config.keyonly,
         offenders,
         countries,
         &allowed,
     ))
+}
+
+/// The config's `allow` networks and the store's allow list: never
+/// banned, never firewalled, never key-only.
+pub fn allowed_networks(config: &Config, store: &Store) -> anyhow::Result<Vec<IpNet>> {
+    let mut allowed: Vec<IpNet> = config.allow.iter().map(|c| c.0).collect();
+    for entry in store.allow_list()? {
+        allowed.extend(authguard_core::addr::parse_target(&entry.network).ok());
+    }
+    Ok(allowed)
 }
 
 /// True when key-only signaling has anything to do: a mode other than

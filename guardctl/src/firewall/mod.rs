@@ -33,6 +33,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use steering::Steering;
 
+/// The table every authguard rule lives in.
+pub const TABLE: &str = "inet authguard";
+
 /// One banned network as the firewall holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
@@ -181,11 +184,7 @@ impl Desired {
 
     /// The config's `allow` networks and the store's allow list.
     pub fn allowed(config: &Config, store: &Store) -> anyhow::Result<Vec<IpNet>> {
-        let mut allowed: Vec<IpNet> = config.allow.iter().map(|c| c.0).collect();
-        for entry in store.allow_list()? {
-            allowed.extend(parse_source(&entry.network));
-        }
-        Ok(allowed)
+        crate::keyonly::allowed_networks(config, store)
     }
 
     /// Builds the state from raw parts: drops bans inside an allowed network

@@ -8,7 +8,7 @@
 //! the table is only ever read set by set.
 
 use super::steering::Steering;
-use super::{Desired, Entry, Units, geo_sets};
+use super::{Desired, Entry, TABLE, Units, geo_sets};
 use authguard_core::config::{BanScope, FirewallAction, FirewallConfig};
 use authguard_core::time::Timestamp;
 use ipnet::IpNet;
@@ -16,9 +16,6 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
-
-/// The table every authguard rule lives in.
-pub const TABLE: &str = "inet authguard";
 
 /// Every set holding bans: `ban4`/`ban6` (hash sets of sources, looked up
 /// through the source prefix), `…_net` (interval sets of other networks),

@@ -14,8 +14,8 @@
 //! to one address gets its twin on the key-only port (see
 //! `ssh_hook::keyonly::plan_listener`).
 
+use super::TABLE;
 use super::geo_sets::{self, GeoSet};
-use super::nft::TABLE;
 use authguard_core::keyonly::KeyOnlySet;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
