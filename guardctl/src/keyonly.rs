@@ -77,6 +77,19 @@ pub fn redirects(config: &Config) -> bool {
         .redirects(config.firewall.backend == FirewallBackend::Nftables)
 }
 
+/// True when the snippet is the key-only listener (`redirect`, and
+/// anybody to make key-only).
+pub fn wants_listener(config: &Config) -> bool {
+    redirects(config) && wanted(config)
+}
+
+/// True when the firewall should steer now: the listener is wanted and
+/// something listens on its port (steering to a port nobody serves would
+/// shut key holders out).
+pub fn steers(config: &Config) -> bool {
+    wants_listener(config) && sshd::listening_on(config.keyonly.port)
+}
+
 /// The snippet's path.
 pub fn file_path(config: &Config) -> PathBuf {
     config.keyonly.sshd_config_dir.join(FILE_NAME)
@@ -108,7 +121,7 @@ pub fn apply(config: &Config, text: &str) -> anyhow::Result<Applied> {
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     replace_file(&path, text.as_bytes())?;
     let checked = sshd::validate(&config.keyonly.sshd_config).and_then(|()| {
-        if redirects(config) && wanted(config) {
+        if wants_listener(config) {
             verify_listener(config)
         } else {
             Ok(())
@@ -216,7 +229,7 @@ pub fn rendered(
 /// The snippet for `set`: the key-only listener (`redirect`, which does not
 /// depend on the set), or `Match Address` blocks naming it.
 pub fn snippet(config: &Config, set: &KeyOnlySet) -> anyhow::Result<String> {
-    if redirects(config) && wanted(config) {
+    if wants_listener(config) {
         listener_snippet(config)
     } else {
         Ok(render(set))

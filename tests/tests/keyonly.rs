@@ -38,19 +38,30 @@ fn sshd_with_keyonly(guard: &Guard, drop_in: &Path, more: &[&str]) -> Sshd {
         Stack::Guarded(guard.config_path()),
         &format!("Include {}/*.conf\n", drop_in.display()),
     );
-    let pid = std::fs::read_to_string(sshd.dir().join("sshd.pid")).expect("sshd.pid");
-    let sshd_config = sshd.dir().join("sshd_config");
     guard.set_config(|c| {
-        c.extra.push("[keyonly]".into());
-        c.extra
-            .push(format!("sshd_config_dir = \"{}\"", drop_in.display()));
-        c.extra
-            .push(format!("sshd_config = \"{}\"", sshd_config.display()));
-        c.extra
-            .push(format!("reload = [\"kill\", \"-HUP\", \"{}\"]", pid.trim()));
+        c.extra.extend(keyonly_table(&sshd, drop_in, "kill -HUP"));
         c.extra.extend(more.iter().map(|l| l.to_string()));
     });
     sshd
+}
+
+/// `[keyonly]` writing into `drop_in`, validating `sshd`'s config, and
+/// reloading it with `signal_command PID` (run by `/bin/sh`, as the
+/// Debian 13 root may have no `kill` program).
+fn keyonly_table(sshd: &Sshd, drop_in: &Path, signal_command: &str) -> Vec<String> {
+    let pid = std::fs::read_to_string(sshd.dir().join("sshd.pid")).expect("sshd.pid");
+    vec![
+        "[keyonly]".into(),
+        format!("sshd_config_dir = \"{}\"", drop_in.display()),
+        format!(
+            "sshd_config = \"{}\"",
+            sshd.dir().join("sshd_config").display()
+        ),
+        format!(
+            "reload = [\"/bin/sh\", \"-c\", \"{signal_command} {}\"]",
+            pid.trim()
+        ),
+    ]
 }
 
 /// `sshd -T -f CONFIG -C addr=ADDR,…`: the effective settings for a connection from `addr`.
@@ -152,17 +163,7 @@ fn apply_reloads_a_real_sshd_that_then_offers_offenders_only_publickey() {
         Method::Password,
         "DEBUG1",
     );
-    assert!(!offered.logged_in(), "{}", offered.describe());
-    assert!(
-        offered
-            .stderr
-            .contains("Authentications that can continue: publickey\n")
-            || offered
-                .stderr
-                .contains("Authentications that can continue: publickey\r\n"),
-        "the client was not told only publickey is accepted:\n{}",
-        offered.describe()
-    );
+    assert_told_publickey_only(&offered, &sshd);
     let with_key = sshd.login_with_key("127.0.0.5");
     assert!(
         with_key.logged_in(),
@@ -409,10 +410,22 @@ fn on_openssh_10_a_reload_forgives_every_penalised_source() {
     );
 }
 
-/// The client was told only public keys are accepted (its DEBUG1 output).
-fn told_publickey_only(stderr: &str) -> bool {
-    stderr.contains("Authentications that can continue: publickey\n")
-        || stderr.contains("Authentications that can continue: publickey\r\n")
+/// Asserts that a password login at `DEBUG1` failed and the client was
+/// told only public keys are accepted.
+fn assert_told_publickey_only(offered: &ClientResult, sshd: &Sshd) {
+    assert!(!offered.logged_in(), "{}", offered.describe());
+    let told = offered
+        .stderr
+        .contains("Authentications that can continue: publickey\n")
+        || offered
+            .stderr
+            .contains("Authentications that can continue: publickey\r\n");
+    assert!(
+        told,
+        "the client was not told only publickey is accepted:\n{}\n{}",
+        offered.describe(),
+        sshd.diag()
+    );
 }
 
 /// The contract of `[keyonly] method = "redirect"`: a ban's source is
@@ -448,18 +461,9 @@ fn redirect_makes_a_new_offender_key_only_within_a_second_without_reloading_sshd
         &lab,
         &format!("Include {}/*.conf\n", drop_in.path().display()),
     );
-    let pid = std::fs::read_to_string(sshd.dir().join("sshd.pid")).expect("sshd.pid");
-    let sshd_config = sshd.dir().join("sshd_config");
     guard.set_config(|c| {
-        c.extra.push("[keyonly]".into());
-        c.extra.push(format!(
-            "sshd_config_dir = \"{}\"",
-            drop_in.path().display()
-        ));
         c.extra
-            .push(format!("sshd_config = \"{}\"", sshd_config.display()));
-        c.extra
-            .push(format!("reload = [\"kill\", \"-HUP\", \"{}\"]", pid.trim()));
+            .extend(keyonly_table(&sshd, drop_in.path(), "kill -HUP"));
         c.extra.push("method = \"redirect\"".into());
     });
     let listening = || sshd.sshd_log().matches("Server listening on").count();
@@ -535,13 +539,7 @@ fn redirect_makes_a_new_offender_key_only_within_a_second_without_reloading_sshd
         Method::Password,
         "DEBUG1",
     );
-    assert!(!offered.logged_in(), "{}", offered.describe());
-    assert!(
-        told_publickey_only(&offered.stderr),
-        "the offender was not told only publickey is accepted:\n{}\n{}",
-        offered.describe(),
-        sshd.diag()
-    );
+    assert_told_publickey_only(&offered, &sshd);
     let with_key = lab.ssh_key_only("atk", offender, SERVER_V4, &sshd.client_key());
     assert!(with_key.logged_in(), "{}", with_key.describe());
     assert!(
@@ -655,20 +653,9 @@ fn on_openssh_10_steering_keeps_every_penalty() {
             drop_in.path().display()
         ),
     );
-    let pid = std::fs::read_to_string(sshd.dir().join("sshd.pid")).expect("sshd.pid");
-    let sshd_config = sshd.dir().join("sshd_config");
     guard.set_config(|c| {
-        c.extra.push("[keyonly]".into());
-        c.extra.push(format!(
-            "sshd_config_dir = \"{}\"",
-            drop_in.path().display()
-        ));
         c.extra
-            .push(format!("sshd_config = \"{}\"", sshd_config.display()));
-        c.extra.push(format!(
-            "reload = [\"/bin/sh\", \"-c\", \"kill -HUP {}\"]",
-            pid.trim()
-        ));
+            .extend(keyonly_table(&sshd, drop_in.path(), "kill -HUP"))
     });
     let listening = || sshd.sshd_log().matches("Server listening on").count();
 
@@ -731,7 +718,12 @@ fn on_openssh_10_steering_keeps_every_penalty() {
         wait_until(Duration::from_secs(6), || guard.listed(offender).is_none()),
         "the 2 s ban did not end"
     );
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_until(Duration::from_secs(6), || !machine_set_holds(
+            &machine, "ban4", offender
+        )),
+        "the ended ban is still in the firewall"
+    );
     let offered = sshd.login_at_level(
         offender,
         TEST_USER,
@@ -739,13 +731,7 @@ fn on_openssh_10_steering_keeps_every_penalty() {
         Method::Password,
         "DEBUG1",
     );
-    assert!(!offered.logged_in(), "{}", offered.describe());
-    assert!(
-        told_publickey_only(&offered.stderr),
-        "the offender was not told only publickey is accepted:\n{}\n{}",
-        offered.describe(),
-        sshd.diag()
-    );
+    assert_told_publickey_only(&offered, &sshd);
     let with_key = sshd.login_with_key(offender);
     assert!(with_key.logged_in(), "{}", with_key.describe());
 

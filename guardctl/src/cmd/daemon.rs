@@ -197,9 +197,7 @@ fn steering_is_stale(ctx: &Context, keeper: &Keeper) -> bool {
         return false;
     };
     let config = &ctx.config;
-    let wanted = crate::keyonly::redirects(config)
-        && crate::keyonly::wanted(config)
-        && crate::sshd::listening_on(config.keyonly.port);
+    let wanted = crate::keyonly::steers(config);
     if wanted != applied.keyonly.is_some() {
         ctx.say(&format!(
             "keyonly: sshd's listener on port {} is {}: {} key-only sources there",

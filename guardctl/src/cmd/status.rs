@@ -220,7 +220,7 @@ fn firewall_state(ctx: &Context, store: &authguard_core::store::Store, now: i64)
         };
     }
     // Only the bans are compared: the country ranges need not be read.
-    let desired = Desired::load(&ctx.config, store, now, Default::default()).unwrap_or_default();
+    let desired = Desired::bans_only(&ctx.config, store, now).unwrap_or_default();
     let want = &desired.bans;
     let (text, held_count, in_step) = match crate::firewall::listing::current_bans(
         crate::firewall::Units::of(&ctx.config),

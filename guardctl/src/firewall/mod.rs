@@ -143,43 +143,47 @@ pub struct Desired {
 }
 
 impl Desired {
-    /// Reads the active bans and the allow lists; the blocked countries'
-    /// ranges are taken as given ([`GeoBlock::load`], the daemon's copy, or
-    /// an empty one where only bans matter).
+    /// The whole table's state: [`Desired::bans_only`], the blocked
+    /// countries' ranges as given ([`GeoBlock::load`] or the daemon's copy),
+    /// and the key-only steering.
     pub fn load(
         config: &Config,
         store: &Store,
         now: Timestamp,
         geo: Arc<GeoBlock>,
     ) -> anyhow::Result<Desired> {
-        let allowed = Desired::allowed(config, store)?;
-        let bans = store.active_ban_entries(now, |b| {
-            parse_source(&b.source).map(|net| (net, Entry::of(&b)))
-        })?;
-        let mut desired = Desired::from_parts(bans, allowed, Units::of(config));
+        let mut desired = Desired::bans_only(config, store, now)?;
         desired.keyonly = Desired::steering(config, store, now, &geo)?;
         desired.geo = geo;
         Ok(desired)
     }
 
-    /// The key-only steering the firewall should hold: none unless the
-    /// config asks for it and sshd listens on the key-only port (steering
-    /// to a port nobody serves would shut key holders out).
+    /// The active bans and the allow lists only (no countries, no
+    /// steering): what a change to single bans needs.
+    pub fn bans_only(config: &Config, store: &Store, now: Timestamp) -> anyhow::Result<Desired> {
+        let allowed = Desired::allowed(config, store)?;
+        let bans = store.active_ban_entries(now, |b| {
+            parse_source(&b.source).map(|net| (net, Entry::of(&b)))
+        })?;
+        Ok(Desired::from_parts(bans, allowed, Units::of(config)))
+    }
+
+    /// The key-only steering the firewall should hold: none unless
+    /// [`crate::keyonly::steers`].
     pub fn steering(
         config: &Config,
         store: &Store,
         now: Timestamp,
         geo: &GeoBlock,
     ) -> anyhow::Result<Option<Steering>> {
-        let port = config.keyonly.port;
-        if !crate::keyonly::redirects(config)
-            || !crate::keyonly::wanted(config)
-            || !crate::sshd::listening_on(port)
-        {
+        if !crate::keyonly::steers(config) {
             return Ok(None);
         }
         let set = crate::keyonly::set_with(config, store, now, geo.keyonly.clone())?;
-        Ok(Some(Steering { port, set }))
+        Ok(Some(Steering {
+            port: config.keyonly.port,
+            set,
+        }))
     }
 
     /// The config's `allow` networks and the store's allow list.

@@ -19,8 +19,8 @@ pub fn push_now(config: &Config, store: &Store, touched: Option<&[IpNet]>) {
     }
     let now = authguard_core::time::now();
     let units = Units::of(config);
-    // Country ranges are read only if the whole table is rebuilt.
-    let result = Desired::load(config, store, now, Arc::default()).and_then(|d| {
+    // Countries and steering are read only if the whole table is rebuilt.
+    let result = Desired::bans_only(config, store, now).and_then(|d| {
         let full = || {
             let geo = Arc::new(GeoBlock::load(config, store)?);
             let whole = Desired::load(config, store, now, geo)?;

@@ -140,7 +140,7 @@ fn keyonly_finding(ctx: &Context) -> Finding {
 /// to a port that is not served).
 fn steering_finding(ctx: &Context) -> Finding {
     let config = &ctx.config;
-    if !crate::keyonly::redirects(config) || !crate::keyonly::wanted(config) {
+    if !crate::keyonly::wants_listener(config) {
         return Finding::ok(format!(
             "key-only method: {} (sshd is reloaded when the key-only set changes)",
             if crate::keyonly::wanted(config) {
