@@ -4,8 +4,9 @@
 //! - [`addr`]: client addresses, sources (addresses aggregated to a prefix), CIDRs.
 //! - [`duration`] and [`time`]: human durations and RFC 3339 timestamps.
 //! - [`config`]: `authguard.toml`, with errors that name the key and line.
-//! - [`policy`]: ban arithmetic (escalation, caps). Pure functions.
-//! - [`keyonly`]: `[keyonly]` and which sources must use a public key.
+//! - [`policy`]: every rule (allowed, banned, key-only, threshold,
+//!   escalation, recidive, subnet, expiry) as pure functions over the
+//!   `Facts` they ask of the store, or of memory.
 //! - [`geo`]: country data files (Tor's geoip, CSV) parsed into IP ranges.
 //! - [`store`]: the SQLite store: schema, admission transaction, queries.
 //! - [`syslog`]: one greppable line per decision, to `/dev/log`.
@@ -18,7 +19,6 @@ pub mod addr;
 pub mod config;
 pub mod duration;
 pub mod geo;
-pub mod keyonly;
 pub mod policy;
 pub mod store;
 pub mod syslog;

@@ -1,7 +1,7 @@
 //! Wall-clock time as the store keeps it (Unix seconds) and as people and
 //! programs read it (RFC 3339 UTC).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch, UTC. The store's only time unit.
 pub type Timestamp = i64;
@@ -9,10 +9,26 @@ pub type Timestamp = i64;
 /// Now, in store time.
 pub fn now() -> Timestamp {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Ok(d) => secs(d),
         // A clock before 1970 is a broken clock; treat it as the epoch.
         Err(_) => 0,
     }
+}
+
+/// A duration in store seconds, saturating (a 500-year window is "forever",
+/// never an overflow). The one conversion every window and ban length uses.
+pub fn secs(d: Duration) -> Timestamp {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The instant `d` before `now` (the start of a window), saturating.
+pub fn before(now: Timestamp, d: Duration) -> Timestamp {
+    now.saturating_sub(secs(d))
+}
+
+/// The instant `d` after `now` (the end of a ban), saturating.
+pub fn after(now: Timestamp, d: Duration) -> Timestamp {
+    now.saturating_add(secs(d))
 }
 
 /// Splits a timestamp into UTC calendar fields (year, month, day, hour, minute, second).
@@ -48,5 +64,14 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_549_801), "2026-11-24T19:50:01Z");
+    }
+
+    #[test]
+    fn windows_saturate_instead_of_overflowing() {
+        let forever = Duration::from_secs(u64::MAX);
+        assert_eq!(secs(forever), i64::MAX);
+        assert_eq!(before(100, forever), i64::MIN + 101);
+        assert_eq!(after(100, forever), i64::MAX);
+        assert_eq!(before(1_000, Duration::from_secs(600)), 400);
     }
 }

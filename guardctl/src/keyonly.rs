@@ -11,7 +11,8 @@
 
 use crate::sshd;
 use authguard_core::config::{Config, FirewallBackend};
-use authguard_core::keyonly::{KeyOnlyMode, KeyOnlySet, Reload};
+use authguard_core::config::{KeyOnlyMode, Reload};
+use authguard_core::policy::keyonly::KeyOnlySet;
 use authguard_core::store::Store;
 use authguard_core::time::Timestamp;
 use ipnet::IpNet;

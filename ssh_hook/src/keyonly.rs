@@ -16,7 +16,7 @@
 //!   blocks of [`PER_BLOCK`] networks (sshd reads a config line into a
 //!   bounded buffer).
 
-use authguard_core::keyonly::KeyOnlySet;
+use authguard_core::policy::keyonly::KeyOnlySet;
 use ipnet::IpNet;
 use std::fmt::Write as _;
 

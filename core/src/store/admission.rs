@@ -5,12 +5,12 @@
 //! create the ban) are atomic across every sshd process: a burst of N
 //! parallel attempts from one source lets exactly `max_failures` through.
 
-use super::bans::{
-    BanLength, BanRecord, NewBan, insert_ban, mark_expired, open_bans_containing, subnet_rule,
-};
-use super::{Store, StoreError, allow};
+use super::bans::BanRecord;
+use super::facts::TxFacts;
+use super::{Store, StoreError};
 use crate::addr;
 use crate::config::{Config, PolicyConfig};
+use crate::policy::{self, Admission};
 use crate::time::Timestamp;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::net::IpAddr;
@@ -94,7 +94,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let source = source_name(policy, ip);
         let user = cap(user);
-        let window_start = now - find_time_secs(policy);
+        let window_start = crate::policy::window_start(policy, now);
         self.write(|tx| {
             let marked: Option<i64> = match attempt_id {
                 Some(id) => tx
@@ -132,118 +132,50 @@ pub(crate) fn forgive(tx: &Transaction<'_>, source: &str, user: &[u8]) -> Result
     Ok(())
 }
 
-/// The active ban covering `ip`, if any; open bans found to have run out
-/// are marked ended on the way.
-pub(crate) fn active_ban_covering(
-    tx: &Transaction<'_>,
-    ip: IpAddr,
-    now: Timestamp,
-) -> Result<Option<BanRecord>, StoreError> {
-    for ban in open_bans_containing(tx, ip)? {
-        if ban.is_active(now) {
-            return Ok(Some(ban));
-        }
-        mark_expired(tx, &ban)?;
-    }
-    Ok(None)
-}
-
-/// Why `ip` must use a key, if it must: `[keyonly]`'s reason first, then
-/// its country in `[geo] keyonly` (looked up only when that list is set).
-fn key_only_reason(
-    tx: &Transaction<'_>,
-    config: &Config,
-    ip: IpAddr,
-    now: Timestamp,
-) -> Result<Option<String>, StoreError> {
-    let past_offender = |since| super::offenders::is_past_offender_in(tx, ip, since);
-    if let Some(why) = config.keyonly.reason_for(ip, now, past_offender)? {
-        return Ok(Some(why.to_owned()));
-    }
-    if config.geo.keyonly.is_empty() {
-        return Ok(None);
-    }
-    let country = super::geo::country_of(tx, ip)?;
-    Ok(country
-        .filter(|cc| config.geo.keyonly.iter().any(|k| k.as_str() == cc))
-        .map(|cc| format!("country {cc}")))
-}
-
 fn admit_in(
     tx: &Transaction<'_>,
     config: &Config,
     attempt: &Attempt<'_>,
     now: Timestamp,
 ) -> Result<Decision, StoreError> {
-    let policy = &config.policy;
-    if let Some(network) = allow::allowed_by(tx, attempt.ip)? {
-        return Ok(Decision::Allowed { network });
-    }
-    let source_net = addr::source_of(attempt.ip, policy.ipv4_prefix.0, policy.ipv6_prefix.0);
-    let source = addr::display(&source_net);
-
-    if let Some(ban) = active_ban_covering(tx, attempt.ip, now)? {
-        record(tx, attempt, &source, "refused", false, now)?;
-        return Ok(Decision::Refused {
-            ban,
-            created: false,
-            subnet: None,
-        });
-    }
-
-    if let Some(why) = key_only_reason(tx, config, attempt.ip, now)? {
-        record(tx, attempt, &source, "refused", false, now)?;
-        return Ok(Decision::KeyOnly { why });
-    }
-    let failures = live_failures(tx, &source, now - find_time_secs(policy))?;
-    if failures >= f64::from(policy.max_failures.0) {
-        let failures = whole(failures);
-        let ban = insert_ban(
-            tx,
-            config,
-            &NewBan {
-                net: source_net,
-                length: BanLength::Escalated,
-                reason: &format!("{failures} failures within {}", policy.find_time.0),
-                origin: "pam",
-                failures,
-            },
-            now,
-        )?;
-        record(tx, attempt, &source, "refused", false, now)?;
-        let subnet = subnet_rule(tx, config, &source_net, now)?.map(Box::new);
-        return Ok(Decision::Refused {
-            ban,
-            created: true,
-            subnet,
-        });
-    }
-    let attempt_id = record(tx, attempt, &source, "pending", true, now)?;
-    Ok(Decision::Admitted {
-        attempt_id,
-        source,
-        failures: whole(failures) + 1,
+    let mut facts = TxFacts::new(tx);
+    let refused = |tx| {
+        let source = source_name(&config.policy, attempt.ip);
+        record(tx, attempt, &source, "refused", false, now)
+    };
+    Ok(match policy::admit(&mut facts, config, attempt.ip, now)? {
+        Admission::Allowed { network } => Decision::Allowed { network },
+        Admission::Banned(ban) => {
+            refused(tx)?;
+            Decision::Refused {
+                ban,
+                created: false,
+                subnet: None,
+            }
+        }
+        Admission::KeyOnly { why } => {
+            refused(tx)?;
+            Decision::KeyOnly { why }
+        }
+        Admission::Ban(plan) => {
+            let (ban, subnet) = policy::ban_and_subnet(&mut facts, config, &plan, now)?;
+            refused(tx)?;
+            Decision::Refused {
+                ban,
+                created: true,
+                subnet: subnet.map(Box::new),
+            }
+        }
+        Admission::Admit { source, failures } => {
+            let source = addr::display(&source);
+            let attempt_id = record(tx, attempt, &source, "pending", true, now)?;
+            Decision::Admitted {
+                attempt_id,
+                source,
+                failures: policy::whole(failures).saturating_add(1),
+            }
+        }
     })
-}
-
-/// The weight of the source's failures that still count (PAM attempts
-/// weigh 1; log events may weigh less), since `since`.
-pub(crate) fn live_failures(
-    tx: &Transaction<'_>,
-    source: &str,
-    since: Timestamp,
-) -> Result<f64, StoreError> {
-    Ok(tx.query_row(
-        "SELECT total(weight) FROM attempts WHERE source = ?1 AND live = 1 AND at > ?2",
-        params![source, since],
-        |r| r.get(0),
-    )?)
-}
-
-/// A failure weight as the whole failures shown to people (rounded down).
-pub(crate) fn whole(weight: f64) -> u32 {
-    // Saturating float-to-int cast: weights are small and never negative.
-    weight.floor() as u32
 }
 
 fn record(
@@ -274,17 +206,9 @@ pub(crate) fn cap(user: &[u8]) -> &[u8] {
     &user[..user.len().min(MAX_USER_BYTES)]
 }
 
-pub(crate) fn find_time_secs(policy: &PolicyConfig) -> i64 {
-    i64::try_from(policy.find_time.0.0.as_secs()).unwrap_or(i64::MAX)
-}
-
 /// The store's name for the source `ip` counts against.
 pub fn source_name(policy: &PolicyConfig, ip: IpAddr) -> String {
-    addr::display(&addr::source_of(
-        ip,
-        policy.ipv4_prefix.0,
-        policy.ipv6_prefix.0,
-    ))
+    addr::display(&crate::policy::source_of(policy, ip))
 }
 
 #[cfg(test)]
@@ -302,8 +226,8 @@ mod tests {
                 max_failures: MaxFailures(n),
                 ..PolicyConfig::default()
             },
-            keyonly: crate::keyonly::KeyOnlyConfig {
-                mode: crate::keyonly::KeyOnlyMode::Off,
+            keyonly: crate::config::KeyOnlyConfig {
+                mode: crate::config::KeyOnlyMode::Off,
                 ..Default::default()
             },
             ..Config::default()
@@ -316,7 +240,7 @@ mod tests {
         let mut s = t.open();
         let c = with_max_failures(1);
         let keyonly = Config {
-            keyonly: crate::keyonly::KeyOnlyConfig::default(),
+            keyonly: crate::config::KeyOnlyConfig::default(),
             ..c.clone()
         };
         s.admit(&c, &attempt("203.0.113.70"), 0).unwrap();

@@ -1,15 +1,18 @@
 //! Bans: creating (with escalation), lifting, expiring, listing, and one
 //! source's history.
 
+use super::facts::TxFacts;
 use super::{Store, StoreError};
 use crate::addr;
-use crate::config::{BanScope, Config, PolicyConfig, RecidiveConfig};
-use crate::policy;
-use crate::time::Timestamp;
+use crate::config::Config;
+use crate::policy::{self, Ledger};
+use crate::time::{self, Timestamp};
 use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use std::net::IpAddr;
 use std::time::Duration;
+
+pub use crate::policy::{BanLength, NewBan};
 
 /// One ban, active or past.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +44,7 @@ pub struct BanRecord {
 impl BanRecord {
     /// True while the ban refuses logins.
     pub fn is_active(&self, now: Timestamp) -> bool {
-        self.ended.is_none() && self.expires.is_none_or(|e| e > now)
+        policy::is_active(self.expires, self.ended, now)
     }
 
     /// The ban's length for people: `10m`, `4w 2d`, or `ever` when permanent.
@@ -76,32 +79,6 @@ impl BanRecord {
         self.expires
             .map(|e| Duration::from_secs(u64::try_from(e - self.since).unwrap_or(0)))
     }
-}
-
-/// How long a new ban lasts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BanLength {
-    /// By the policy: `ban_time × factor^(earlier bans)`, capped.
-    Escalated,
-    /// Exactly this long.
-    For(Duration),
-    /// Until lifted.
-    Permanent,
-}
-
-/// A ban to create.
-#[derive(Debug, Clone)]
-pub struct NewBan<'a> {
-    /// The source or network to ban.
-    pub net: IpNet,
-    /// How long.
-    pub length: BanLength,
-    /// Why, in words.
-    pub reason: &'a str,
-    /// Who decided (`pam`, `manual`, …).
-    pub origin: &'a str,
-    /// Failures that led to it.
-    pub failures: u32,
 }
 
 /// What `ban` did.
@@ -212,175 +189,8 @@ pub(crate) fn mark_expired(tx: &Transaction<'_>, ban: &BanRecord) -> Result<(), 
     Ok(())
 }
 
-/// Inserts a ban for `new.net`, computing its level and length from the
-/// source's earlier bans, and consumes the source's live failures. If this
-/// ban makes the source a repeat offender (`[recidive]`), it becomes the
-/// long recidive ban instead.
-pub(crate) fn insert_ban(
-    tx: &Transaction<'_>,
-    config: &Config,
-    new: &NewBan<'_>,
-    now: Timestamp,
-) -> Result<BanRecord, StoreError> {
-    let source = addr::display(&new.net);
-    let earlier: u32 = tx.query_row(
-        "SELECT COUNT(*) FROM bans WHERE source = ?1",
-        [&source],
-        |r| r.get(0),
-    )?;
-    let mut expires = expiry(&config.policy, new.length, earlier, now);
-    let (mut origin, mut reason, mut scope) = (
-        new.origin.to_owned(),
-        new.reason.to_owned(),
-        BanScope::Ports,
-    );
-    // An explicit length from the admin (`--for`, `--permanent`) is kept as given.
-    let offence = match new.length {
-        BanLength::Escalated => repeat_offence(tx, &config.recidive, &source, now)?,
-        _ => None,
-    };
-    if let Some(n) = offence {
-        let r = &config.recidive;
-        let long = Some(now.saturating_add(secs(r.ban_time.0.0)));
-        expires = match (expires, long) {
-            (None, _) | (_, None) => None,
-            (Some(a), Some(b)) => Some(a.max(b)),
-        };
-        origin = "recidive".into();
-        reason = format!("{n} bans within {} ({})", r.window.0, new.reason);
-        scope = r.scope;
-    }
-    let (lo, hi) = addr::range_keys(&new.net);
-    tx.execute(
-        "INSERT INTO bans (source, lo, hi, since, expires, reason, origin, level, failures, scope)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            source,
-            lo,
-            hi,
-            now,
-            expires,
-            reason,
-            origin,
-            earlier + 1,
-            new.failures,
-            scope.as_str()
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
-    consume_failures(tx, &source)?;
-    Ok(BanRecord {
-        id,
-        source,
-        since: now,
-        expires,
-        ended: None,
-        end_reason: None,
-        reason,
-        origin,
-        level: earlier + 1,
-        failures: new.failures,
-        scope: scope.as_str().to_owned(),
-    })
-}
-
-/// The subnet rule: once `subnet_offenders` distinct sources inside one
-/// subnet (`subnet_ipv4_prefix`/`subnet_ipv6_prefix`) have been banned within
-/// the recidive window, the subnet itself is banned (origin `subnet`).
-/// Called after a ban of `banned` is made; returns the subnet ban if this
-/// one tipped it.
-pub(crate) fn subnet_rule(
-    tx: &Transaction<'_>,
-    config: &Config,
-    banned: &IpNet,
-    now: Timestamp,
-) -> Result<Option<BanRecord>, StoreError> {
-    let p = &config.policy;
-    if p.subnet_offenders == 0 {
-        return Ok(None);
-    }
-    let subnet = addr::source_of(
-        banned.network(),
-        p.subnet_ipv4_prefix.0,
-        p.subnet_ipv6_prefix.0,
-    );
-    if subnet.prefix_len() >= banned.prefix_len() {
-        return Ok(None);
-    }
-    let (lo, hi) = addr::range_keys(&subnet);
-    let name = addr::display(&subnet);
-    let already: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM bans WHERE source = ?1 AND ended IS NULL
-         AND (expires IS NULL OR expires > ?2))",
-        params![name, now],
-        |r| r.get(0),
-    )?;
-    if already {
-        return Ok(None);
-    }
-    let sources: u32 = tx.query_row(
-        "SELECT COUNT(DISTINCT source) FROM bans WHERE lo >= ?1 AND hi <= ?2 AND since > ?3 AND source != ?4",
-        params![lo, hi, now - secs(config.recidive.window.0.0), name],
-        |r| r.get(0),
-    )?;
-    if sources < p.subnet_offenders {
-        return Ok(None);
-    }
-    let reason = format!(
-        "{sources} banned sources within {}",
-        config.recidive.window.0
-    );
-    let new = NewBan {
-        net: subnet,
-        length: BanLength::Escalated,
-        reason: &reason,
-        origin: "subnet",
-        failures: 0,
-    };
-    insert_ban(tx, config, &new, now).map(Some)
-}
-
-/// How many bans `source` will have had within the recidive window, this
-/// new one included, when that reaches `[recidive] bans`.
-fn repeat_offence(
-    tx: &Transaction<'_>,
-    recidive: &RecidiveConfig,
-    source: &str,
-    now: Timestamp,
-) -> Result<Option<u32>, StoreError> {
-    if recidive.bans == 0 {
-        return Ok(None);
-    }
-    let within: u32 = tx.query_row(
-        "SELECT COUNT(*) FROM bans WHERE source = ?1 AND since > ?2",
-        params![source, now - secs(recidive.window.0.0)],
-        |r| r.get(0),
-    )?;
-    Ok((within + 1 >= recidive.bans).then_some(within + 1))
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-fn expiry(
-    policy: &PolicyConfig,
-    length: BanLength,
-    earlier: u32,
-    now: Timestamp,
-) -> Option<Timestamp> {
-    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    match length {
-        BanLength::Permanent => None,
-        BanLength::For(d) => Some(now.saturating_add(secs(d))),
-        BanLength::Escalated => {
-            Some(now.saturating_add(secs(policy::ban_duration(policy, earlier))))
-        }
-    }
-}
-
 /// A ban or an unban starts the source again from zero failures.
-fn consume_failures(tx: &Transaction<'_>, source: &str) -> Result<(), StoreError> {
+pub(crate) fn consume_failures(tx: &Transaction<'_>, source: &str) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE attempts SET live = 0 WHERE source = ?1 AND live = 1",
         [source],
@@ -408,7 +218,8 @@ impl Store {
                 .optional()?;
             match open {
                 Some(ban) if ban.is_active(now) => {
-                    let expires = expiry(&config.policy, new.length, ban.level - 1, now);
+                    let earlier = ban.level.saturating_sub(1);
+                    let expires = policy::expiry(&config.policy, new.length, earlier, now);
                     tx.execute(
                         "UPDATE bans SET expires = ?2, reason = ?3 WHERE id = ?1",
                         params![ban.id, expires, new.reason],
@@ -423,8 +234,9 @@ impl Store {
                     if let Some(ban) = stale {
                         mark_expired(tx, &ban)?;
                     }
-                    let ban = insert_ban(tx, config, new, now)?;
-                    let subnet = subnet_rule(tx, config, &new.net, now)?;
+                    let mut facts = TxFacts::new(tx);
+                    let plan = policy::plan_ban(&mut facts, config, new, now)?;
+                    let (ban, subnet) = policy::ban_and_subnet(&mut facts, config, &plan, now)?;
                     Ok(BanOutcome::Created(ban, subnet))
                 }
             }
@@ -531,7 +343,7 @@ impl Store {
                  HAVING COUNT(*) >= ?2 AND SUM(origin = 'recidive') = 0",
             )?;
             let sources: Vec<String> = stmt
-                .query_map(params![now - secs(r.window.0.0), r.bans], |row| row.get(0))?
+                .query_map(params![time::before(now, r.window.0.0), r.bans], |row| row.get(0))?
                 .collect::<Result<_, _>>()?;
             let mut made = Vec::new();
             for source in sources {
@@ -542,9 +354,11 @@ impl Store {
                     "UPDATE bans SET ended = ?1, end_reason = 'replaced' WHERE source = ?2 AND ended IS NULL",
                     params![now, source],
                 )?;
-                // Over the rule already, so insert_ban makes this the recidive ban.
+                // Over the rule already, so the policy makes this the recidive ban.
                 let new = NewBan { net, length: BanLength::Escalated, reason: "recidive sweep", origin: "recidive", failures: 0 };
-                made.push(insert_ban(tx, config, &new, now)?);
+                let mut facts = TxFacts::new(tx);
+                let plan = policy::plan_ban(&mut facts, config, &new, now)?;
+                made.push(facts.record_ban(&plan, now)?);
             }
             Ok(made)
         })

@@ -7,11 +7,13 @@
 //! 10,000 lines costs a few short transactions, never 10,000, and a login
 //! waits behind at most one batch.
 
-use super::admission::{active_ban_covering, cap, find_time_secs, forgive, live_failures, whole};
-use super::bans::{BanLength, BanRecord, NewBan, insert_ban, subnet_rule};
-use super::{Store, StoreError, allow};
+use super::admission::{cap, forgive};
+use super::bans::BanRecord;
+use super::facts::TxFacts;
+use super::{Store, StoreError};
 use crate::addr;
 use crate::config::Config;
+use crate::policy::{self, Facts, Trigger};
 use crate::time::Timestamp;
 use rusqlite::{Transaction, params};
 use std::net::IpAddr;
@@ -98,11 +100,11 @@ fn record_one(
     event: &LogEvent<'_>,
     now: Timestamp,
 ) -> Result<LogOutcome, StoreError> {
-    let policy = &config.policy;
-    if config.allows(event.ip) || allow::allowed_by(tx, event.ip)?.is_some() {
+    let mut facts = TxFacts::new(tx);
+    if policy::allowed(&mut facts, config, event.ip)?.is_some() {
         return Ok(LogOutcome::Allowed);
     }
-    let source_net = addr::source_of(event.ip, policy.ipv4_prefix.0, policy.ipv6_prefix.0);
+    let source_net = policy::source_of(&config.policy, event.ip);
     let source = addr::display(&source_net);
     let user = cap(event.user.unwrap_or_default());
     let weight = match event.worth {
@@ -116,7 +118,7 @@ fn record_one(
             return Ok(LogOutcome::Noted);
         }
     };
-    if active_ban_covering(tx, event.ip, now)?.is_some() {
+    if facts.active_ban_covering(event.ip, now)?.is_some() {
         insert(tx, event, &source, "refused", false, weight)?;
         return Ok(LogOutcome::AlreadyBanned);
     }
@@ -125,26 +127,13 @@ fn record_one(
         return Ok(LogOutcome::Noted);
     }
     insert(tx, event, &source, "failure", true, weight)?;
-    let failures = live_failures(tx, &source, now - find_time_secs(policy))?;
-    if failures < f64::from(policy.max_failures.0) {
+    let trigger = Trigger::Log { kind: event.kind };
+    let (failures, plan) = policy::failure_ban(&mut facts, config, &source_net, trigger, now)?;
+    let Some(plan) = plan else {
         return Ok(LogOutcome::Counted(failures));
-    }
-    let reason = format!(
-        "{} failures within {} in sshd's log (last: {})",
-        whole(failures),
-        policy.find_time.0,
-        event.kind
-    );
-    let new = NewBan {
-        net: source_net,
-        length: BanLength::Escalated,
-        reason: &reason,
-        origin: "sshd-log",
-        failures: whole(failures),
     };
-    let ban = insert_ban(tx, config, &new, now)?;
-    let subnet = subnet_rule(tx, config, &source_net, now)?.map(Box::new);
-    Ok(LogOutcome::Banned(Box::new(ban), subnet))
+    let (ban, subnet) = policy::ban_and_subnet(&mut facts, config, &plan, now)?;
+    Ok(LogOutcome::Banned(Box::new(ban), subnet.map(Box::new)))
 }
 
 /// True when the PAM module recorded an attempt from `source` shortly before `at`.

@@ -6,6 +6,8 @@
 //! - [`allow`]: the allow list kept in the store.
 //! - [`changes`]: active bans and the change log the daemon follows.
 //! - [`evidence`]: one source's attempts and log lines, for abuse reports.
+//! - `facts`: the store answering the policy's questions ([`crate::policy::Facts`])
+//!   inside a transaction, and writing down the bans it decides.
 //! - [`geo`]: country data: IP ranges imported from geoip files, lookups,
 //!   blocked countries.
 //! - [`log_events`]: events from sshd's log, counted and banned like PAM's.
@@ -19,6 +21,7 @@ pub mod allow;
 pub mod bans;
 pub mod changes;
 pub mod evidence;
+mod facts;
 pub mod geo;
 pub mod log_events;
 pub mod offenders;

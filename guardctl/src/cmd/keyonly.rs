@@ -4,7 +4,7 @@ use crate::cli::KeyOnlyCommand;
 use crate::context::Context;
 use crate::keyonly::{self, Applied};
 use crate::output;
-use authguard_core::keyonly::KeyOnlySet;
+use authguard_core::policy::keyonly::KeyOnlySet;
 use authguard_core::store::Store;
 use authguard_core::time;
 use serde_json::json;

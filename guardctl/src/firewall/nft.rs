@@ -362,7 +362,7 @@ mod tests {
         assert!(!without.contains("keyonly"), "{without}");
         d.keyonly = Some(crate::firewall::steering::Steering {
             port: 2223,
-            set: authguard_core::keyonly::KeyOnlySet::Networks(vec![
+            set: authguard_core::policy::keyonly::KeyOnlySet::Networks(vec![
                 parse_source("198.51.100.9").unwrap(),
             ]),
         });

@@ -16,7 +16,7 @@
 
 use super::TABLE;
 use super::geo_sets::{self, GeoSet};
-use authguard_core::keyonly::KeyOnlySet;
+use authguard_core::policy::keyonly::KeyOnlySet;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 

@@ -1,18 +1,19 @@
 //! `guardctl scan`'s arithmetic: what a log holds (lines, sshd lines,
 //! events by kind, failures by source) and which sources the current
-//! policy would have banned, replaying the events in order. No store, no
-//! firewall: a dry run, like fail2ban-regex. [`parallel`] parses on every
-//! core and hands lines back in order.
+//! policy would have banned, replaying the events in order through the
+//! policy's in-memory facts (the same rules the store applies: threshold,
+//! escalation, recidive, subnet). No store, no firewall: a dry run, like
+//! fail2ban-regex. [`parallel`] parses on every core and hands lines back
+//! in order.
 
 pub mod parallel;
-mod recent;
 
+use authguard_core::addr;
 use authguard_core::config::Config;
-use authguard_core::{addr, policy};
+use authguard_core::policy::memory::{MemoryBan, MemoryFacts, Replayed};
 use ipnet::IpNet;
-use recent::Recent;
 use ssh_hook::{Event, Kind, Parsed, Sequencer, Tracker, Verdict, Weights};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A source the policy would ban, and when.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,28 +41,14 @@ pub struct Tally {
     pub would_ban: BTreeMap<String, WouldBan>,
     /// Events by kind, indexed like [`Kind::ALL`].
     by_kind: [u64; Kind::ALL.len()],
-    /// Each failing source's weight and replayed window, keyed by its
-    /// network address as one integer (IPv4 mapped; every source has the
-    /// policy's prefix): no string and one hash write per event, the hot
-    /// path of a million-line scan.
-    sources: HashMap<u128, Window, foldhash::fast::RandomState>,
+    /// The policy's facts, replayed: failure windows, bans, and each
+    /// source's total failure weight.
+    facts: MemoryFacts,
     sequencer: Sequencer,
     tracker: Tracker,
     weights: Weights,
     config: Config,
     last_time: i64,
-}
-
-/// One source's failures within `find_time`, and its ban, replayed.
-#[derive(Debug)]
-struct Window {
-    source: IpNet,
-    total: f64,
-    failures: Recent,
-    /// The sum of `failures`' weights, kept as they come and go.
-    pending: f64,
-    banned_until: Option<i64>,
-    bans: u32,
 }
 
 impl Tally {
@@ -74,7 +61,7 @@ impl Tally {
             missed: 0,
             would_ban: BTreeMap::new(),
             by_kind: [0; Kind::ALL.len()],
-            sources: HashMap::default(),
+            facts: MemoryFacts::new(),
             // `parallel` turns `last message repeated` into the line before.
             sequencer: Sequencer::with_repeats_resolved(),
             tracker: Tracker::new(),
@@ -112,75 +99,38 @@ impl Tally {
         // Lines without a time (bare messages) count as simultaneous with the last timed one.
         let at = event.time.unwrap_or(self.last_time);
         self.last_time = at;
-        if let Verdict::Failure { weight, .. } = verdict
-            && !self.config.allows(event.addr)
-        {
-            let p = &self.config.policy;
-            let source = addr::source_of(event.addr, p.ipv4_prefix.0, p.ipv6_prefix.0);
-            self.replay(source, at, weight);
+        if let Verdict::Failure { weight, .. } = verdict {
+            let kind = event.kind.as_str();
+            let replayed = self
+                .facts
+                .log_failure(&self.config, event.addr, weight, kind, at);
+            if let Replayed::Banned(ban, subnet) = replayed {
+                self.would_ban(&ban);
+                subnet.iter().for_each(|s| self.would_ban(s));
+            }
         }
         verdict
     }
 
-    fn replay(&mut self, source: IpNet, at: i64, weight: f64) {
-        let p = &self.config.policy;
-        let find_time = secs(p.find_time.0.0);
-        let window = self.sources.entry(key(&source)).or_insert_with(|| Window {
-            source,
-            total: 0.0,
-            failures: Recent::default(),
-            pending: 0.0,
-            banned_until: None,
-            bans: 0,
-        });
-        window.total += weight;
-        if window.banned_until.is_some_and(|until| at < until) {
-            return;
-        }
-        window.failures.push((at, weight));
-        window.pending += weight;
-        while let Some((t, w)) = window.failures.front()
-            && t <= at - find_time
-        {
-            window.failures.pop_front();
-            window.pending -= w;
-        }
-        // The running sum only rules out what is clearly below the limit;
-        // near it, the weights are summed afresh (as the store sums them),
-        // so rounding never decides a ban.
-        let limit = f64::from(p.max_failures.0);
-        if window.pending < limit - 1e-6 || window.failures.weight() < limit {
-            return;
-        }
-        window.failures.clear();
-        window.pending = 0.0;
-        let length = policy::escalate(
-            p.ban_time.0.0,
-            p.ban_time_factor.0,
-            window.bans,
-            p.ban_time_max.0.0,
-        );
-        window.banned_until = Some(at.saturating_add(secs(length)));
-        window.bans += 1;
-        let bans = window.bans;
+    fn would_ban(&mut self, ban: &MemoryBan) {
+        let name = addr::display(&ban.net);
         let line = self.lines;
-        let name = addr::display(&source);
         let entry = self.would_ban.entry(name.clone()).or_insert(WouldBan {
             source: name,
             bans: 0,
             first_line: line,
         });
-        entry.bans = bans;
+        entry.bans = ban.level;
     }
 
     /// How many sources failed at least once.
     pub fn failing_sources(&self) -> usize {
-        self.sources.len()
+        self.facts.failure_weights().count()
     }
 
     /// Sources by failure weight, heaviest first.
     pub fn top_sources(&self, n: usize) -> Vec<(String, f64)> {
-        let mut v: Vec<(IpNet, f64)> = self.sources.values().map(|w| (w.source, w.total)).collect();
+        let mut v: Vec<(IpNet, f64)> = self.facts.failure_weights().collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         v.truncate(n);
         v.into_iter().map(|(s, w)| (addr::display(&s), w)).collect()
@@ -193,17 +143,6 @@ impl Tally {
             .map(|k| (k.as_str(), self.by_kind[*k as usize]))
             .collect()
     }
-}
-
-fn key(net: &IpNet) -> u128 {
-    match net {
-        IpNet::V4(n) => u128::from(n.network().to_ipv6_mapped()),
-        IpNet::V6(n) => u128::from(n.network()),
-    }
-}
-
-fn secs(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

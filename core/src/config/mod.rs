@@ -4,9 +4,22 @@
 //! The PAM module and `guardctl` load the same file the same way; the
 //! defaults below are the contract in DESIGN.md.
 
-use crate::addr::{self, AddrError};
-use crate::duration::HumanDuration;
-use ipnet::IpNet;
+mod keyonly;
+mod policy;
+mod sections;
+mod values;
+
+pub use keyonly::{KeyOnlyConfig, KeyOnlyMethod, KeyOnlyMode, Reload};
+pub use policy::{BanScope, PolicyConfig, RecidiveConfig};
+pub use sections::{
+    FirewallAction, FirewallBackend, FirewallConfig, GeoConfig, LogConfig, LogSource, PamConfig,
+    PamModule, ReportConfig, SshdLogConfig, StoreConfig,
+};
+pub use values::{
+    Cidr, Factor, Ipv4Prefix, Ipv6Prefix, MaxFailures, PositiveDuration, ProbeWeight,
+};
+
+use crate::addr;
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -82,246 +95,11 @@ pub struct Config {
     /// Reading sshd's own log, for what PAM never sees.
     pub sshd_log: SshdLogConfig,
     /// Telling past offenders' clients that only keys are accepted.
-    pub keyonly: crate::keyonly::KeyOnlyConfig,
+    pub keyonly: KeyOnlyConfig,
     /// Who abuse reports come from.
     pub report: ReportConfig,
     /// What blocked countries (`guardctl geo block`) lose.
     pub geo: GeoConfig,
-}
-
-/// `[geo]`: how the firewall treats blocked countries' ranges.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GeoConfig {
-    /// `ports`: their new connections to `[firewall] ports` are dropped;
-    /// `all`: every new connection they open, on any port.
-    pub scope: BanScope,
-    /// Countries whose sources must use a key (the key-only mechanism:
-    /// sshd's snippet and the PAM module), rather than being dropped.
-    pub keyonly: Vec<crate::geo::Country>,
-}
-
-/// `[report]`: the sender of `guardctl report`'s complaints. Empty means
-/// `root@HOSTNAME` and the host name.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReportConfig {
-    /// The `From:` address (and X-ARF `Reported-From`).
-    pub from: String,
-    /// Who reports, in words (a person, a company, the host).
-    pub reporter: String,
-}
-
-/// `[sshd_log]`: the daemon follows sshd's log and counts what PAM never
-/// sees (public-key scanners, invalid users, protocol probes).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SshdLogConfig {
-    /// Where sshd's log is read from.
-    pub source: LogSource,
-    /// The weight of a protocol probe (no banner, junk, old key exchange).
-    pub probe_weight: ProbeWeight,
-    /// Whether the PAM module guards sshd; then password failures in the
-    /// log are evidence only (PAM counted them).
-    pub pam_module: PamModule,
-}
-
-impl Default for SshdLogConfig {
-    fn default() -> Self {
-        SshdLogConfig {
-            source: LogSource::Journal,
-            probe_weight: ProbeWeight(0.5),
-            pam_module: PamModule::Auto,
-        }
-    }
-}
-
-/// `[sshd_log] source`: `"journal"`, `"off"`, or an absolute file path.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(try_from = "String")]
-pub enum LogSource {
-    /// systemd's journal (sshd's units), with a cursor kept in the store.
-    #[default]
-    Journal,
-    /// A syslog file such as `/var/log/auth.log`, followed across rotation.
-    File(PathBuf),
-    /// Not read.
-    Off,
-}
-
-impl TryFrom<String> for LogSource {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.as_str() {
-            "journal" => Ok(LogSource::Journal),
-            "off" => Ok(LogSource::Off),
-            path if path.starts_with('/') => Ok(LogSource::File(PathBuf::from(path))),
-            other => Err(format!(
-                "{other:?} is not \"journal\", \"off\" or an absolute file path"
-            )),
-        }
-    }
-}
-
-/// `[sshd_log] pam_module`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PamModule {
-    /// Look for `pam_authguard.so` in `/etc/pam.d/sshd`.
-    #[default]
-    Auto,
-    /// The module guards sshd.
-    Active,
-    /// It does not: the log counts password failures too.
-    Inactive,
-}
-
-/// `[recidive]`: a source banned `bans` times within `window` gets the long ban.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RecidiveConfig {
-    /// Bans within `window` that make a repeat offender (0: rule off).
-    pub bans: u32,
-    /// The window in which bans are counted.
-    pub window: PositiveDuration,
-    /// The repeat offender's ban (never shorter than its escalated ban).
-    pub ban_time: PositiveDuration,
-    /// Which ports the long ban closes.
-    pub scope: BanScope,
-}
-
-/// Which ports a ban closes in the firewall.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BanScope {
-    /// The guarded ports (`[firewall] ports`).
-    #[default]
-    Ports,
-    /// Every port, like fail2ban's recidive jail.
-    All,
-}
-
-impl BanScope {
-    /// The store's and JSON's word for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BanScope::Ports => "ports",
-            BanScope::All => "all",
-        }
-    }
-}
-
-impl Default for RecidiveConfig {
-    fn default() -> Self {
-        RecidiveConfig {
-            bans: 3,
-            window: PositiveDuration(HumanDuration::secs(7 * 86_400)),
-            ban_time: PositiveDuration(HumanDuration::secs(30 * 86_400)),
-            scope: BanScope::All,
-        }
-    }
-}
-
-/// `[store]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// The SQLite file.
-    pub path: PathBuf,
-    /// How long an admission may wait for another writer before the store counts as unusable.
-    pub busy_timeout: HumanDuration,
-    /// Attempts and ended bans older than this are deleted by the daemon.
-    pub retention: PositiveDuration,
-}
-
-/// `[policy]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PolicyConfig {
-    /// Failures within `find_time` that earn a ban.
-    pub max_failures: MaxFailures,
-    /// The window in which failures are counted.
-    pub find_time: PositiveDuration,
-    /// The first ban's length.
-    pub ban_time: PositiveDuration,
-    /// Each earlier ban of the source multiplies the ban time by this.
-    pub ban_time_factor: Factor,
-    /// No escalated ban lasts longer than this.
-    pub ban_time_max: PositiveDuration,
-    /// IPv4 sources are the address truncated to this prefix.
-    pub ipv4_prefix: Ipv4Prefix,
-    /// IPv6 sources are the address truncated to this prefix.
-    pub ipv6_prefix: Ipv6Prefix,
-    /// Distinct banned sources within one subnet (inside the recidive
-    /// window) that get the subnet itself banned; 0 turns the rule off.
-    pub subnet_offenders: u32,
-    /// The IPv4 subnet of the subnet rule.
-    pub subnet_ipv4_prefix: Ipv4Prefix,
-    /// The IPv6 subnet of the subnet rule.
-    pub subnet_ipv6_prefix: Ipv6Prefix,
-}
-
-/// `[pam]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PamConfig {
-    /// Sent to a refused client as PAM_ERROR_MSG.
-    pub message: String,
-}
-
-/// `[log]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// The syslog datagram socket (`/dev/log`; journald listens there too).
-    pub socket: PathBuf,
-}
-
-/// `[firewall]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FirewallConfig {
-    /// Which packet filter bans are pushed into.
-    pub backend: FirewallBackend,
-    /// The TCP ports whose new connections banned sources lose.
-    pub ports: Vec<u16>,
-    /// What happens to a banned source's packets.
-    pub action: FirewallAction,
-    /// How often the daemon rebuilds the firewall from the store regardless.
-    pub resync: PositiveDuration,
-}
-
-/// `[firewall] backend`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FirewallBackend {
-    /// nftables, table `inet authguard`.
-    #[default]
-    Nftables,
-    /// No firewall: PAM refusals only.
-    None,
-}
-
-/// `[firewall] action`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FirewallAction {
-    /// Silently drop (the scanner waits for a timeout).
-    #[default]
-    Drop,
-    /// Answer with a TCP reset.
-    Reject,
-}
-
-impl Default for FirewallConfig {
-    fn default() -> Self {
-        FirewallConfig {
-            backend: FirewallBackend::Nftables,
-            ports: vec![22],
-            action: FirewallAction::Drop,
-            resync: PositiveDuration(HumanDuration::secs(30)),
-        }
-    }
 }
 
 impl Default for Config {
@@ -339,119 +117,9 @@ impl Default for Config {
             firewall: FirewallConfig::default(),
             recidive: RecidiveConfig::default(),
             sshd_log: SshdLogConfig::default(),
-            keyonly: crate::keyonly::KeyOnlyConfig::default(),
+            keyonly: KeyOnlyConfig::default(),
             report: ReportConfig::default(),
             geo: GeoConfig::default(),
-        }
-    }
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            path: PathBuf::from("/var/lib/authguard/authguard.db"),
-            busy_timeout: HumanDuration::secs(1),
-            retention: PositiveDuration(HumanDuration::secs(180 * 86_400)),
-        }
-    }
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig {
-            max_failures: MaxFailures(5),
-            find_time: PositiveDuration(HumanDuration::secs(600)),
-            ban_time: PositiveDuration(HumanDuration::secs(600)),
-            ban_time_factor: Factor(2.0),
-            ban_time_max: PositiveDuration(HumanDuration::secs(90 * 86_400)),
-            ipv4_prefix: Ipv4Prefix(32),
-            ipv6_prefix: Ipv6Prefix(64),
-            subnet_offenders: 0,
-            subnet_ipv4_prefix: Ipv4Prefix(24),
-            subnet_ipv6_prefix: Ipv6Prefix(48),
-        }
-    }
-}
-
-impl Default for PamConfig {
-    fn default() -> Self {
-        PamConfig {
-            message: "Access from your address is temporarily blocked.".into(),
-        }
-    }
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            socket: PathBuf::from("/dev/log"),
-        }
-    }
-}
-
-/// A network in the allow list; a bare address is a one-address network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct Cidr(pub IpNet);
-
-impl TryFrom<String> for Cidr {
-    type Error = AddrError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        addr::parse_target(&s).map(Cidr)
-    }
-}
-
-macro_rules! bounded {
-    ($(#[$doc:meta])* $name:ident($inner:ty), $from:literal, $check:expr, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Deserialize)]
-        #[serde(try_from = $from)]
-        pub struct $name(pub $inner);
-
-        impl TryFrom<$inner> for $name {
-            type Error = String;
-            fn try_from(v: $inner) -> Result<Self, String> {
-                let check: fn(&$inner) -> bool = $check;
-                if check(&v) { Ok($name(v)) } else { Err(format!(concat!("{} is out of range: ", $what), v)) }
-            }
-        }
-    };
-}
-
-bounded!(
-    /// `max_failures`: at least 1.
-    MaxFailures(u32), "u32", |v| *v >= 1, "must be at least 1"
-);
-bounded!(
-    /// `ban_time_factor`: at least 1 (1 means no escalation).
-    Factor(f64), "f64", |v| v.is_finite() && *v >= 1.0, "must be a number of at least 1"
-);
-bounded!(
-    /// `ipv4_prefix`: 8 to 32; shorter would let one attacker ban a whole provider.
-    Ipv4Prefix(u8), "u8", |v| (8..=32).contains(v), "must be from 8 to 32"
-);
-bounded!(
-    /// `ipv6_prefix`: 16 to 128.
-    Ipv6Prefix(u8), "u8", |v| (16..=128).contains(v), "must be from 16 to 128"
-);
-
-bounded!(
-    /// `probe_weight`: from 0 (probes never count) to 1 (a full failure).
-    ProbeWeight(f64), "f64", |v| (0.0..=1.0).contains(v), "must be a number from 0 to 1"
-);
-
-/// A duration that must be longer than zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(try_from = "HumanDuration")]
-pub struct PositiveDuration(pub HumanDuration);
-
-impl TryFrom<HumanDuration> for PositiveDuration {
-    type Error = &'static str;
-    fn try_from(d: HumanDuration) -> Result<Self, Self::Error> {
-        if d.0.is_zero() {
-            Err("must be longer than 0s")
-        } else {
-            Ok(PositiveDuration(d))
         }
     }
 }
@@ -545,8 +213,7 @@ impl Config {
                 ),
             ));
         }
-        if k.method == crate::keyonly::KeyOnlyMethod::Redirect
-            && self.firewall.backend != FirewallBackend::Nftables
+        if k.method == KeyOnlyMethod::Redirect && self.firewall.backend != FirewallBackend::Nftables
         {
             return Err((
                 "keyonly.method",
@@ -559,9 +226,14 @@ impl Config {
         Ok(())
     }
 
+    /// The configured allow-list network containing `ip`, if any.
+    pub fn allowed_by(&self, ip: std::net::IpAddr) -> Option<&Cidr> {
+        self.allow.iter().find(|c| c.0.contains(&ip))
+    }
+
     /// True when `ip` is in the configured allow list.
     pub fn allows(&self, ip: std::net::IpAddr) -> bool {
-        self.allow.iter().any(|c| c.0.contains(&ip))
+        self.allowed_by(ip).is_some()
     }
 }
 
@@ -621,7 +293,7 @@ fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyonly::KeyOnlyConfig;
+    use crate::duration::HumanDuration;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("authguard.toml"))
@@ -726,7 +398,7 @@ mod tests {
 
     #[test]
     fn shipped_config_documents_exactly_the_defaults() {
-        let shipped = include_str!("../../packaging/authguard.toml");
+        let shipped = include_str!("../../../packaging/authguard.toml");
         assert_eq!(parse(shipped).unwrap(), Config::default());
         // Every key, uncommented, is valid and is the default.
         let uncommented: String = shipped

@@ -1,5 +1,5 @@
-//! Ban arithmetic: how long a source's next ban lasts. Pure functions, so
-//! every front end (PAM, `guardctl ban`, later the log follower) agrees.
+//! Ban arithmetic: how long a source's next ban lasts, before the recidive
+//! rule (see [`super::ban`]) can make it longer.
 
 use crate::config::PolicyConfig;
 use std::time::Duration;

@@ -1,0 +1,75 @@
+//! The config's value types: a network ([`Cidr`]), a duration that must
+//! be positive, and numbers that must lie in a range. Each rejects a bad
+//! value with words that name the range.
+
+use crate::addr::{self, AddrError};
+use crate::duration::HumanDuration;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// A network in the allow list; a bare address is a one-address network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr(pub IpNet);
+
+impl TryFrom<String> for Cidr {
+    type Error = AddrError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        addr::parse_target(&s).map(Cidr)
+    }
+}
+
+macro_rules! bounded {
+    ($(#[$doc:meta])* $name:ident($inner:ty), $from:literal, $check:expr, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Deserialize)]
+        #[serde(try_from = $from)]
+        pub struct $name(pub $inner);
+
+        impl TryFrom<$inner> for $name {
+            type Error = String;
+            fn try_from(v: $inner) -> Result<Self, String> {
+                let check: fn(&$inner) -> bool = $check;
+                if check(&v) { Ok($name(v)) } else { Err(format!(concat!("{} is out of range: ", $what), v)) }
+            }
+        }
+    };
+}
+
+bounded!(
+    /// `max_failures`: at least 1.
+    MaxFailures(u32), "u32", |v| *v >= 1, "must be at least 1"
+);
+bounded!(
+    /// `ban_time_factor`: at least 1 (1 means no escalation).
+    Factor(f64), "f64", |v| v.is_finite() && *v >= 1.0, "must be a number of at least 1"
+);
+bounded!(
+    /// `ipv4_prefix`: 8 to 32; shorter would let one attacker ban a whole provider.
+    Ipv4Prefix(u8), "u8", |v| (8..=32).contains(v), "must be from 8 to 32"
+);
+bounded!(
+    /// `ipv6_prefix`: 16 to 128.
+    Ipv6Prefix(u8), "u8", |v| (16..=128).contains(v), "must be from 16 to 128"
+);
+
+bounded!(
+    /// `probe_weight`: from 0 (probes never count) to 1 (a full failure).
+    ProbeWeight(f64), "f64", |v| (0.0..=1.0).contains(v), "must be a number from 0 to 1"
+);
+
+/// A duration that must be longer than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "HumanDuration")]
+pub struct PositiveDuration(pub HumanDuration);
+
+impl TryFrom<HumanDuration> for PositiveDuration {
+    type Error = &'static str;
+    fn try_from(d: HumanDuration) -> Result<Self, Self::Error> {
+        if d.0.is_zero() {
+            Err("must be longer than 0s")
+        } else {
+            Ok(PositiveDuration(d))
+        }
+    }
+}
