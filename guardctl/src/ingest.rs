@@ -8,24 +8,18 @@
 //! logins free to slip in between.
 
 use authguard_core::config::{Config, LogSource, PamModule};
-use authguard_core::store::Store;
 use authguard_core::store::bans::BanRecord;
 use authguard_core::store::log_events::{LogEvent, LogOutcome, Worth};
+use authguard_core::store::{MetaKey, Store};
 use authguard_core::time::{self, Timestamp};
 use ssh_hook::follow::file::{FileFollower, Position};
 use ssh_hook::follow::journal::JournalFollower;
-use ssh_hook::{Classifier, Event, Sequencer, Tracker, Verdict, Weights};
+use ssh_hook::{Classifier, Event, Sequencer, Tracker, Weights};
 use std::path::Path;
 
 /// Lines per transaction: about 1.5 ms of write lock (500 held it 8 ms,
 /// measured by `authguard-bench log`), so a login waits little behind one.
 pub const BATCH: usize = 100;
-
-/// The `meta` key holding the file follower's position (`inode:offset`).
-pub const POSITION_KEY: &str = "sshd_log.file";
-
-/// The `meta` key holding the journal follower's cursor.
-pub const CURSOR_KEY: &str = "sshd_log.journal";
 
 /// Where the lines come from.
 #[derive(Debug)]
@@ -43,10 +37,10 @@ impl Follower {
     }
 
     /// The `meta` key and value to save with the lines handed out so far.
-    fn checkpoint(&self) -> Option<(&'static str, String)> {
+    fn checkpoint(&self) -> Option<(MetaKey, String)> {
         match self {
-            Follower::File(f) => Some((POSITION_KEY, f.position().to_text())),
-            Follower::Journal(j) => j.cursor().map(|c| (CURSOR_KEY, c.to_owned())),
+            Follower::File(f) => Some((MetaKey::LogFilePosition, f.position().to_text())),
+            Follower::Journal(j) => j.cursor().map(|c| (MetaKey::JournalCursor, c.to_owned())),
         }
     }
 }
@@ -89,18 +83,20 @@ impl Ingest {
         let saved = |key| store.meta(key).ok().flatten();
         let follower = match &config.sshd_log.source {
             LogSource::Off => return None,
-            LogSource::Journal => {
-                Follower::Journal(JournalFollower::new("journalctl", saved(CURSOR_KEY)))
-            }
+            LogSource::Journal => Follower::Journal(JournalFollower::new(
+                "journalctl",
+                saved(MetaKey::JournalCursor),
+            )),
             LogSource::File(path) => {
-                let resume = saved(POSITION_KEY).and_then(|text| Position::from_text(&text));
+                let resume =
+                    saved(MetaKey::LogFilePosition).and_then(|text| Position::from_text(&text));
                 Follower::File(FileFollower::new(path, resume))
             }
         };
         let pam_active = match config.sshd_log.pam_module {
             PamModule::Active => true,
             PamModule::Inactive => false,
-            PamModule::Auto => crate::cmd::pam_file_uses_module(Path::new("/etc/pam.d/sshd")),
+            PamModule::Auto => crate::pam_file::uses_module(Path::new("/etc/pam.d/sshd")),
         };
         Some(Ingest {
             follower,
@@ -123,7 +119,10 @@ impl Ingest {
         match &self.follower {
             Follower::File(f) => f.path().display().to_string(),
             Follower::Journal(_) => {
-                "the journal (SYSLOG_IDENTIFIER sshd, sshd-session, sshd-auth)".into()
+                format!(
+                    "the journal (SYSLOG_IDENTIFIER {})",
+                    ssh_hook::framing::SSHD_PROGRAMS.join(", ")
+                )
             }
         }
     }
@@ -145,16 +144,7 @@ impl Ingest {
         for line in lines {
             let parsed = self.sequencer.resolve(self.classifier.classify(&line));
             let event = parsed.event().map(|event| {
-                let worth = match self.tracker.weigh(&event, &self.weights) {
-                    Verdict::Failure {
-                        weight,
-                        unless_pam_saw_it: true,
-                        ..
-                    } => Worth::FailureUnlessPam(weight),
-                    Verdict::Failure { weight, .. } => Worth::Failure(weight),
-                    Verdict::Evidence => Worth::Evidence,
-                    Verdict::Success => Worth::Success,
-                };
+                let worth = self.tracker.weigh(&event, &self.weights).worth();
                 (event.into_owned(), worth)
             });
             self.pending.push(Weighed { line, event });

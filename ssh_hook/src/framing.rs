@@ -174,9 +174,13 @@ impl Classifier {
     }
 }
 
+/// OpenSSH's server programs, as syslog and the journal name them:
+/// OpenSSH 9.8+ splits sshd into `sshd`, `sshd-session` and `sshd-auth`.
+pub const SSHD_PROGRAMS: [&str; 3] = ["sshd", "sshd-session", "sshd-auth"];
+
 /// Whether a syslog identifier names one of OpenSSH's server programs.
 pub(crate) fn is_sshd_program(program: &[u8]) -> bool {
-    matches!(program, b"sshd" | b"sshd-session" | b"sshd-auth")
+    SSHD_PROGRAMS.iter().any(|p| p.as_bytes() == program)
 }
 
 /// Whether a line without a timestamp starts with a syslog header,

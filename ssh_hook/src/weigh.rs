@@ -19,6 +19,7 @@
 //! of a key-only connection can be told from any other close.
 
 use crate::event::{Event, Kind, Method};
+use authguard_core::store::log_events::Worth;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -43,6 +44,21 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// What the store makes of it: the one translation from a log
+    /// verdict to core's [`Worth`].
+    pub fn worth(&self) -> Worth {
+        match *self {
+            Verdict::Failure {
+                weight,
+                unless_pam_saw_it: true,
+                ..
+            } => Worth::FailureUnlessPam(weight),
+            Verdict::Failure { weight, .. } => Worth::Failure(weight),
+            Verdict::Evidence => Worth::Evidence,
+            Verdict::Success => Worth::Success,
+        }
+    }
+
     /// True for a counted failure.
     pub fn is_failure(&self) -> bool {
         matches!(self, Verdict::Failure { .. })

@@ -30,7 +30,6 @@ const PACE: Duration = Duration::from_millis(1);
 /// Idle decisions before the burst.
 const IDLE_DECISIONS: usize = 2_000;
 /// The `meta` key where the daemon saves its file position (`inode:offset`).
-const POSITION_KEY: &str = "sshd_log.file";
 /// Distinct attacking addresses in the burst.
 const BURST_SOURCES: usize = 2_000;
 /// The longest the daemon may take to read the burst.
@@ -212,7 +211,11 @@ fn measure_ingest(
     let write_at = Instant::now();
     file.write_all(burst).context("appending the burst")?;
     loop {
-        if reader.meta(POSITION_KEY)?.as_deref() == Some(expected.as_str()) {
+        if reader
+            .meta(authguard_core::store::MetaKey::LogFilePosition)?
+            .as_deref()
+            == Some(expected.as_str())
+        {
             return Ok((write_at, write_at.elapsed()));
         }
         if let Some(status) = daemon.exited() {
@@ -221,7 +224,7 @@ fn measure_ingest(
         if write_at.elapsed() > INGEST_TIMEOUT {
             bail!(
                 "the daemon had not read the burst after {INGEST_TIMEOUT:?} (position {:?}, want {expected})",
-                reader.meta(POSITION_KEY)?
+                reader.meta(authguard_core::store::MetaKey::LogFilePosition)?
             );
         }
         std::thread::sleep(Duration::from_micros(500));

@@ -7,27 +7,16 @@
 //! greatest `lo` at or below it, if its `hi` reaches the address.
 //!
 //! Every write that changes what the firewall drops (an import, a block, an
-//! unblock) bumps `meta` key [`META_REVISION`] in the same transaction: the
+//! unblock) bumps `meta` key [`MetaKey::GeoRevision`] in the same transaction: the
 //! daemon compares it, one row, instead of re-reading the ranges each pass.
 
-use super::{Store, StoreError, upsert_meta};
+use super::{MetaKey, Store, StoreError, upsert_meta};
 use crate::addr;
 use crate::geo::{AddrRange, Country, GeoRanges};
 use crate::time::Timestamp;
 use rusqlite::{OptionalExtension, params};
 use std::net::IpAddr;
 use std::time::Duration;
-
-/// `meta` key: the imported files, one per line.
-pub const META_SOURCES: &str = "geo.sources";
-/// `meta` key: when they were imported (Unix seconds).
-pub const META_IMPORTED: &str = "geo.imported";
-/// `meta` key: how many IPv4 ranges.
-pub const META_IPV4: &str = "geo.ipv4_ranges";
-/// `meta` key: how many IPv6 ranges.
-pub const META_IPV6: &str = "geo.ipv6_ranges";
-/// `meta` key: a counter bumped by every import, block and unblock.
-pub const META_REVISION: &str = "geo.revision";
 
 /// One blocked country.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,10 +75,10 @@ impl Store {
                 let (lo, hi) = r.keys();
                 insert.execute(params![lo, hi, r.country.as_str()])?;
             }
-            upsert_meta(tx, META_SOURCES, &sources.join("\n"))?;
-            upsert_meta(tx, META_IMPORTED, &now.to_string())?;
-            upsert_meta(tx, META_IPV4, &v4.to_string())?;
-            upsert_meta(tx, META_IPV6, &v6.to_string())?;
+            upsert_meta(tx, MetaKey::GeoSources, &sources.join("\n"))?;
+            upsert_meta(tx, MetaKey::GeoImported, &now.to_string())?;
+            upsert_meta(tx, MetaKey::GeoIpv4Ranges, &v4.to_string())?;
+            upsert_meta(tx, MetaKey::GeoIpv6Ranges, &v6.to_string())?;
             bump_revision(tx)?;
             let countries: u64 =
                 tx.query_row("SELECT count(DISTINCT country) FROM geo_ranges", [], |r| {
@@ -140,12 +129,12 @@ impl Store {
         };
         Ok(GeoImported {
             sources: self
-                .meta(META_SOURCES)?
+                .meta(MetaKey::GeoSources)?
                 .map(|s| s.lines().map(str::to_owned).collect())
                 .unwrap_or_default(),
-            imported: number(META_IMPORTED)?,
-            ipv4_ranges: number(META_IPV4)?.unwrap_or(0).unsigned_abs(),
-            ipv6_ranges: number(META_IPV6)?.unwrap_or(0).unsigned_abs(),
+            imported: number(MetaKey::GeoImported)?,
+            ipv4_ranges: number(MetaKey::GeoIpv4Ranges)?.unwrap_or(0).unsigned_abs(),
+            ipv6_ranges: number(MetaKey::GeoIpv6Ranges)?.unwrap_or(0).unsigned_abs(),
         })
     }
 
@@ -240,7 +229,7 @@ impl Store {
     /// The counter bumped by every import, block and unblock (0 before any).
     pub fn geo_revision(&self) -> Result<i64, StoreError> {
         Ok(self
-            .meta(META_REVISION)?
+            .meta(MetaKey::GeoRevision)?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0))
     }
@@ -262,12 +251,12 @@ pub(crate) fn country_of(
     Ok(found.and_then(|(hi, country)| (hi.as_slice() >= key.as_slice()).then_some(country)))
 }
 
-/// Bumps [`META_REVISION`] inside a transaction.
+/// Bumps [`MetaKey::GeoRevision`] inside a transaction.
 fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, '1')
          ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
-        [META_REVISION],
+        [MetaKey::GeoRevision.as_str()],
     )?;
     Ok(())
 }

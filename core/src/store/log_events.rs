@@ -78,7 +78,7 @@ impl Store {
         &mut self,
         config: &Config,
         events: &[LogEvent<'_>],
-        checkpoint: Option<(&str, &str)>,
+        checkpoint: Option<(super::MetaKey, &str)>,
         now: Timestamp,
     ) -> Result<Vec<LogOutcome>, StoreError> {
         self.write(|tx| {

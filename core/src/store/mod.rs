@@ -11,6 +11,7 @@
 //! - [`geo`]: country data: IP ranges imported from geoip files, lookups,
 //!   blocked countries.
 //! - [`log_events`]: events from sshd's log, counted and banned like PAM's.
+//! - [`meta`]: the keys of the `meta` table.
 //! - [`offenders`]: past offenders, for key-only signaling.
 //!
 //! A [`Store`] is one connection, opened for one job and dropped after it:
@@ -24,6 +25,7 @@ pub mod evidence;
 mod facts;
 pub mod geo;
 pub mod log_events;
+pub mod meta;
 pub mod offenders;
 pub mod schema;
 
@@ -32,6 +34,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use meta::MetaKey;
 pub use schema::SCHEMA_VERSION;
 
 /// Why the store could not be used. Each variant is a fault the PAM module
@@ -62,17 +65,29 @@ pub enum StoreError {
     Timeout(Duration),
     /// The file is not a database, or its pages are damaged.
     #[error("store is corrupt: {0}")]
-    Corrupt(String),
-    /// The file or its file system is read-only.
+    Corrupt(SqliteError),
+    /// SQLite found the file read-only.
     #[error("store is read-only: {0}")]
-    ReadOnly(String),
+    ReadOnly(SqliteError),
+    /// The file (or its directory, for the -wal/-shm files) is on a
+    /// read-only file system.
+    #[error("store is read-only: {} is on a read-only file system", .0.display())]
+    ReadOnlyFileSystem(PathBuf),
     /// The disk is full.
     #[error("disk full while writing the store")]
     Full,
-    /// Any other SQLite or I/O failure.
+    /// Any other SQLite failure.
     #[error("store error: {0}")]
-    Other(String),
+    Sqlite(SqliteError),
+    /// An I/O failure around the store (its directory, its file modes).
+    #[error("store error: {0}")]
+    Io(std::io::Error),
 }
+
+/// SQLite's own error, kept whole (its code decides the variant above) and
+/// shown in the variant's message. Not a `#[source]`: the message already
+/// holds its text, and `anyhow`'s `{:#}` would print it twice.
+pub type SqliteError = rusqlite::Error;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -80,27 +95,26 @@ impl From<rusqlite::Error> for StoreError {
             rusqlite::Error::SqliteFailure(f, _) => f.extended_code,
             _ => 0,
         };
-        let text = e.to_string();
         match e.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 StoreError::Busy(Duration::ZERO)
             }
-            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt(text),
-            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(text),
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt(e),
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(e),
             Some(ErrorCode::DiskFull) => StoreError::Full,
             // The WAL index (-shm) could not grow: on Linux that is ENOSPC.
             Some(ErrorCode::SystemIoFailure) if extended == rusqlite::ffi::SQLITE_IOERR_SHMSIZE => {
                 StoreError::Full
             }
             Some(ErrorCode::OperationInterrupted) => StoreError::Timeout(Duration::ZERO),
-            _ => StoreError::Other(text),
+            _ => StoreError::Sqlite(e),
         }
     }
 }
 
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
-        StoreError::Other(e.to_string())
+        StoreError::Io(e)
     }
 }
 
@@ -211,16 +225,20 @@ impl Store {
     }
 
     /// Sets a `meta` value (the daemon's heartbeat, say).
-    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub fn set_meta(&mut self, key: MetaKey, value: &str) -> Result<(), StoreError> {
         self.write(|tx| upsert_meta(tx, key, value))
     }
 
     /// A `meta` value, if set.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub fn meta(&self, key: MetaKey) -> Result<Option<String>, StoreError> {
         use rusqlite::OptionalExtension;
         Ok(self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [key.as_str()],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -336,7 +354,7 @@ fn with_wait(e: StoreError, waited: Duration) -> StoreError {
 /// Turns an open failure into the fault a person can act on.
 fn open_error(path: &Path, e: rusqlite::Error) -> StoreError {
     if e.sqlite_error_code() == Some(ErrorCode::CannotOpen) {
-        return why_cannot_open(path).unwrap_or_else(|| StoreError::Other(e.to_string()));
+        return why_cannot_open(path).unwrap_or(StoreError::Sqlite(e));
     }
     e.into()
 }
@@ -344,8 +362,8 @@ fn open_error(path: &Path, e: rusqlite::Error) -> StoreError {
 /// A generic error from the first statements after open, made specific.
 fn reclassify_open(path: &Path, e: StoreError) -> StoreError {
     match e {
-        StoreError::Other(text) if text.contains("unable to open") => {
-            why_cannot_open(path).unwrap_or(StoreError::Other(text))
+        StoreError::Sqlite(e) if e.sqlite_error_code() == Some(ErrorCode::CannotOpen) => {
+            why_cannot_open(path).unwrap_or(StoreError::Sqlite(e))
         }
         other => other,
     }
@@ -367,9 +385,9 @@ fn why_cannot_open(path: &Path) -> Option<StoreError> {
         .write(true)
         .open(path)
     {
-        Err(io) if io.kind() == ErrorKind::ReadOnlyFilesystem => Some(StoreError::ReadOnly(
-            format!("{} is on a read-only file system", path.display()),
-        )),
+        Err(io) if io.kind() == ErrorKind::ReadOnlyFilesystem => {
+            Some(StoreError::ReadOnlyFileSystem(path.to_owned()))
+        }
         Err(io) if io.kind() == ErrorKind::PermissionDenied => Some(denied(path)),
         Err(_) => None,
         // The file itself is writable: its directory is not (no -wal/-shm can be made).
@@ -382,10 +400,7 @@ fn why_cannot_open(path: &Path) -> Option<StoreError> {
                     None
                 }
                 Err(io) if io.kind() == ErrorKind::ReadOnlyFilesystem => {
-                    Some(StoreError::ReadOnly(format!(
-                        "{} is on a read-only file system",
-                        dir.display()
-                    )))
+                    Some(StoreError::ReadOnlyFileSystem(dir.to_owned()))
                 }
                 Err(io) if io.kind() == ErrorKind::StorageFull => Some(StoreError::Full),
                 Err(_) => Some(denied(dir)),
@@ -408,13 +423,13 @@ pub fn disk_size(path: &Path) -> u64 {
 /// Sets a `meta` key inside a transaction.
 pub(crate) fn upsert_meta(
     tx: &rusqlite::Transaction<'_>,
-    key: &str,
+    key: MetaKey,
     value: &str,
 ) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [key, value],
+        [key.as_str(), value],
     )?;
     Ok(())
 }

@@ -11,6 +11,7 @@
 use crate::context::Context;
 use crate::firewall::keeper::Keeper;
 use crate::firewall::{Change, Desired};
+use crate::heartbeat::Heartbeat;
 use crate::ingest::Ingest;
 use authguard_core::config::FirewallBackend;
 use authguard_core::store::Store;
@@ -80,10 +81,7 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
                 bans: applied.map_or(0, |d| d.bans.len()),
                 last_error,
             };
-            if let Err(e) = store.set_meta(
-                HEARTBEAT_KEY,
-                &serde_json::to_string(&beat).unwrap_or_default(),
-            ) {
+            if let Err(e) = beat.record(&mut store) {
                 ctx.say(&format!("cannot record the heartbeat: {e}"));
             }
             if resync_due {
@@ -230,7 +228,7 @@ fn sweep(ctx: &Context, store: &mut authguard_core::store::Store, now: i64) {
 /// time with a pause between, so logins never queue behind it.
 fn purge(ctx: &Context, store: &mut authguard_core::store::Store) {
     let retention = ctx.config.store.retention.0;
-    let cutoff = time::now() - i64::try_from(retention.0.as_secs()).unwrap_or(i64::MAX);
+    let cutoff = time::before(time::now(), retention.0);
     let mut total = 0;
     loop {
         match store.purge_batch(cutoff, PURGE_BATCH) {
@@ -248,24 +246,6 @@ fn purge(ctx: &Context, store: &mut authguard_core::store::Store) {
             "retention: deleted {total} records older than {retention}"
         ));
     }
-}
-
-/// The `meta` key of the daemon's [`Heartbeat`].
-pub const HEARTBEAT_KEY: &str = "daemon";
-
-/// What the daemon records after each pass, for `guardctl status`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct Heartbeat {
-    /// The daemon's process id.
-    pub pid: u32,
-    /// When it started.
-    pub started: i64,
-    /// When it last brought the firewall in step (or tried to).
-    pub last_sync: i64,
-    /// Ban elements it wants in the firewall.
-    pub bans: usize,
-    /// The last pass's error, if it failed.
-    pub last_error: Option<String>,
 }
 
 /// Logs what a sync did; returns the error text if it failed.

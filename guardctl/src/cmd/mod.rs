@@ -12,7 +12,6 @@ mod status;
 
 use crate::cli::Command;
 use crate::context::Context;
-pub(crate) use check::pam_file_uses_module;
 use std::process::ExitCode;
 
 pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {

@@ -21,7 +21,7 @@ pub fn report(
     let ip = target.addr();
     let network = addr::display(&addr::source_of(ip, p.ipv4_prefix.0, p.ipv6_prefix.0));
     let now = time::now();
-    let start = now.saturating_sub(i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+    let start = authguard_core::time::before(now, since);
     let rows = store.evidence(&network, start)?;
     if !rows.iter().any(|r| r.outcome != "success") {
         anyhow::bail!(

@@ -102,7 +102,7 @@ fn pam_active(ctx: &Context) -> bool {
     match ctx.config.sshd_log.pam_module {
         PamModule::Active => true,
         PamModule::Inactive => false,
-        PamModule::Auto => super::pam_file_uses_module(Path::new("/etc/pam.d/sshd")),
+        PamModule::Auto => crate::pam_file::uses_module(Path::new("/etc/pam.d/sshd")),
     }
 }
 

@@ -119,21 +119,13 @@ pub(super) struct Part {
 /// Is the daemon alive, and when did it last sync? From its heartbeat in
 /// the store and `/proc`.
 pub(super) fn daemon_state(ctx: &Context, store: &authguard_core::store::Store, now: i64) -> Part {
-    use super::daemon::{HEARTBEAT_KEY, Heartbeat};
-    let beat: Option<Heartbeat> = store
-        .meta(HEARTBEAT_KEY)
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_str(&v).ok());
-    let Some(beat) = beat else {
+    let Some(beat) = crate::heartbeat::Heartbeat::last(store) else {
         return Part {
             text: "never ran (start `guardctl daemon` or authguard.service)".into(),
             json: json!({ "alive": false }),
         };
     };
-    // A live daemon writes at least every resync.
-    let fresh = now - beat.last_sync <= 2 * ctx.config.firewall.resync.0.0.as_secs() as i64 + 5;
-    let alive = fresh && std::path::Path::new(&format!("/proc/{}", beat.pid)).exists();
+    let alive = beat.is_alive(ctx.config.firewall.resync.0.0, now);
     let ago = crate::output::relative(beat.last_sync, now);
     let text = match (alive, &beat.last_error) {
         (true, None) => format!("running (pid {}, last sync {ago})", beat.pid),

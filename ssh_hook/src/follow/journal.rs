@@ -11,8 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
-/// sshd's syslog identifiers: OpenSSH 9.8+ splits sshd into these.
-pub const IDENTIFIERS: [&str; 3] = ["sshd", "sshd-session", "sshd-auth"];
+use crate::framing::SSHD_PROGRAMS;
 
 /// Lines buffered between journalctl and the daemon.
 const CHANNEL: usize = 20_000;
@@ -94,7 +93,7 @@ impl JournalFollower {
             None => cmd.arg(format!("--since=@{}", self.since)),
         };
         cmd.args(
-            IDENTIFIERS
+            SSHD_PROGRAMS
                 .iter()
                 .map(|id| format!("SYSLOG_IDENTIFIER={id}")),
         );

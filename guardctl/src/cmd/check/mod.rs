@@ -6,6 +6,7 @@ mod geo;
 mod sshd;
 
 use crate::context::Context;
+use crate::pam_file::{self, PamLine};
 use authguard_core::store::{self, Access, Store, StoreError};
 use std::path::Path;
 use std::process::ExitCode;
@@ -265,17 +266,6 @@ fn daemon_finding(ctx: &Context, store: Option<&Store>) -> Finding {
     )
 }
 
-/// Where the authguard line stands in a PAM file.
-#[derive(Debug, PartialEq, Eq)]
-enum PamLine {
-    /// Not there.
-    Missing,
-    /// There, before the password modules, with this control.
-    Before { control: String },
-    /// There, but after the password modules: too late to refuse first.
-    After,
-}
-
 fn pam_finding(pam_file: &Path) -> Finding {
     const LINE: &str = "auth requisite pam_authguard.so";
     let text = match std::fs::read_to_string(pam_file) {
@@ -288,7 +278,7 @@ fn pam_finding(pam_file: &Path) -> Finding {
         }
     };
     let file = pam_file.display();
-    match locate_pam_line(&text) {
+    match pam_file::locate(&text) {
         PamLine::Before { control } if control == "requisite" || control == "required" => {
             Finding::ok(format!(
                 "{file} has the authguard line before the password check"
@@ -311,38 +301,6 @@ fn pam_finding(pam_file: &Path) -> Finding {
     }
 }
 
-/// True when the PAM file names pam_authguard.so on an `auth` line
-/// (`[sshd_log] pam_module = "auto"`).
-pub(crate) fn pam_file_uses_module(pam_file: &Path) -> bool {
-    std::fs::read_to_string(pam_file)
-        .is_ok_and(|text| !matches!(locate_pam_line(&text), PamLine::Missing))
-}
-
-fn locate_pam_line(text: &str) -> PamLine {
-    let mut seen_password_check = false;
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["@include", "common-auth", ..] => seen_password_check = true,
-            [kind, control, module, ..] if kind.trim_start_matches('-') == "auth" => {
-                if module.ends_with("pam_authguard.so") {
-                    return if seen_password_check {
-                        PamLine::After
-                    } else {
-                        PamLine::Before {
-                            control: (*control).to_owned(),
-                        }
-                    };
-                }
-                seen_password_check = true;
-            }
-            _ => {}
-        }
-    }
-    PamLine::Missing
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,29 +316,5 @@ mod tests {
             sshd_include_place("Port 22\n#Include /etc/ssh/sshd_config.d/*.conf\n", dir),
             IncludePlace::Missing
         );
-    }
-
-    #[test]
-    fn finds_the_line_and_its_place() {
-        let good = "# sshd\nauth requisite pam_authguard.so\n@include common-auth\n";
-        assert_eq!(
-            locate_pam_line(good),
-            PamLine::Before {
-                control: "requisite".into()
-            }
-        );
-        let late = "@include common-auth\nauth requisite pam_authguard.so\n";
-        assert_eq!(locate_pam_line(late), PamLine::After);
-        let commented = "#auth requisite pam_authguard.so\n@include common-auth\n";
-        assert_eq!(locate_pam_line(commented), PamLine::Missing);
-        let optional = "auth optional /usr/lib/x86_64-linux-gnu/security/pam_authguard.so config=/x\n@include common-auth\n";
-        assert_eq!(
-            locate_pam_line(optional),
-            PamLine::Before {
-                control: "optional".into()
-            }
-        );
-        let after_unix = "auth required pam_unix.so\nauth requisite pam_authguard.so\n";
-        assert_eq!(locate_pam_line(after_unix), PamLine::After);
     }
 }

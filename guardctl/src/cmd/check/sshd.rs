@@ -92,7 +92,7 @@ fn services_finding(settings: &Settings, sshd_config: &Path, pam_file: &Path) ->
     let pam_dir = pam_file.parent()?;
     let unguarded: Vec<String> = services
         .into_iter()
-        .filter(|s| *s != checked && !super::pam_file_uses_module(&pam_dir.join(s)))
+        .filter(|s| *s != checked && !crate::pam_file::uses_module(&pam_dir.join(s)))
         .collect();
     if unguarded.is_empty() {
         return None;
