@@ -59,7 +59,7 @@ pub fn expires_cell(ban: &BanRecord, now: Timestamp) -> String {
     }
 }
 
-/// A ban as JSON (the `list --json` contract in DESIGN.md, plus state).
+/// A ban as JSON (the `list --json` contract in docs/ARCHITECTURE.md, plus state).
 pub fn ban_json(ban: &BanRecord, now: Timestamp) -> Value {
     json!({
         "address": ban.source,

@@ -2,7 +2,8 @@
 //! that names the key and its line.
 //!
 //! The PAM module and `guardctl` load the same file the same way; the
-//! defaults below are the contract in DESIGN.md.
+//! defaults are a contract (docs/ARCHITECTURE.md); `packaging/authguard.toml`
+//! documents them, and a test keeps the two equal.
 
 mod keyonly;
 mod policy;

@@ -54,7 +54,8 @@ impl BanRecord {
             .unwrap_or_else(|| "ever".into())
     }
 
-    /// The one syslog line for a new ban, whoever made it, as DESIGN.md shows:
+    /// The one syslog line for a new ban, whoever made it (a contract, see
+    /// docs/ARCHITECTURE.md):
     /// `ban 203.0.113.7 for 10m after 5 failures (level 1, origin pam)`;
     /// bans not earned by failures give their reason instead
     /// (`ban 198.51.100.0/24 for 1h: office scan (level 1, origin manual)`).
