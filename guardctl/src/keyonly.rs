@@ -15,54 +15,14 @@ use authguard_core::config::{KeyOnlyMode, Reload};
 use authguard_core::policy::keyonly::KeyOnlySet;
 use authguard_core::store::Store;
 use authguard_core::time::Timestamp;
-use ipnet::IpNet;
 use ssh_hook::keyonly::{FILE_NAME, Listening, plan_listener, render, render_listener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The key-only set the policy wants now.
 pub fn desired_set(config: &Config, store: &Store, now: Timestamp) -> anyhow::Result<KeyOnlySet> {
-    set_with(config, store, now, country_networks(config, store)?)
-}
-
-/// The networks of the countries in `[geo] keyonly`.
-pub fn country_networks(config: &Config, store: &Store) -> anyhow::Result<Vec<IpNet>> {
-    Ok(store
-        .geo_ranges_of(&config.geo.keyonly)?
-        .iter()
-        .flat_map(|range| range.networks())
-        .collect())
-}
-
-/// The key-only set, given the key-only countries' networks.
-pub fn set_with(
-    config: &Config,
-    store: &Store,
-    now: Timestamp,
-    countries: Vec<IpNet>,
-) -> anyhow::Result<KeyOnlySet> {
-    let offenders = store
-        .past_offenders(config.keyonly.window_start(now))?
-        .iter()
-        .filter_map(|s| authguard_core::addr::parse_target(s).ok())
-        .collect::<Vec<_>>();
-    let allowed = allowed_networks(config, store)?;
-    Ok(KeyOnlySet::new(
-        &config.keyonly,
-        offenders,
-        countries,
-        &allowed,
-    ))
-}
-
-/// The config's `allow` networks and the store's allow list: never
-/// banned, never firewalled, never key-only.
-pub fn allowed_networks(config: &Config, store: &Store) -> anyhow::Result<Vec<IpNet>> {
-    let mut allowed: Vec<IpNet> = config.allow.iter().map(|c| c.0).collect();
-    for entry in store.allow_list()? {
-        allowed.extend(authguard_core::addr::parse_target(&entry.network).ok());
-    }
-    Ok(allowed)
+    let countries = store.geo_networks_of(&config.geo.keyonly)?;
+    Ok(store.key_only_set(config, now, countries)?)
 }
 
 /// True when key-only signaling has anything to do: a mode other than

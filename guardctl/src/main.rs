@@ -12,6 +12,7 @@ mod cmd;
 mod context;
 mod error;
 mod firewall;
+mod geo;
 mod heartbeat;
 mod ingest;
 mod keyonly;

@@ -4,6 +4,7 @@
 use super::bans::{containment_clause, containment_params};
 use super::{Store, StoreError};
 use crate::addr;
+use crate::config::Config;
 use crate::time::Timestamp;
 use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -69,6 +70,16 @@ impl Store {
         self.write(|tx| {
             Ok(tx.execute("DELETE FROM allow WHERE network = ?1", [addr::display(net)])? == 1)
         })
+    }
+
+    /// Every allowed network: the config's `allow`, then the store's list.
+    /// Never banned, never firewalled, never key-only.
+    pub fn allowed_networks(&self, config: &Config) -> Result<Vec<IpNet>, StoreError> {
+        let mut allowed: Vec<IpNet> = config.allow.iter().map(|c| c.0).collect();
+        for entry in self.allow_list()? {
+            allowed.extend(addr::parse_target(&entry.network).ok());
+        }
+        Ok(allowed)
     }
 
     /// The store's allow list, in address order.

@@ -97,6 +97,13 @@ impl Store {
         country_of(self.conn(), ip)
     }
 
+    /// The networks of `countries` (as CIDRs): what `[geo] keyonly` makes
+    /// key-only.
+    pub fn geo_networks_of(&self, countries: &[Country]) -> Result<Vec<ipnet::IpNet>, StoreError> {
+        let ranges = self.geo_ranges_of(countries)?;
+        Ok(ranges.iter().flat_map(|range| range.networks()).collect())
+    }
+
     /// The ranges of `countries`, coalesced: what `[geo] keyonly` makes
     /// key-only. Empty for no countries.
     pub fn geo_ranges_of(&self, countries: &[Country]) -> Result<Vec<AddrRange>, StoreError> {

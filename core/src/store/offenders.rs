@@ -3,7 +3,10 @@
 
 use super::bans::{containment_clause, containment_params};
 use super::{Store, StoreError};
+use crate::config::Config;
+use crate::policy::keyonly::KeyOnlySet;
 use crate::time::Timestamp;
+use ipnet::IpNet;
 use rusqlite::{Connection, params_from_iter};
 use std::net::IpAddr;
 
@@ -23,6 +26,29 @@ impl Store {
         let mut stmt = self.conn().prepare(&sql)?;
         let rows = stmt.query_map([since], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The key-only set at `now` (see [`KeyOnlySet`]): past offenders
+    /// within `[keyonly] window`, the networks of `countries` (`[geo]
+    /// keyonly`), minus every allowed network.
+    pub fn key_only_set(
+        &self,
+        config: &Config,
+        now: Timestamp,
+        countries: Vec<IpNet>,
+    ) -> Result<KeyOnlySet, StoreError> {
+        let offenders: Vec<IpNet> = self
+            .past_offenders(config.keyonly.window_start(now))?
+            .iter()
+            .filter_map(|s| crate::addr::parse_target(s).ok())
+            .collect();
+        let allowed = self.allowed_networks(config)?;
+        Ok(KeyOnlySet::new(
+            &config.keyonly,
+            offenders,
+            countries,
+            &allowed,
+        ))
     }
 
     /// True when a ban of `ip`'s source, or of a network containing it,

@@ -1,38 +1,33 @@
 //! `guardctl geo import FILE…` and `guardctl geo lookup ADDR`: country data.
 //! Every file is parsed whole before the store is written, so a bad line
 //! anywhere leaves the previous data in place (exit 2, naming the line).
-//! A MaxMind DB (told by content: [`mmdb`]) is read and walked whole too;
-//! a file named `.mmdb` that is not one is refused, never read as text.
+//! A MaxMind DB (told by content, see [`crate::geo`]) is read and walked
+//! whole too; a file named `.mmdb` that is not one is refused, never read
+//! as text.
 //!
 //! `guardctl geo block|unblock CC…` and `geo list`: countries the firewall
 //! drops (after allowed networks). A block that would lock the admin out
 //! (see [`crate::lockout`]) is refused unless `--force` is given; a code
 //! without imported ranges is refused. Refused means nothing written.
 
-mod mmdb;
-
 use crate::BadInput;
 use crate::cli::GeoCommand;
 use crate::context::Context;
 use crate::firewall::Desired;
+use crate::geo::{About, merge_error, read_file};
 use crate::lockout::{self, LockOut};
-use crate::output::{Progress, print_json, relative, table};
+use crate::output::{print_json, relative, table};
 use authguard_core::config::FirewallBackend;
-use authguard_core::geo::{self, Country, Format, GeoError, GeoFile, GeoParser};
+use authguard_core::geo::{self, Country, Format, GeoFile};
 use authguard_core::store::Store;
 use authguard_core::store::geo::GeoImport;
 use authguard_core::syslog::untrusted;
 use authguard_core::time;
 use serde_json::json;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-
-/// Files larger than this get a progress bar on a terminal.
-const PROGRESS_MIN_BYTES: u64 = 1 << 20;
 
 pub fn run(ctx: &Context, command: GeoCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -289,102 +284,6 @@ fn import(ctx: &Context, files: &[PathBuf], as_json: bool) -> anyhow::Result<Exi
 struct Took {
     total: Duration,
     reading: Duration,
-}
-
-/// What a MaxMind DB's metadata says it is (text files say nothing).
-#[derive(Debug)]
-struct About {
-    database_type: String,
-    build_epoch: u64,
-}
-
-/// Reads and parses one file, with a progress bar for a large one: a
-/// MaxMind DB when it holds the marker, else text. A file named `.mmdb`
-/// without the marker is refused (a truncated download, most likely).
-fn read_file(path: &Path) -> anyhow::Result<(GeoFile, Option<About>)> {
-    let name = path.display().to_string();
-    let mut file = File::open(path).map_err(|e| BadInput(format!("cannot open {name}: {e}")))?;
-    let cannot_read = |e: std::io::Error| BadInput(format!("cannot read {name}: {e}"));
-    if mmdb::has_marker(&mut file).map_err(cannot_read)? {
-        return read_mmdb(path, &name);
-    }
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("mmdb"))
-    {
-        return Err(BadInput(format!(
-            "{name}: not a MaxMind DB: no metadata marker at its end (truncated?)"
-        ))
-        .into());
-    }
-    Ok((read_text(file, name)?, None))
-}
-
-fn read_mmdb(path: &Path, name: &str) -> anyhow::Result<(GeoFile, Option<About>)> {
-    let db = mmdb::read(path, name, PROGRESS_MIN_BYTES).map_err(|e| BadInput(e.to_string()))?;
-    let about = About {
-        database_type: db.database_type,
-        build_epoch: db.build_epoch,
-    };
-    Ok((db.file, Some(about)))
-}
-
-/// Reads a text file (Tor's geoip/geoip6, CSV) line by line.
-fn read_text(file: File, name: String) -> anyhow::Result<GeoFile> {
-    let mut progress = Progress::new(file.metadata().ok().map(|m| m.len()), PROGRESS_MIN_BYTES);
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let mut parser = GeoParser::new(name.clone());
-    let (mut line, mut bytes, mut lines) = (Vec::new(), 0u64, 0u64);
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| BadInput(format!("cannot read {name}: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        parser.line(&line).map_err(bad)?;
-        bytes += n as u64;
-        lines += 1;
-        progress.update(bytes, lines);
-    }
-    progress.finish();
-    Ok(parser.finish().map_err(bad)?)
-}
-
-fn bad(e: GeoError) -> BadInput {
-    BadInput(e.to_string())
-}
-
-/// A merge error in words; an overlap in a MaxMind DB is named by the
-/// range's addresses, as it has no lines.
-fn merge_error(e: GeoError, files: &[GeoFile]) -> BadInput {
-    match &e {
-        GeoError::Overlap {
-            file,
-            line,
-            other_file,
-            other_line,
-        } => BadInput(format!(
-            "{}: range overlaps {}",
-            place(files, file, *line),
-            place(files, other_file, *other_line)
-        )),
-        _ => bad(e),
-    }
-}
-
-/// `FILE, line N`, or `FILE, range LO-HI` for a MaxMind DB (whose ranges'
-/// `line` is their 1-based place).
-fn place(files: &[GeoFile], name: &str, line: u64) -> String {
-    let mmdb_range = files
-        .iter()
-        .find(|f| f.name == name && f.format == Format::Mmdb)
-        .and_then(|f| f.ranges.get(usize::try_from(line).ok()?.checked_sub(1)?));
-    match mmdb_range {
-        Some(r) => format!("{name}, range {}-{}", r.lo, r.hi),
-        None => format!("{name}, line {line}"),
-    }
 }
 
 /// `mmdb (GeoLite2-Country, built 2025-06-03T…)` for a MaxMind DB.

@@ -117,7 +117,7 @@ impl GeoBlock {
         let revision = store.geo_revision()?;
         let ranges = store.geo_blocked_ranges()?;
         let keyonly = if crate::keyonly::redirects(config) {
-            crate::keyonly::country_networks(config, store)?
+            store.geo_networks_of(&config.geo.keyonly)?
         } else {
             Vec::new()
         };
@@ -179,7 +179,7 @@ impl Desired {
         if !crate::keyonly::steers(config) {
             return Ok(None);
         }
-        let set = crate::keyonly::set_with(config, store, now, geo.keyonly.clone())?;
+        let set = store.key_only_set(config, now, geo.keyonly.clone())?;
         Ok(Some(Steering {
             port: config.keyonly.port,
             set,
@@ -188,7 +188,7 @@ impl Desired {
 
     /// The config's `allow` networks and the store's allow list.
     pub fn allowed(config: &Config, store: &Store) -> anyhow::Result<Vec<IpNet>> {
-        crate::keyonly::allowed_networks(config, store)
+        Ok(store.allowed_networks(config)?)
     }
 
     /// Builds the state from raw parts: drops bans inside an allowed network
