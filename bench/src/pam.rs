@@ -364,7 +364,7 @@ mod tests {
             net: "203.0.113.10/32".parse().unwrap(),
             length: BanLength::Permanent,
             reason: "test",
-            origin: "manual",
+            origin: authguard_core::store::bans::Origin::Manual,
             failures: 0,
         };
         s.ban(&config, &ban, 4).unwrap();

@@ -51,7 +51,7 @@ pub fn expires_cell(ban: &BanRecord, now: Timestamp) -> String {
         (Some(ended), _) => format!(
             "ended {} ({})",
             relative(ended, now),
-            ban.end_reason.as_deref().unwrap_or("ended")
+            ban.end_reason.as_ref().map_or("ended", |r| r.as_str())
         ),
         (None, None) => "permanent".into(),
         (None, Some(e)) if e <= now => format!("expired {}", relative(e, now)),
@@ -69,7 +69,7 @@ pub fn ban_json(ban: &BanRecord, now: Timestamp) -> Value {
         "origin": ban.origin,
         "level": ban.level,
         "failures": ban.failures,
-        "scope": ban.scope,
+        "scope": ban.scope.as_str(),
         "active": ban.is_active(now),
         "ended": ban.ended.map(time::rfc3339),
         "end_reason": ban.end_reason,
@@ -84,7 +84,7 @@ pub fn ban_row(ban: &BanRecord, now: Timestamp) -> Vec<String> {
         expires_cell(ban, now),
         ban.failures.to_string(),
         ban.level.to_string(),
-        ban.origin.clone(),
+        ban.origin.to_string(),
         untrusted(ban.reason.as_bytes()).into_owned(),
     ]
 }

@@ -3,7 +3,7 @@
 //! The same threshold bans from sshd's log ([`failure_ban`]).
 
 use super::ban::{BanLength, BanPlan, NewBan, plan_ban};
-use super::{Facts, keyonly};
+use super::{Facts, Origin, keyonly};
 use crate::addr;
 use crate::config::{Config, PolicyConfig};
 use crate::time::{self, Timestamp};
@@ -50,10 +50,10 @@ pub enum Trigger<'a> {
 }
 
 impl Trigger<'_> {
-    fn origin(self) -> &'static str {
+    fn origin(self) -> Origin {
         match self {
-            Trigger::Pam => "pam",
-            Trigger::Log { .. } => "sshd-log",
+            Trigger::Pam => Origin::Pam,
+            Trigger::Log { .. } => Origin::SshdLog,
         }
     }
 

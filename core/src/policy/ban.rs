@@ -2,7 +2,7 @@
 //! bans, capped), the recidive override for repeat offenders, and the
 //! subnet rule a ban may tip. Also when a ban stops refusing (expiry).
 
-use super::{Facts, Ledger, escalation};
+use super::{Facts, Ledger, Origin, escalation};
 use crate::addr;
 use crate::config::{BanScope, Config, PolicyConfig, RecidiveConfig};
 use crate::time::{self, Timestamp};
@@ -29,8 +29,8 @@ pub struct NewBan<'a> {
     pub length: BanLength,
     /// Why, in words.
     pub reason: &'a str,
-    /// Who decided (`pam`, `manual`, …).
-    pub origin: &'a str,
+    /// Who decided.
+    pub origin: Origin,
     /// Failures that led to it.
     pub failures: u32,
 }
@@ -44,8 +44,8 @@ pub struct BanPlan {
     pub expires: Option<Timestamp>,
     /// Why, in words (the recidive rule prefixes its own).
     pub reason: String,
-    /// Who decided: the asker's origin, or `recidive`.
-    pub origin: String,
+    /// Who decided: the asker's origin, or the recidive rule.
+    pub origin: Origin,
     /// Which ports it closes.
     pub scope: BanScope,
     /// How many bans the source will have had, this one included.
@@ -89,7 +89,7 @@ pub fn plan_ban<F: Facts>(
         net: new.net,
         expires: expiry(&config.policy, new.length, earlier, now),
         reason: new.reason.to_owned(),
-        origin: new.origin.to_owned(),
+        origin: new.origin.clone(),
         scope: BanScope::Ports,
         level: earlier.saturating_add(1),
         failures: new.failures,
@@ -102,7 +102,7 @@ pub fn plan_ban<F: Facts>(
         let r = &config.recidive;
         let long = time::after(now, r.ban_time.0.0);
         plan.expires = plan.expires.map(|e| e.max(long));
-        plan.origin = "recidive".into();
+        plan.origin = Origin::Recidive;
         plan.reason = format!("{n} bans within {} ({})", r.window.0, new.reason);
         plan.scope = r.scope;
     }
@@ -158,7 +158,7 @@ pub fn subnet_ban<F: Facts>(
         net: subnet,
         length: BanLength::Escalated,
         reason: &reason,
-        origin: "subnet",
+        origin: Origin::Subnet,
         failures: 0,
     };
     plan_ban(facts, config, &new, now).map(Some)

@@ -274,7 +274,7 @@ mod tests {
                 config.allow = allowed.iter().map(|&i| Cidr(net(POOL[i]))).collect();
                 let mut facts = MemoryFacts::new();
                 for &i in &offenders {
-                    let plan = BanPlan { net: net(POOL[i]), expires: None, reason: "r".into(), origin: "manual".into(), scope: crate::config::BanScope::Ports, level: 1, failures: 0 };
+                    let plan = BanPlan { net: net(POOL[i]), expires: None, reason: "r".into(), origin: crate::policy::Origin::Manual, scope: crate::config::BanScope::Ports, level: 1, failures: 0 };
                     facts.record_ban(&plan, 100).unwrap();
                 }
                 let countries: Vec<IpNet> = country.map(|i| net(POOL[i])).into_iter().collect();

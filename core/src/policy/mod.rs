@@ -17,6 +17,7 @@ pub mod ban;
 pub mod escalation;
 pub mod keyonly;
 pub mod memory;
+mod words;
 
 pub use admission::{
     Admission, Trigger, admit, allowed, failure_ban, reached, source_of, whole, window_start,
@@ -25,6 +26,7 @@ pub use ban::{
     BanLength, BanPlan, NewBan, ban_and_subnet, expiry, is_active, plan_ban, subnet_ban,
 };
 pub use escalation::{ban_duration, escalate};
+pub use words::{EndReason, Origin};
 
 use crate::time::Timestamp;
 use ipnet::IpNet;

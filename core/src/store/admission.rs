@@ -366,7 +366,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!(history.bans.len(), 2);
-        assert_eq!(history.bans[1].end_reason.as_deref(), Some("expired"));
+        assert_eq!(
+            history.bans[1].end_reason,
+            Some(crate::policy::EndReason::Expired)
+        );
     }
 
     #[test]
@@ -466,7 +469,7 @@ mod tests {
             net: "203.0.113.2/32".parse().unwrap(),
             length: BanLength::Permanent,
             reason: "r",
-            origin: "manual",
+            origin: crate::policy::Origin::Manual,
             failures: 0,
         };
         s.ban(&c, &forever, 100).unwrap();
@@ -626,7 +629,7 @@ mod tests {
             net: "198.51.100.0/24".parse().unwrap(),
             length: BanLength::Permanent,
             reason: "manual",
-            origin: "manual",
+            origin: crate::policy::Origin::Manual,
             failures: 0,
         };
         assert!(matches!(

@@ -4,7 +4,7 @@
 use super::facts::TxFacts;
 use super::{Store, StoreError};
 use crate::addr;
-use crate::config::Config;
+use crate::config::{BanScope, Config};
 use crate::policy::{self, Ledger};
 use crate::time::{self, Timestamp};
 use ipnet::IpNet;
@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use std::net::IpAddr;
 use std::time::Duration;
 
-pub use crate::policy::{BanLength, NewBan};
+pub use crate::policy::{BanLength, EndReason, NewBan, Origin};
 
 /// One ban, active or past.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,18 +27,18 @@ pub struct BanRecord {
     pub expires: Option<Timestamp>,
     /// When it was lifted or seen expired; `None` while open.
     pub ended: Option<Timestamp>,
-    /// Why it ended: `expired`, `unbanned`, `allowed`.
-    pub end_reason: Option<String>,
+    /// Why it ended.
+    pub end_reason: Option<EndReason>,
     /// Why it was made.
     pub reason: String,
-    /// Who made it: `pam`, `manual`, later `sshd-log`, `recidive`.
-    pub origin: String,
+    /// Who made it.
+    pub origin: Origin,
     /// How many bans this source has had, this one included.
     pub level: u32,
     /// Failures that led to it.
     pub failures: u32,
-    /// Which ports it closes in the firewall: `ports` or `all`.
-    pub scope: String,
+    /// Which ports it closes in the firewall.
+    pub scope: BanScope,
 }
 
 impl BanRecord {
@@ -60,7 +60,7 @@ impl BanRecord {
     /// bans not earned by failures give their reason instead
     /// (`ban 198.51.100.0/24 for 1h: office scan (level 1, origin manual)`).
     pub fn log_line(&self) -> String {
-        let cause = if self.origin == "pam" {
+        let cause = if self.origin == Origin::Pam {
             format!("after {} failures", self.failures)
         } else {
             format!(": {}", crate::syslog::untrusted(self.reason.as_bytes()))
@@ -356,7 +356,7 @@ impl Store {
                     params![now, source],
                 )?;
                 // Over the rule already, so the policy makes this the recidive ban.
-                let new = NewBan { net, length: BanLength::Escalated, reason: "recidive sweep", origin: "recidive", failures: 0 };
+                let new = NewBan { net, length: BanLength::Escalated, reason: "recidive sweep", origin: Origin::Recidive, failures: 0 };
                 let mut facts = TxFacts::new(tx);
                 let plan = policy::plan_ban(&mut facts, config, &new, now)?;
                 made.push(facts.record_ban(&plan, now)?);
@@ -477,5 +477,41 @@ impl Store {
             bans_total: one("SELECT COUNT(*) FROM bans", &[])?,
             allowed: one("SELECT COUNT(*) FROM allow", &[])?,
         })
+    }
+}
+
+/// The ban's words as the store keeps them (text columns).
+mod sql {
+    use crate::config::BanScope;
+    use crate::policy::{EndReason, Origin};
+    use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
+    impl FromSql for Origin {
+        fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+            value.as_str().map(Origin::from_word)
+        }
+    }
+
+    impl FromSql for EndReason {
+        fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+            value.as_str().map(EndReason::from_word)
+        }
+    }
+
+    impl FromSql for BanScope {
+        fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+            // The column's CHECK allows only these two.
+            match value.as_str()? {
+                "all" => Ok(BanScope::All),
+                "ports" => Ok(BanScope::Ports),
+                _ => Err(FromSqlError::InvalidType),
+            }
+        }
+    }
+
+    impl ToSql for Origin {
+        fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+            Ok(ToSqlOutput::from(self.as_str()))
+        }
     }
 }

@@ -129,7 +129,7 @@ mod tests {
                 net: net(s),
                 length: BanLength::For(Duration::from_secs(600)),
                 reason: "test",
-                origin: "manual",
+                origin: crate::policy::Origin::Manual,
                 failures: 0,
             };
             store.ban(&config, &new, 100).unwrap();

@@ -105,7 +105,7 @@ impl Ledger for TxFacts<'_, '_> {
                 now,
                 plan.expires,
                 plan.reason,
-                plan.origin,
+                plan.origin.as_str(),
                 plan.level,
                 plan.failures,
                 plan.scope.as_str()
@@ -124,7 +124,7 @@ impl Ledger for TxFacts<'_, '_> {
             origin: plan.origin.clone(),
             level: plan.level,
             failures: plan.failures,
-            scope: plan.scope.as_str().to_owned(),
+            scope: plan.scope,
         })
     }
 }

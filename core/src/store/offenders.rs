@@ -98,7 +98,7 @@ mod tests {
                 net: crate::addr::parse_target(net).unwrap(),
                 length: BanLength::For(Duration::from_secs(60)),
                 reason: "test",
-                origin: "manual",
+                origin: crate::policy::Origin::Manual,
                 failures: 0,
             };
             s.ban(&config, &new, at).unwrap();

@@ -6,8 +6,9 @@ use crate::output::{
     self, BAN_HEADER, attempt_json, ban_json, ban_row, outcome_word, print_json, table,
 };
 use authguard_core::addr;
+use authguard_core::config::BanScope;
 use authguard_core::store::Store;
-use authguard_core::store::bans::{BanLength, BanOutcome, NewBan};
+use authguard_core::store::bans::{BanLength, BanOutcome, NewBan, Origin};
 use authguard_core::syslog::untrusted;
 use authguard_core::time;
 use ipnet::IpNet;
@@ -173,7 +174,7 @@ pub fn ban(
         net,
         length,
         reason,
-        origin: "manual",
+        origin: Origin::Manual,
         failures: 0,
     };
     let (verb, ban, subnet) = match store.ban(&ctx.config, &new, now)? {
@@ -190,11 +191,11 @@ pub fn ban(
         ban.length_text(),
         ban.level
     );
-    if ban.origin == "recidive" {
+    if ban.origin == Origin::Recidive {
         println!(
             "repeat offender: {} (all ports: {})",
             ban.reason,
-            ban.scope == "all"
+            ban.scope == BanScope::All
         );
     }
     ctx.log(&ban.log_line());

@@ -7,7 +7,7 @@
 
 mod recent;
 
-use super::{Admission, BanPlan, Facts, Ledger, Trigger};
+use super::{Admission, BanPlan, Facts, Ledger, Origin, Trigger};
 use crate::addr;
 use crate::config::{BanScope, Config};
 use crate::time::Timestamp;
@@ -29,8 +29,8 @@ pub struct MemoryBan {
     pub since: Timestamp,
     /// When it ends by itself (`None`: permanent).
     pub expires: Option<Timestamp>,
-    /// Who decided (`pam`, `sshd-log`, `recidive`, `subnet`, `manual`).
-    pub origin: String,
+    /// Who decided.
+    pub origin: Origin,
     /// Why, in words.
     pub reason: String,
     /// Which ports it closes.

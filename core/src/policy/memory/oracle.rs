@@ -89,26 +89,19 @@ enum Seen {
 type BanSeen = (String, i64, Option<i64>, String, String, String, u32);
 
 fn from_record(b: &BanRecord) -> BanSeen {
-    let (s, o, sc, r) = (&b.source, &b.origin, &b.scope, &b.reason);
-    (
-        s.clone(),
-        b.since,
-        b.expires,
-        o.clone(),
-        sc.clone(),
-        r.clone(),
-        b.level,
-    )
+    let (origin, scope) = (b.origin.to_string(), b.scope.as_str().to_owned());
+    let (source, reason) = (b.source.clone(), b.reason.clone());
+    (source, b.since, b.expires, origin, scope, reason, b.level)
 }
 
 fn from_memory(b: &MemoryBan) -> BanSeen {
-    let scope = b.scope.as_str().to_owned();
+    let (origin, scope) = (b.origin.to_string(), b.scope.as_str().to_owned());
     let source = crate::addr::display(&b.net);
     (
         source,
         b.since,
         b.expires,
-        b.origin.clone(),
+        origin,
         scope,
         b.reason.clone(),
         b.level,
