@@ -16,7 +16,7 @@
 //! forgery, it does not close it.
 
 use crate::bytes;
-use crate::framing::{Parsed, is_sshd_program, parse_pid, sshd_message};
+use crate::parsed::{Parsed, is_sshd_program, parse_pid, sshd_message};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 

@@ -7,6 +7,8 @@
 //!   the fixed structure at its end so that user-controlled text (user names,
 //!   key ids, client banners) can never move the address. OpenSSH 6.x–10.x,
 //!   `sshd`, `sshd-session`, `sshd-auth`; no regex engine.
+//! - `parsed`: what one line is ([`Parsed`]), and what every framing shares
+//!   (is the program sshd's, what its message says).
 //! - [`framing`]: the line around it (RFC 3164, RFC 5424, rsyslog ISO,
 //!   `journalctl -o short|short-iso|short-precise|short-unix|short-monotonic|cat|json`).
 //! - [`weigh`]: what each event means for its source's failure count.
@@ -27,6 +29,7 @@ pub mod framing;
 mod journal;
 pub mod keyonly;
 pub mod message;
+mod parsed;
 mod sequence;
 pub mod weigh;
 

@@ -1,7 +1,7 @@
 //! The allow list kept in the store (`guardctl allow add|remove|list`).
 //! The config's `allow` list is checked first, without the store.
 
-use super::bans::{containment_clause, containment_params};
+use super::lookup::{containment_clause, containment_params};
 use super::{Store, StoreError};
 use crate::addr;
 use crate::config::Config;

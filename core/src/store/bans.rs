@@ -4,83 +4,18 @@
 use super::facts::TxFacts;
 use super::{Store, StoreError};
 use crate::addr;
-use crate::config::{BanScope, Config};
+use crate::config::Config;
 use crate::policy::{self, Ledger};
 use crate::time::{self, Timestamp};
 use ipnet::IpNet;
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use std::net::IpAddr;
-use std::time::Duration;
 
+pub use super::ban_record::BanRecord;
+use super::lookup::{
+    BAN_COLUMNS, ban_from_row, consume_failures, mark_expired, open_bans_containing,
+};
 pub use crate::policy::{BanLength, EndReason, NewBan, Origin};
-
-/// One ban, active or past.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BanRecord {
-    /// Row id.
-    pub id: i64,
-    /// The banned source: an address, or a network in CIDR form.
-    pub source: String,
-    /// When the ban began.
-    pub since: Timestamp,
-    /// When it ends by itself; `None` for a permanent ban.
-    pub expires: Option<Timestamp>,
-    /// When it was lifted or seen expired; `None` while open.
-    pub ended: Option<Timestamp>,
-    /// Why it ended.
-    pub end_reason: Option<EndReason>,
-    /// Why it was made.
-    pub reason: String,
-    /// Who made it.
-    pub origin: Origin,
-    /// How many bans this source has had, this one included.
-    pub level: u32,
-    /// Failures that led to it.
-    pub failures: u32,
-    /// Which ports it closes in the firewall.
-    pub scope: BanScope,
-}
-
-impl BanRecord {
-    /// True while the ban refuses logins.
-    pub fn is_active(&self, now: Timestamp) -> bool {
-        policy::is_active(self.expires, self.ended, now)
-    }
-
-    /// The ban's length for people: `10m`, `4w 2d`, or `ever` when permanent.
-    pub fn length_text(&self) -> String {
-        self.length()
-            .map(crate::duration::human)
-            .unwrap_or_else(|| "ever".into())
-    }
-
-    /// The one syslog line for a new ban, whoever made it (a contract, see
-    /// docs/ARCHITECTURE.md):
-    /// `ban 203.0.113.7 for 10m after 5 failures (level 1, origin pam)`;
-    /// bans not earned by failures give their reason instead
-    /// (`ban 198.51.100.0/24 for 1h: office scan (level 1, origin manual)`).
-    pub fn log_line(&self) -> String {
-        let cause = if self.origin == Origin::Pam {
-            format!("after {} failures", self.failures)
-        } else {
-            format!(": {}", crate::syslog::untrusted(self.reason.as_bytes()))
-        };
-        let sep = if cause.starts_with(':') { "" } else { " " };
-        format!(
-            "ban {} for {}{sep}{cause} (level {}, origin {})",
-            self.source,
-            self.length_text(),
-            self.level,
-            self.origin
-        )
-    }
-
-    /// The ban's full length (`None`: permanent).
-    pub fn length(&self) -> Option<Duration> {
-        self.expires
-            .map(|e| Duration::from_secs(u64::try_from(e - self.since).unwrap_or(0)))
-    }
-}
 
 /// What `ban` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,71 +67,6 @@ pub struct History {
     pub total_attempts: u64,
     /// Attempts that currently count toward a ban.
     pub live_failures: u64,
-}
-
-const BAN_COLUMNS: &str =
-    "id, source, since, expires, ended, end_reason, reason, origin, level, failures, scope";
-
-fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<BanRecord> {
-    Ok(BanRecord {
-        id: row.get(0)?,
-        source: row.get(1)?,
-        since: row.get(2)?,
-        expires: row.get(3)?,
-        ended: row.get(4)?,
-        end_reason: row.get(5)?,
-        reason: row.get(6)?,
-        origin: row.get(7)?,
-        level: row.get(8)?,
-        failures: row.get(9)?,
-        scope: row.get(10)?,
-    })
-}
-
-/// `lo IN (?2, …) AND hi >= ?1`: networks (of any prefix) that contain `?1`.
-pub(crate) fn containment_clause(candidates: usize) -> String {
-    let list: Vec<String> = (2..candidates + 2).map(|i| format!("?{i}")).collect();
-    format!("lo IN ({}) AND hi >= ?1", list.join(", "))
-}
-
-/// Parameters for [`containment_clause`]: the address's key, then every candidate network key.
-pub(crate) fn containment_params(ip: IpAddr) -> Vec<[u8; 16]> {
-    let mut keys = vec![addr::key_of(addr::canonical(ip))];
-    keys.extend(addr::containing_network_keys(ip));
-    keys
-}
-
-/// Open (not yet ended) bans whose network contains `ip`, expired or not.
-pub(crate) fn open_bans_containing(
-    conn: &Connection,
-    ip: IpAddr,
-) -> Result<Vec<BanRecord>, StoreError> {
-    let keys = containment_params(ip);
-    let sql = format!(
-        "SELECT {BAN_COLUMNS} FROM bans WHERE ended IS NULL AND {}",
-        containment_clause(keys.len() - 1)
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(keys.iter()), ban_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Marks an open ban that has run out as ended at its expiry.
-pub(crate) fn mark_expired(tx: &Transaction<'_>, ban: &BanRecord) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE bans SET ended = expires, end_reason = 'expired' WHERE id = ?1 AND ended IS NULL",
-        [ban.id],
-    )?;
-    Ok(())
-}
-
-/// A ban or an unban starts the source again from zero failures.
-pub(crate) fn consume_failures(tx: &Transaction<'_>, source: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE attempts SET live = 0 WHERE source = ?1 AND live = 1",
-        [source],
-    )?;
-    Ok(())
 }
 
 impl Store {
@@ -477,41 +347,5 @@ impl Store {
             bans_total: one("SELECT COUNT(*) FROM bans", &[])?,
             allowed: one("SELECT COUNT(*) FROM allow", &[])?,
         })
-    }
-}
-
-/// The ban's words as the store keeps them (text columns).
-mod sql {
-    use crate::config::BanScope;
-    use crate::policy::{EndReason, Origin};
-    use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-
-    impl FromSql for Origin {
-        fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-            value.as_str().map(Origin::from_word)
-        }
-    }
-
-    impl FromSql for EndReason {
-        fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-            value.as_str().map(EndReason::from_word)
-        }
-    }
-
-    impl FromSql for BanScope {
-        fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-            // The column's CHECK allows only these two.
-            match value.as_str()? {
-                "all" => Ok(BanScope::All),
-                "ports" => Ok(BanScope::Ports),
-                _ => Err(FromSqlError::InvalidType),
-            }
-        }
-    }
-
-    impl ToSql for Origin {
-        fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-            Ok(ToSqlOutput::from(self.as_str()))
-        }
     }
 }

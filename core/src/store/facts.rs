@@ -2,7 +2,8 @@
 //! prepared query on the caller's open `BEGIN IMMEDIATE` transaction, so a
 //! decision and what it writes stay one atomic step across every sshd.
 
-use super::bans::{BanRecord, mark_expired, open_bans_containing};
+use super::ban_record::BanRecord;
+use super::lookup::{consume_failures, mark_expired, open_bans_containing};
 use super::{StoreError, allow, geo, offenders};
 use crate::addr;
 use crate::policy::{BanPlan, Facts, Ledger};
@@ -112,7 +113,7 @@ impl Ledger for TxFacts<'_, '_> {
             ],
         )?;
         let id = self.tx.last_insert_rowid();
-        super::bans::consume_failures(self.tx, &source)?;
+        consume_failures(self.tx, &source)?;
         Ok(BanRecord {
             id,
             source,

@@ -3,6 +3,9 @@
 //! - [`schema`]: tables, indexes, migrations (run by `guardctl init` only).
 //! - [`admission`]: the one write transaction that admits or refuses a login.
 //! - [`bans`]: creating, lifting, listing bans; a source's history.
+//! - `ban_record`: one ban as kept ([`bans::BanRecord`]); `lookup`: the
+//!   row-level queries the modules share (a ban row, networks containing
+//!   an address).
 //! - [`allow`]: the allow list kept in the store.
 //! - [`changes`]: active bans and the change log the daemon follows.
 //! - [`evidence`]: one source's attempts and log lines, for abuse reports.
@@ -19,12 +22,14 @@
 
 pub mod admission;
 pub mod allow;
+mod ban_record;
 pub mod bans;
 pub mod changes;
 pub mod evidence;
 mod facts;
 pub mod geo;
 pub mod log_events;
+mod lookup;
 pub mod meta;
 pub mod offenders;
 pub mod schema;

@@ -1,7 +1,7 @@
 //! Past offenders, for key-only signaling: sources banned at least once
 //! within a window, whether or not banned now.
 
-use super::bans::{containment_clause, containment_params};
+use super::lookup::{containment_clause, containment_params};
 use super::{Store, StoreError};
 use crate::config::Config;
 use crate::policy::keyonly::KeyOnlySet;
