@@ -16,7 +16,9 @@
 //! cargo target directory bound in at their own paths, so the test's files,
 //! the PAM module and `guardctl` are where the host's tests put them.
 
-use crate::{Finished, run_with_timeout, target_dir, tempdir};
+use crate::env::{release_dir, target_dir, tempdir, wait_until};
+use crate::process::{Finished, run_with_timeout};
+use crate::sys::{self, Signal, kill_group};
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -161,7 +163,7 @@ impl Machine {
         let mut idle = cmd.spawn().expect("spawn unshare … chroot … sleep");
         let machine_root = PathBuf::from(format!("/proc/{}/root", idle.id()));
         // Up once the chroot has happened: the idle process sees the root's os-release.
-        let up = crate::wait_until(Duration::from_secs(20), || {
+        let up = wait_until(Duration::from_secs(20), || {
             matches!(idle.try_wait(), Ok(Some(_)))
                 || std::fs::read_to_string(machine_root.join("etc/os-release"))
                     .is_ok_and(|t| t.contains("trixie"))
@@ -203,11 +205,10 @@ impl Machine {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    use std::os::fd::AsRawFd;
-                    // SAFETY: setns(2) on an open namespace fd; it changes
-                    // only this (scoped, short-lived) thread's network namespace.
-                    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                    // Only this (scoped, short-lived) thread changes namespace.
+                    if let Err(e) = sys::enter_network_namespace(&ns) {
+                        panic!("setns: {e}");
+                    }
                     f()
                 })
                 .join()
@@ -250,11 +251,11 @@ impl Machine {
             .spawn()
             .expect("spawn nsenter … systemd-journald");
         let socket = self.path().join("run/systemd/journal/dev-log");
-        let up = crate::wait_until(Duration::from_secs(10), || {
+        let up = wait_until(Duration::from_secs(10), || {
             matches!(child.try_wait(), Ok(Some(_))) || socket.exists()
         });
         if !up || !matches!(child.try_wait(), Ok(None)) {
-            crate::kill_group(child.id(), libc::SIGKILL);
+            kill_group(child.id(), Signal::Kill);
             let _ = child.wait();
             panic!("the Debian 13 machine's journald did not open its socket within 10 s");
         }
@@ -279,16 +280,16 @@ impl Journald {
 
 impl Drop for Journald {
     fn drop(&mut self) {
-        crate::kill_group(self.child.id(), libc::SIGKILL);
+        kill_group(self.child.id(), Signal::Kill);
         let _ = self.child.wait();
     }
 }
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        crate::kill_group(self.idle.id(), libc::SIGKILL);
+        kill_group(self.idle.id(), Signal::Kill);
         let _ = self.idle.wait();
-        crate::release_dir(self.dir.take());
+        release_dir(self.dir.take());
     }
 }
 
@@ -499,10 +500,11 @@ fn mirror_uris(text: &str) -> Vec<String> {
 /// An exclusive `flock` on `path`, held until the file is dropped.
 fn lock(path: &Path) -> File {
     let file = File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    // SAFETY: flock(2) on a descriptor we own; blocking is what we want (the
-    // holder is another test process building the same root).
-    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock {}", path.display());
+    // Blocking is what we want: the holder is another test process building
+    // the same root.
+    if let Err(e) = sys::lock_exclusive(&file) {
+        panic!("flock {}: {e}", path.display());
+    }
     file
 }
 
