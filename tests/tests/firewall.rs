@@ -7,17 +7,19 @@
 //! server namespace ([`GuardConfig::netns`]), and a `guardctl` that must not
 //! reach the server's firewall runs in the lab's empty scratch namespace.
 
-use authguard_e2e::netns::{Daemon, Lab, Probe, SERVER_V4, SERVER_V6, SSH_PORT, WAIT};
+use authguard_e2e::netns::{
+    Daemon, Fixture, Lab, Probe, SERVER_V4, SERVER_V6, SSH_PORT, WAIT, WithDaemon, WithSshd,
+};
 use authguard_e2e::*;
 use std::time::{Duration, Instant};
 
 /// The contract: the daemon pushes new bans and unbans within 1 s.
 const PUSH: Duration = Duration::from_secs(1);
 
-/// A guard whose guardctl runs in the lab's server namespace, nftables backend.
-fn firewall_guard(lab: &Lab, resync: &str) -> GuardConfig {
+/// A guard with the nftables backend (the fixture runs its guardctl in the
+/// lab's server namespace).
+fn firewall_guard(resync: &str) -> GuardConfig {
     Guard::builder()
-        .netns(lab.server_ns())
         .extra("[firewall]")
         .extra("backend = \"nftables\"")
         .extra("ports = [22]")
@@ -38,14 +40,14 @@ fn lab_baseline_sshd_reachable_from_attackers() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    // backend "none" (the harness default): this test's nft rules are its own.
+    let WithSshd { lab, guard, sshd } = Fixture::lab(&[
         ("atk1", &["203.0.113.10/24", "2001:db8:2::10/64"]),
         ("atk2", &["198.51.100.7/24"]),
         ("atk3", &["2001:db8:3::10/64"]),
-    ]);
-    // backend "none" (the harness default): this test's nft rules are its own.
-    let guard = Guard::builder().netns(lab.server_ns()).start();
-    let sshd = Sshd::start_in_netns(&guard, &lab);
+    ])
+    .guard(Guard::builder())
+    .sshd();
     let d = || format!("{}{}{}", sshd.diag(), lab.diag(), guard.diag());
 
     let v4 = lab.ssh_password(
@@ -185,13 +187,18 @@ fn pam_ban_drops_the_attackers_packets_within_a_second() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    let WithDaemon {
+        lab,
+        guard,
+        sshd,
+        daemon,
+    } = Fixture::lab(&[
         ("atk1", &["203.0.113.10/24"]),
         ("atk2", &["203.0.113.20/24"]),
-    ]);
-    let guard = firewall_guard(&lab, "30s").start();
-    let sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    ])
+    .guard(firewall_guard("30s"))
+    .sshd()
+    .daemon();
     let d = || format!("{}{}", sshd.diag(), diag(&guard, &daemon, &lab));
     lab.assert_open("atk1", "203.0.113.10", SERVER_V4, "before any failure", &d);
 
@@ -261,16 +268,21 @@ fn ipv6_ban_drops_the_whole_slash_64() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    let WithDaemon {
+        lab,
+        guard,
+        sshd: _sshd,
+        daemon,
+    } = Fixture::lab(&[
         (
             "atk1",
             &["203.0.113.10/24", "2001:db8:2::10/64", "2001:db8:2::11/64"],
         ),
         ("atk2", &["2001:db8:3::10/64"]),
-    ]);
-    let guard = firewall_guard(&lab, "30s").start();
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    ])
+    .guard(firewall_guard("30s"))
+    .sshd()
+    .daemon();
     let d = || diag(&guard, &daemon, &lab);
     for src in ["2001:db8:2::10", "2001:db8:2::11"] {
         lab.assert_open("atk1", src, SERVER_V6, "before the ban", &d);
@@ -315,13 +327,18 @@ fn manual_network_ban_and_unban() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    let WithDaemon {
+        lab,
+        guard,
+        sshd: _sshd,
+        daemon,
+    } = Fixture::lab(&[
         ("atk1", &["198.51.100.7/24"]),
         ("atk2", &["203.0.113.20/24"]),
-    ]);
-    let guard = firewall_guard(&lab, "30s").start();
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    ])
+    .guard(firewall_guard("30s"))
+    .sshd()
+    .daemon();
     let d = || diag(&guard, &daemon, &lab);
     lab.assert_open("atk1", "198.51.100.7", SERVER_V4, "before the ban", &d);
 
@@ -361,10 +378,15 @@ fn flushed_ruleset_is_restored_within_resync() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[("atk1", &["203.0.113.10/24"])]);
-    let guard = firewall_guard(&lab, "2s").start();
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    let WithDaemon {
+        lab,
+        guard,
+        sshd: _sshd,
+        daemon,
+    } = Fixture::lab(&[("atk1", &["203.0.113.10/24"])])
+        .guard(firewall_guard("2s"))
+        .sshd()
+        .daemon();
     let d = || diag(&guard, &daemon, &lab);
     guard.guardctl_ok(&["ban", "203.0.113.10"]);
     lab.blocked_within("atk1", "203.0.113.10", SERVER_V4, "ban", &d);
@@ -398,13 +420,18 @@ fn daemon_killed_and_ban_made_while_down_is_enforced_after_restart() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    let WithDaemon {
+        lab,
+        guard,
+        sshd: _sshd,
+        mut daemon,
+    } = Fixture::lab(&[
         ("atk1", &["203.0.113.10/24"]),
         ("atk2", &["203.0.113.20/24"]),
-    ]);
-    let guard = firewall_guard(&lab, "30s").start();
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
-    let mut daemon = Daemon::start(&guard, &lab);
+    ])
+    .guard(firewall_guard("30s"))
+    .sshd()
+    .daemon();
     // `guardctl check` tells whether the daemon keeps the firewall in step.
     let check =
         |guard: &Guard| String::from_utf8_lossy(&guard.guardctl(&["check"]).stdout).into_owned();
@@ -464,10 +491,15 @@ fn expired_ban_lets_the_source_back() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[("atk1", &["203.0.113.10/24"])]);
-    let guard = firewall_guard(&lab, "30s").start();
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    let WithDaemon {
+        lab,
+        guard,
+        sshd: _sshd,
+        daemon,
+    } = Fixture::lab(&[("atk1", &["203.0.113.10/24"])])
+        .guard(firewall_guard("30s"))
+        .sshd()
+        .daemon();
     let d = || diag(&guard, &daemon, &lab);
 
     let banned = Instant::now();
@@ -507,15 +539,18 @@ fn allowed_networks_are_never_dropped() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    let WithDaemon {
+        lab,
+        guard,
+        sshd: _sshd,
+        daemon,
+    } = Fixture::lab(&[
         ("atk1", &["203.0.113.10/24"]),
         ("atk2", &["198.51.100.7/24"]),
-    ]);
-    let guard = firewall_guard(&lab, "30s")
-        .allow(&["127.0.0.1/32", "198.51.100.0/24"])
-        .start();
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    ])
+    .guard(firewall_guard("30s").allow(&["127.0.0.1/32", "198.51.100.0/24"]))
+    .sshd()
+    .daemon();
     let d = || diag(&guard, &daemon, &lab);
 
     // Allowed in the config: `guardctl ban` refuses, nothing enters ban4.
@@ -568,13 +603,18 @@ fn daemon_pushes_bans_and_unbans_it_did_not_see_made_within_a_second() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    let WithDaemon {
+        lab,
+        guard,
+        sshd: _sshd,
+        daemon,
+    } = Fixture::lab(&[
         ("atk1", &["203.0.113.10/24"]),
         ("atk2", &["203.0.113.20/24"]),
-    ]);
-    let guard = firewall_guard(&lab, "30s").start();
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    ])
+    .guard(firewall_guard("30s"))
+    .sshd()
+    .daemon();
     let d = || diag(&guard, &daemon, &lab);
     // guardctl runs in the scratch namespace: its own nft push lands there,
     // so only the daemon (polling the store) can change the server's firewall.
@@ -631,17 +671,22 @@ fn third_ban_in_the_window_is_one_recidive_ban_on_all_ports() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[("atk1", &["203.0.113.10/24"])]);
     // Key-only signaling off: with it, a past offender's later passwords are
     // refused unchecked and never earn the repeat bans this test replays.
-    let mut config = firewall_guard(&lab, "30s")
+    let mut config = firewall_guard("30s")
         .max_failures(1)
         .extra("[keyonly]")
         .extra("mode = \"off\"");
     config.ban_time = "2s".into();
-    let guard = config.start();
-    let sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    let WithDaemon {
+        lab,
+        guard,
+        sshd,
+        daemon,
+    } = Fixture::lab(&[("atk1", &["203.0.113.10/24"])])
+        .guard(config)
+        .sshd()
+        .daemon();
     let d = || format!("{}{}", sshd.diag(), diag(&guard, &daemon, &lab));
     let src = "203.0.113.10";
     // Nothing listens on 2222: an open path answers with a reset, a drop is silence.
@@ -730,15 +775,20 @@ fn reject_action_answers_banned_sources_with_a_reset() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[("atk1", &["203.0.113.10/24"])]);
-    let guard = Guard::builder()
-        .netns(lab.server_ns())
-        .extra("[firewall]")
-        .extra("backend = \"nftables\"")
-        .extra("action = \"reject\"")
-        .start();
-    let sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    let WithDaemon {
+        lab,
+        guard,
+        sshd,
+        daemon,
+    } = Fixture::lab(&[("atk1", &["203.0.113.10/24"])])
+        .guard(
+            Guard::builder()
+                .extra("[firewall]")
+                .extra("backend = \"nftables\"")
+                .extra("action = \"reject\""),
+        )
+        .sshd()
+        .daemon();
     let d = || format!("{}{}", sshd.diag(), diag(&guard, &daemon, &lab));
     let src = "203.0.113.10";
     let to_ssh = || lab.probe("atk1", src, SERVER_V4, SSH_PORT, Duration::from_secs(2));
@@ -759,12 +809,12 @@ fn a_key_only_scanner_is_banned_from_sshds_log_alone() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    let WithSshd { lab, guard, sshd } = Fixture::lab(&[
         ("atk1", &["203.0.113.10/24"]),
         ("atk2", &["198.51.100.7/24"]),
-    ]);
-    let guard = firewall_guard(&lab, "30s").start();
-    let sshd = Sshd::start_in_netns(&guard, &lab);
+    ])
+    .guard(firewall_guard("30s"))
+    .sshd();
     guard.set_config(|c| {
         c.extra.push("[sshd_log]".into());
         c.extra

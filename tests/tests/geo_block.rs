@@ -9,7 +9,7 @@
 //! in a country being blocked: exit 2 unless `--force`), and the time a
 //! large real country (the US, from Tor's geoip files) takes to load.
 
-use authguard_e2e::netns::{Daemon, Lab, SERVER_V4, SSH_PORT, WAIT};
+use authguard_e2e::netns::{Fixture, Lab, SERVER_V4, SSH_PORT, WAIT, WithDaemon, WithSshd};
 use authguard_e2e::*;
 use std::time::{Duration, Instant};
 
@@ -24,21 +24,22 @@ const ELSEWHERE: &str = "203.0.113.10";
 /// Runs guardctl outside any SSH session, whatever the test runner's is.
 const NO_SESSION: [(&str, Option<&str>); 2] = [("SSH_CONNECTION", None), ("SSH_CLIENT", None)];
 
-/// A guard whose guardctl runs in the lab's server namespace, nftables
-/// backend, with the country file imported.
-fn geo_guard(lab: &Lab, allow: &[&str]) -> Guard {
-    let guard = Guard::builder()
-        .netns(lab.server_ns())
+/// A guard with the nftables backend (the fixture runs its guardctl in the
+/// lab's server namespace); import the country file once it has started.
+fn geo_guard(allow: &[&str]) -> GuardConfig {
+    Guard::builder()
         .allow(allow)
         .extra("[firewall]")
         .extra("backend = \"nftables\"")
         .extra("ports = [22]")
         .extra("resync = \"30s\"")
-        .start();
+}
+
+/// Writes [`COUNTRIES`] into the guard's directory and imports it.
+fn import_countries(guard: &Guard) {
     let file = guard.dir().join("countries.csv");
     std::fs::write(&file, COUNTRIES).expect("write countries.csv");
     guard.guardctl_ok(&["geo", "import", &file.to_string_lossy()]);
-    guard
 }
 
 /// `guardctl ARGS…` inside the lab namespace `netns` (never the host's:
@@ -59,13 +60,19 @@ fn the_daemon_drops_a_blocked_country_and_lets_it_back_within_a_second() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    let WithDaemon {
+        lab,
+        guard,
+        sshd: _sshd,
+        daemon,
+    } = Fixture::lab(&[
         ("atk1", &["198.51.100.7/24"]),
         ("atk2", &["203.0.113.10/24"]),
-    ]);
-    let guard = geo_guard(&lab, &["127.0.0.1/32"]);
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    ])
+    .guard(geo_guard(&["127.0.0.1/32"]))
+    .then(import_countries)
+    .sshd()
+    .daemon();
     let d = || {
         format!(
             "--- daemon stderr ---\n{}\n{}{}",
@@ -109,14 +116,19 @@ fn allowed_networks_win_over_a_blocked_country() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    // The lower half of XB is allowed; atk2 is in the upper half.
+    let WithSshd {
+        lab,
+        guard,
+        sshd: _sshd,
+    } = Fixture::lab(&[
         ("atk1", &["198.51.100.7/24"]),
         ("atk2", &["198.51.100.200/24"]),
         ("atk3", &["203.0.113.10/24"]),
-    ]);
-    // The lower half of XB is allowed; atk2 is in the upper half.
-    let guard = geo_guard(&lab, &["127.0.0.1/32", "198.51.100.0/25"]);
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
+    ])
+    .guard(geo_guard(&["127.0.0.1/32", "198.51.100.0/25"]))
+    .then(import_countries)
+    .sshd();
     let d = || format!("{}{}", lab.diag(), guard.diag());
 
     // An allowed network in the country, no SSH session to tell where the
@@ -241,22 +253,29 @@ fn a_large_real_country_loads_in_seconds_and_bans_still_push_within_a_second() {
     let Some(tor) = tor_geoip(tmp.path()) else {
         return;
     };
-    let lab = Lab::new(&[("atk1", &["203.0.113.10/24"])]);
-    let guard = Guard::builder()
-        .netns(lab.server_ns())
-        .extra("[firewall]")
-        .extra("backend = \"nftables\"")
-        .extra("resync = \"30s\"")
-        .start();
     let (v4, v6) = (tor.join("geoip"), tor.join("geoip6"));
-    guard.guardctl_ok(&[
-        "geo",
-        "import",
-        &v4.to_string_lossy(),
-        &v6.to_string_lossy(),
-    ]);
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
-    let daemon = Daemon::start(&guard, &lab);
+    let WithDaemon {
+        lab,
+        guard,
+        sshd: _sshd,
+        daemon,
+    } = Fixture::lab(&[("atk1", &["203.0.113.10/24"])])
+        .guard(
+            Guard::builder()
+                .extra("[firewall]")
+                .extra("backend = \"nftables\"")
+                .extra("resync = \"30s\""),
+        )
+        .then(|guard| {
+            guard.guardctl_ok(&[
+                "geo",
+                "import",
+                &v4.to_string_lossy(),
+                &v6.to_string_lossy(),
+            ]);
+        })
+        .sshd()
+        .daemon();
     let d = || {
         format!(
             "--- daemon stderr ---\n{}\n{}{}",
@@ -359,21 +378,23 @@ fn scope_all_drops_what_the_country_opens_on_any_port_but_not_replies() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new(&[
+    let WithSshd {
+        lab,
+        guard,
+        sshd: _sshd,
+    } = Fixture::lab(&[
         ("atk1", &["198.51.100.7/24"]),
         ("atk2", &["203.0.113.10/24"]),
-    ]);
-    let guard = Guard::builder()
-        .netns(lab.server_ns())
-        .extra("[firewall]")
-        .extra("backend = \"nftables\"")
-        .extra("[geo]")
-        .extra("scope = \"all\"")
-        .start();
-    let file = guard.dir().join("countries.csv");
-    std::fs::write(&file, COUNTRIES).expect("write countries.csv");
-    guard.guardctl_ok(&["geo", "import", &file.to_string_lossy()]);
-    let _sshd = Sshd::start_in_netns(&guard, &lab);
+    ])
+    .guard(
+        Guard::builder()
+            .extra("[firewall]")
+            .extra("backend = \"nftables\"")
+            .extra("[geo]")
+            .extra("scope = \"all\""),
+    )
+    .then(import_countries)
+    .sshd();
     let mut server_port = listen(&lab, "srv", "0.0.0.0", 2222);
     let mut attacker_port = listen(&lab, "atk1", IN_XB, 8080);
     let d = || format!("{}{}", lab.diag(), guard.diag());

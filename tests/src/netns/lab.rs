@@ -54,17 +54,32 @@ impl Lab {
     /// every address must lie in one of the server's subnets ([`SERVER_ADDRS`]).
     pub fn new(attackers: &[(&str, &[&str])]) -> Lab {
         sweep_stale_namespaces();
-        let pid = std::process::id();
-        let n = LAB_SEQ.fetch_add(1, Ordering::Relaxed);
+        let suffix = format!(
+            "{}-{}",
+            std::process::id(),
+            LAB_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         let mut lab = Lab {
-            server: format!("ag-srv-{pid}-{n}"),
-            scratch: format!("ag-scratch-{pid}-{n}"),
+            server: format!("ag-srv-{suffix}"),
+            scratch: format!("ag-scratch-{suffix}"),
             attackers: Vec::new(),
             created: Vec::new(),
         };
         // From here on a panic drops `lab`, which deletes what exists.
-        let server = lab.server.clone();
-        lab.add_namespace(&server);
+        lab.add_server();
+        let scratch = lab.scratch.clone();
+        lab.add_namespace(&scratch);
+        for (i, (name, addrs)) in attackers.iter().enumerate() {
+            lab.add_attacker(i, name, addrs, &suffix);
+        }
+        lab
+    }
+
+    /// The server namespace: bridge `br0` (no STP, no delay) with every
+    /// address of [`SERVER_ADDRS`].
+    fn add_server(&mut self) {
+        let server = self.server.clone();
+        self.add_namespace(&server);
         ip(&["-n", &server, "link", "add", "br0", "type", "bridge"]);
         ip(&[
             "-n",
@@ -85,54 +100,35 @@ impl Lab {
             add_address(&server, "br0", addr);
         }
         ip(&["-n", &server, "link", "set", "br0", "up"]);
-        let scratch = lab.scratch.clone();
-        lab.add_namespace(&scratch);
+    }
 
-        for (i, (name, addrs)) in attackers.iter().enumerate() {
-            assert!(
-                !name.is_empty()
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !["srv", "scratch"].contains(name)
-                    && !lab.attackers.iter().any(|a| a.name == *name),
-                "attacker name {name:?}: use a unique [A-Za-z0-9_]+ other than srv/scratch"
-            );
-            let ns = format!("ag-{name}-{pid}-{n}");
-            lab.add_namespace(&ns);
-            let port = format!("v{i}");
-            ip(&[
-                "-n", &server, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ]);
-            ip(&["-n", &server, "link", "set", &port, "master", "br0"]);
-            ip(&["-n", &server, "link", "set", &port, "up"]);
-            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-            let mut routed_v4 = false;
-            let mut routed_v6 = false;
-            for addr in addrs.iter() {
-                add_address(&ns, "eth0", addr);
-                let (ip_addr, len) = parse_cidr(addr);
-                let gateway = gateway_for(ip_addr, len);
-                let routed = if ip_addr.is_ipv4() {
-                    &mut routed_v4
-                } else {
-                    &mut routed_v6
-                };
-                if !*routed {
-                    let family = if ip_addr.is_ipv4() { "-4" } else { "-6" };
-                    ip(&[
-                        "-n", &ns, family, "route", "add", "default", "via", &gateway, "dev",
-                        "eth0",
-                    ]);
-                    *routed = true;
-                }
-            }
-            lab.attackers.push(Attacker {
-                name: (*name).to_owned(),
-                ns,
-                addrs: addrs.iter().map(|a| (*a).to_owned()).collect(),
-            });
-        }
-        lab
+    /// Attacker number `i`: namespace `ag-NAME-SUFFIX`, joined to the bridge
+    /// by veth `vI` / `eth0`, with `addrs` and default routes.
+    fn add_attacker(&mut self, i: usize, name: &str, addrs: &[&str], suffix: &str) {
+        assert!(
+            !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !["srv", "scratch"].contains(&name)
+                && !self.attackers.iter().any(|a| a.name == name),
+            "attacker name {name:?}: use a unique [A-Za-z0-9_]+ other than srv/scratch"
+        );
+        let ns = format!("ag-{name}-{suffix}");
+        self.add_namespace(&ns);
+        let server = self.server.as_str();
+        let port = format!("v{i}");
+        ip(&[
+            "-n", server, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+            &ns,
+        ]);
+        ip(&["-n", server, "link", "set", &port, "master", "br0"]);
+        ip(&["-n", server, "link", "set", &port, "up"]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        add_addresses_and_routes(&ns, addrs);
+        self.attackers.push(Attacker {
+            name: name.to_owned(),
+            ns,
+            addrs: addrs.iter().map(|a| (*a).to_owned()).collect(),
+        });
     }
 
     fn add_namespace(&mut self, ns: &str) {
@@ -207,6 +203,30 @@ impl Drop for Lab {
     fn drop(&mut self) {
         for ns in self.created.iter().rev() {
             delete_namespace(ns);
+        }
+    }
+}
+
+/// Gives `eth0` in `ns` each of `addrs`, and a default route per address
+/// family via the server's address in the first such address' subnet.
+fn add_addresses_and_routes(ns: &str, addrs: &[&str]) {
+    let mut routed_v4 = false;
+    let mut routed_v6 = false;
+    for addr in addrs {
+        add_address(ns, "eth0", addr);
+        let (ip_addr, len) = parse_cidr(addr);
+        let gateway = gateway_for(ip_addr, len);
+        let routed = if ip_addr.is_ipv4() {
+            &mut routed_v4
+        } else {
+            &mut routed_v6
+        };
+        if !*routed {
+            let family = if ip_addr.is_ipv4() { "-4" } else { "-6" };
+            ip(&[
+                "-n", ns, family, "route", "add", "default", "via", &gateway, "dev", "eth0",
+            ]);
+            *routed = true;
         }
     }
 }

@@ -31,6 +31,7 @@
 //! namespace), `fixture` (the set-up most firewall tests share).
 
 mod daemon;
+mod fixture;
 mod lab;
 mod namespaces;
 mod nft;
@@ -39,6 +40,7 @@ mod ssh;
 mod sshd;
 
 pub use daemon::Daemon;
+pub use fixture::{Fixture, WithDaemon, WithGuard, WithLab, WithSshd};
 pub use lab::{Lab, SERVER_ADDRS, SERVER_V4, SERVER_V6, SSH_PORT};
 pub use nft::{NftElement, set_elements};
 pub use probe::{PROBE_TIMEOUT, Probe, WAIT};
