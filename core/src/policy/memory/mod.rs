@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A ban as memory keeps it.
 #[derive(Debug, Clone, PartialEq)]
