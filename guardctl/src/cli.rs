@@ -37,6 +37,9 @@ pub enum Command {
         /// Include bans that have ended
         #[arg(long)]
         all: bool,
+        /// Only bans of this origin (pam, sshd-log, recidive, subnet, manual, crowdsec)
+        #[arg(long, value_name = "ORIGIN")]
+        origin: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -71,6 +71,15 @@ impl Context {
             .max(std::time::Duration::from_secs(5))
     }
 
+    /// A `say` that another thread can own (the fleet link's).
+    pub fn sayer(&self) -> impl Fn(&str) + Send + 'static {
+        let log = self.log.clone();
+        move |message: &str| {
+            log.log(Severity::Notice, message);
+            eprintln!("authguard: {message}");
+        }
+    }
+
     /// Logs to syslog and stderr: the daemon's voice (systemd's journal reads stderr).
     pub fn say(&self, message: &str) {
         self.log.log(Severity::Notice, message);

@@ -10,6 +10,7 @@
 mod cli;
 mod cmd;
 mod context;
+mod crowdsec;
 mod error;
 mod firewall;
 mod geo;

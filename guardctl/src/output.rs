@@ -73,6 +73,8 @@ pub fn ban_json(ban: &BanRecord, now: Timestamp) -> Value {
         "active": ban.is_active(now),
         "ended": ban.ended.map(time::rfc3339),
         "end_reason": ban.end_reason,
+        "scenario": ban.fleet.as_ref().map(|f| f.scenario.as_str()),
+        "decision_origin": ban.fleet.as_ref().map(|f| f.origin.as_str()),
     })
 }
 

@@ -30,6 +30,7 @@
 pub use serde_json::Value;
 
 mod clients;
+pub mod crowdsec;
 pub mod deb;
 mod env;
 mod guard;

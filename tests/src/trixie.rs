@@ -498,7 +498,7 @@ fn mirror_uris(text: &str) -> Vec<String> {
 }
 
 /// An exclusive `flock` on `path`, held until the file is dropped.
-fn lock(path: &Path) -> File {
+pub(crate) fn lock(path: &Path) -> File {
     let file = File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
     // Blocking is what we want: the holder is another test process building
     // the same root.

@@ -5,11 +5,13 @@
 //! defaults are a contract (docs/ARCHITECTURE.md); `packaging/authguard.toml`
 //! documents them, and a test keeps the two equal.
 
+mod crowdsec;
 mod keyonly;
 mod policy;
 mod sections;
 mod values;
 
+pub use crowdsec::{CrowdsecConfig, DecisionScope, Url};
 pub use keyonly::{KeyOnlyConfig, KeyOnlyMethod, KeyOnlyMode, Reload};
 pub use policy::{BanScope, PolicyConfig, RecidiveConfig};
 pub use sections::{
@@ -101,6 +103,8 @@ pub struct Config {
     pub report: ReportConfig,
     /// What blocked countries (`guardctl geo block`) lose.
     pub geo: GeoConfig,
+    /// The fleet: bans shared through CrowdSec's Local API.
+    pub crowdsec: CrowdsecConfig,
 }
 
 impl Default for Config {
@@ -121,6 +125,7 @@ impl Default for Config {
             keyonly: KeyOnlyConfig::default(),
             report: ReportConfig::default(),
             geo: GeoConfig::default(),
+            crowdsec: CrowdsecConfig::default(),
         }
     }
 }
@@ -224,7 +229,7 @@ impl Config {
         if self.keyonly.message.contains('\0') {
             return Err(("keyonly.message", "must not contain a NUL character".into()));
         }
-        Ok(())
+        self.crowdsec.check()
     }
 
     /// The configured allow-list network containing `ip`, if any.

@@ -15,6 +15,7 @@
 pub mod admission;
 pub mod ban;
 pub mod escalation;
+pub mod fleet;
 pub mod keyonly;
 pub mod memory;
 mod words;
@@ -51,7 +52,8 @@ pub trait Facts {
         now: Timestamp,
     ) -> Result<Option<Self::Ban>, Self::Error>;
     /// True when a ban of a network containing `ip` overlaps `[since, now]`
-    /// (one an admin lifted does not count: the admin vouched for it).
+    /// (one an admin lifted does not count: the admin vouched for it; nor
+    /// does one pulled from the fleet).
     fn past_offender(&mut self, ip: IpAddr, since: Timestamp) -> Result<bool, Self::Error>;
     /// The country `ip` is in, if country data is loaded.
     fn country_of(&mut self, ip: IpAddr) -> Result<Option<String>, Self::Error>;

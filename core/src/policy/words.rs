@@ -18,6 +18,8 @@ pub enum Origin {
     Recidive,
     /// The subnet rule: enough banned sources in one subnet.
     Subnet,
+    /// The fleet: a decision pulled from CrowdSec's LAPI.
+    Crowdsec,
     /// A word this build does not know.
     Other(String),
 }
@@ -33,6 +35,8 @@ pub enum EndReason {
     Allowed,
     /// The recidive sweep replaced it with the long ban.
     Replaced,
+    /// The fleet deleted the decision it mirrored.
+    Deleted,
     /// A word this build does not know.
     Other(String),
 }
@@ -83,6 +87,7 @@ words!(Origin {
     Manual => "manual",
     Recidive => "recidive",
     Subnet => "subnet",
+    Crowdsec => "crowdsec",
 });
 
 words!(EndReason {
@@ -90,6 +95,7 @@ words!(EndReason {
     Unbanned => "unbanned",
     Allowed => "allowed",
     Replaced => "replaced",
+    Deleted => "deleted",
 });
 
 #[cfg(test)]
@@ -104,12 +110,13 @@ mod tests {
             Origin::Manual,
             Origin::Recidive,
             Origin::Subnet,
+            Origin::Crowdsec,
         ] {
             assert_eq!(Origin::from_word(o.as_str()), o);
         }
         assert_eq!(
-            Origin::from_word("crowdsec"),
-            Origin::Other("crowdsec".into())
+            Origin::from_word("fleet-2"),
+            Origin::Other("fleet-2".into())
         );
         assert_eq!(EndReason::from_word("expired"), EndReason::Expired);
         assert_eq!(EndReason::from_word("later").as_str(), "later");

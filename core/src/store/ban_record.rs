@@ -31,6 +31,20 @@ pub struct BanRecord {
     pub failures: u32,
     /// Which ports it closes in the firewall.
     pub scope: BanScope,
+    /// For a ban pulled from the fleet (origin `crowdsec`): its decision.
+    /// Boxed: rare, and it would double every ban's size.
+    pub fleet: Option<Box<FleetDecision>>,
+}
+
+/// The LAPI decision a pulled ban mirrors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetDecision {
+    /// The LAPI's decision id.
+    pub id: i64,
+    /// The decision's own origin (`crowdsec`, `cscli`, `CAPI`, `lists`, …).
+    pub origin: String,
+    /// Its scenario (`crowdsecurity/ssh-bf`, …).
+    pub scenario: String,
 }
 
 impl BanRecord {

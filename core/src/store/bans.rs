@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use rusqlite::{OptionalExtension, params};
 use std::net::IpAddr;
 
-pub use super::ban_record::BanRecord;
+pub use super::ban_record::{BanRecord, FleetDecision};
 use super::lookup::{
     BAN_COLUMNS, ban_from_row, consume_failures, mark_expired, open_bans_containing,
 };

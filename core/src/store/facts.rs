@@ -126,6 +126,7 @@ impl Ledger for TxFacts<'_, '_> {
             level: plan.level,
             failures: plan.failures,
             scope: plan.scope,
+            fleet: None,
         })
     }
 }

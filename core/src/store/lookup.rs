@@ -3,13 +3,13 @@
 //! that ran out, and clearing a source's live failures.
 
 use super::StoreError;
-use super::ban_record::BanRecord;
+use super::ban_record::{BanRecord, FleetDecision};
 use crate::addr;
 use rusqlite::{Connection, Row, Transaction};
 use std::net::IpAddr;
 
-pub(crate) const BAN_COLUMNS: &str =
-    "id, source, since, expires, ended, end_reason, reason, origin, level, failures, scope";
+pub(crate) const BAN_COLUMNS: &str = "id, source, since, expires, ended, end_reason, reason, origin, level, failures, scope, \
+     decision_id, decision_origin, scenario";
 
 pub(crate) fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<BanRecord> {
     Ok(BanRecord {
@@ -24,6 +24,14 @@ pub(crate) fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<BanRecord> {
         level: row.get(8)?,
         failures: row.get(9)?,
         scope: row.get(10)?,
+        fleet: match row.get::<_, Option<i64>>(11)? {
+            Some(id) => Some(Box::new(FleetDecision {
+                id,
+                origin: row.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                scenario: row.get::<_, Option<String>>(13)?.unwrap_or_default(),
+            })),
+            None => None,
+        },
     })
 }
 

@@ -20,6 +20,12 @@ pub enum MetaKey {
     /// Bumped by every change to country data or blocks, in the same
     /// transaction: the daemon's cue to rebuild country sets.
     GeoRevision,
+    /// The fleet link's state (JSON: reachable, last pull, held, skipped,
+    /// last error), written by the daemon's link thread.
+    CrowdsecLink,
+    /// '1' while bans this host makes queue for the LAPI (the outbox
+    /// triggers read it).
+    CrowdsecPush,
 }
 
 impl MetaKey {
@@ -34,6 +40,8 @@ impl MetaKey {
             MetaKey::GeoIpv4Ranges => "geo.ipv4_ranges",
             MetaKey::GeoIpv6Ranges => "geo.ipv6_ranges",
             MetaKey::GeoRevision => "geo.revision",
+            MetaKey::CrowdsecLink => "crowdsec.link",
+            MetaKey::CrowdsecPush => "crowdsec.push",
         }
     }
 }

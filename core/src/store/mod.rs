@@ -9,6 +9,7 @@
 //! - [`allow`]: the allow list kept in the store.
 //! - [`changes`]: active bans and the change log the daemon follows.
 //! - [`evidence`]: one source's attempts and log lines, for abuse reports.
+//! - [`fleet`]: decisions pulled from CrowdSec's LAPI, held as bans.
 //! - `facts`: the store answering the policy's questions ([`crate::policy::Facts`])
 //!   inside a transaction, and writing down the bans it decides.
 //! - [`geo`]: country data: IP ranges imported from geoip files, lookups,
@@ -27,6 +28,7 @@ pub mod bans;
 pub mod changes;
 pub mod evidence;
 mod facts;
+pub mod fleet;
 pub mod geo;
 pub mod log_events;
 mod lookup;

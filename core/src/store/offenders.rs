@@ -12,9 +12,11 @@ use std::net::IpAddr;
 
 /// A ban counts when its time overlaps `[since, now]`: it began in the
 /// window, or it had not ended (or expired) before the window began. A ban
-/// an admin lifted (`guardctl unban`) does not: the admin vouched for it.
+/// an admin lifted (`guardctl unban`) does not: the admin vouched for it;
+/// nor does one pulled from the fleet (the community blocklist alone would
+/// make 100,000 networks key-only for ever).
 const IN_WINDOW: &str = "(since >= ?W OR coalesce(ended, expires, 9223372036854775807) >= ?W) \
-     AND coalesce(end_reason, '') != 'unbanned'";
+     AND coalesce(end_reason, '') != 'unbanned' AND origin != 'crowdsec'";
 
 impl Store {
     /// Every source or network banned within the window starting at `since`.

@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -117,6 +117,35 @@ const MIGRATIONS: [&str; 7] = [
         country TEXT    PRIMARY KEY,
         since   INTEGER NOT NULL
     ) STRICT;
+    "#,
+    // 7 → 8: the fleet (CrowdSec's LAPI). A pulled ban (origin `crowdsec`)
+    // keeps the LAPI's decision id, its own origin and scenario. Bans this
+    // host makes, and their early ends, queue in `crowdsec_outbox` by
+    // trigger (every writer, the PAM module included, without a line of
+    // its code) while `meta` key `crowdsec.push` is '1'; the daemon
+    // delivers the queue and deletes what the LAPI took.
+    r#"
+    ALTER TABLE bans ADD COLUMN decision_id INTEGER;
+    ALTER TABLE bans ADD COLUMN decision_origin TEXT;
+    ALTER TABLE bans ADD COLUMN scenario TEXT;
+    CREATE INDEX bans_decision ON bans (decision_id) WHERE decision_id IS NOT NULL;
+    CREATE TABLE crowdsec_outbox (
+        id      INTEGER PRIMARY KEY,
+        ban_id  INTEGER NOT NULL,
+        action  TEXT    NOT NULL CHECK (action IN ('ban', 'unban')),
+        queued  INTEGER NOT NULL,
+        tries   INTEGER NOT NULL DEFAULT 0,
+        error   TEXT
+    ) STRICT;
+    CREATE TRIGGER crowdsec_outbox_ban AFTER INSERT ON bans
+        WHEN NEW.origin != 'crowdsec'
+         AND (SELECT value FROM meta WHERE key = 'crowdsec.push') = '1'
+        BEGIN INSERT INTO crowdsec_outbox (ban_id, action, queued) VALUES (NEW.id, 'ban', NEW.since); END;
+    CREATE TRIGGER crowdsec_outbox_unban AFTER UPDATE OF ended ON bans
+        WHEN OLD.ended IS NULL AND NEW.end_reason IN ('unbanned', 'allowed')
+         AND NEW.origin != 'crowdsec'
+         AND (SELECT value FROM meta WHERE key = 'crowdsec.push') = '1'
+        BEGIN INSERT INTO crowdsec_outbox (ban_id, action, queued) VALUES (NEW.id, 'unban', NEW.ended); END;
     "#,
 ];
 
@@ -251,6 +280,59 @@ mod tests {
         );
         assert!(strict.is_err(), "since is an INTEGER in a STRICT table");
         assert_eq!(migrate(&mut conn).unwrap(), Migration::UpToDate);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn version_7_store_migrates_to_the_fleet_and_queues_only_its_own_bans() {
+        let dir = std::env::temp_dir().join(format!("ag-migrate7-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = Connection::open(dir.join("v7.db")).unwrap();
+        for step in &MIGRATIONS[..7] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::From(7));
+        let ban = |origin: &str| {
+            conn.execute(
+                "INSERT INTO bans (source, lo, hi, since, expires, reason, origin, level, failures)
+                 VALUES ('203.0.113.7', x'00', x'00', 1, 100, 'r', ?1, 1, 5)",
+                [origin],
+            )
+            .unwrap();
+        };
+        let queued = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM crowdsec_outbox", [], |r| r.get(0))
+                .unwrap()
+        };
+        ban("pam");
+        assert_eq!(queued(&conn), 0, "nothing queues while push is off");
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('crowdsec.push', '1')",
+            [],
+        )
+        .unwrap();
+        ban("pam");
+        ban("crowdsec");
+        assert_eq!(queued(&conn), 1, "our ban queues, a pulled one never");
+        conn.execute(
+            "UPDATE bans SET ended = 5, end_reason = 'unbanned' WHERE ended IS NULL",
+            [],
+        )
+        .unwrap();
+        let actions: Vec<String> = conn
+            .prepare("SELECT action FROM crowdsec_outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            actions,
+            ["ban", "unban", "unban"],
+            "each of our unbans queues"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

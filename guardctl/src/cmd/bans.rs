@@ -16,14 +16,29 @@ use serde_json::json;
 use std::process::ExitCode;
 use std::time::Duration;
 
-pub fn list(ctx: &Context, all: bool, as_json: bool) -> anyhow::Result<ExitCode> {
+pub fn list(
+    ctx: &Context,
+    all: bool,
+    origin: Option<&str>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
     let store = ctx.reader()?;
     let now = time::now();
-    let bans = if all {
+    let mut bans = if all {
         store.all_bans()?
     } else {
         store.active_bans(now)?
     };
+    if let Some(word) = origin {
+        let origin = Origin::from_word(word);
+        if let Origin::Other(_) = origin {
+            return Err(crate::BadInput(format!(
+                "--origin {word:?}: not an origin (pam, sshd-log, manual, recidive, subnet, crowdsec)"
+            ))
+            .into());
+        }
+        bans.retain(|b| b.origin == origin);
+    }
     if as_json {
         print_json(&json!(
             bans.iter().map(|b| ban_json(b, now)).collect::<Vec<_>>()

@@ -45,6 +45,13 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
         if enabled { "nftables" } else { "none" },
         ctx.config.firewall.resync.0
     ));
+    let _link = ctx.config.crowdsec.enabled().then(|| {
+        ctx.say(&format!(
+            "crowdsec: pulling from {} every {}",
+            ctx.config.crowdsec.url, ctx.config.crowdsec.pull_interval.0
+        ));
+        crate::crowdsec::link::start(&ctx.config, ctx.sayer())
+    });
     let mut ingest = Ingest::start(&ctx.config, &store);
     ctx.say(&match &ingest {
         Some(i) => format!("sshd log: following {}", i.describe()),

@@ -18,7 +18,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Init => status::init(ctx),
         Command::Status(f) => status::status(ctx, f.json),
-        Command::List { all, json } => bans::list(ctx, all, json.json),
+        Command::List { all, origin, json } => bans::list(ctx, all, origin.as_deref(), json.json),
         Command::Show {
             target,
             limit,

@@ -50,6 +50,7 @@ pub fn status(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
     let daemon = daemon_state(ctx, &store, now);
     let firewall = firewall_state(ctx, &store, now);
     let countries = countries_state(ctx, &store, now);
+    let fleet = fleet_state(ctx, &store, now);
     if as_json {
         print_json(&json!({
             "store": { "path": ctx.store_path(), "size_bytes": size, "schema_version": schema },
@@ -63,6 +64,7 @@ pub fn status(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
             "daemon": daemon.json,
             "firewall": firewall.json,
             "countries": countries.json,
+            "crowdsec": fleet.json,
         }));
         return Ok(ExitCode::SUCCESS);
     }
@@ -93,6 +95,7 @@ pub fn status(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
         ("daemon", daemon.text),
         ("firewall", firewall.text),
         ("countries", countries.text),
+        ("crowdsec", fleet.text),
         ("config", config),
     ] {
         t.add_row(vec![k.to_string(), v]);
@@ -138,6 +141,49 @@ pub(super) fn daemon_state(ctx: &Context, store: &authguard_core::store::Store, 
         "started": time::rfc3339(beat.started),
         "last_sync": time::rfc3339(beat.last_sync),
         "last_error": beat.last_error,
+    });
+    Part { text, json }
+}
+
+/// The fleet link: configured? reachable? last pull, decisions held,
+/// skipped, last error. Never a credential.
+pub(super) fn fleet_state(ctx: &Context, store: &Store, now: i64) -> Part {
+    use crate::crowdsec::link::LinkState;
+    let c = &ctx.config.crowdsec;
+    if !c.enabled() {
+        return Part {
+            text: "off ([crowdsec] url is empty)".into(),
+            json: json!({ "enabled": false }),
+        };
+    }
+    let Some(state) = LinkState::last(store) else {
+        return Part {
+            text: format!("{}: no pull yet (is the daemon running?)", c.url),
+            json: json!({ "enabled": true, "url": c.url, "reachable": null }),
+        };
+    };
+    let pulled = state
+        .last_pull
+        .map_or("never".to_owned(), |t| crate::output::relative(t, now));
+    let skipped: u64 = state.skipped.values().sum();
+    let text = match &state.last_error {
+        None => format!(
+            "{}: reachable, last pull {pulled}, {} decisions held, {skipped} skipped",
+            c.url, state.held
+        ),
+        Some(e) => format!(
+            "{}: UNREACHABLE ({e}); last good pull {pulled}, {} decisions held",
+            c.url, state.held
+        ),
+    };
+    let json = json!({
+        "enabled": true,
+        "url": c.url,
+        "reachable": state.reachable,
+        "last_pull": state.last_pull.map(time::rfc3339),
+        "held": state.held,
+        "skipped": state.skipped,
+        "last_error": state.last_error,
     });
     Part { text, json }
 }

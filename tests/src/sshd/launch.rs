@@ -242,7 +242,7 @@ pub fn sshd_dump_on(platform: Platform, path: &Path) -> Finished {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
 }

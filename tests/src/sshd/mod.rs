@@ -10,8 +10,8 @@ mod launch;
 
 pub use files::{REACHED_LINE, default_stack};
 pub(crate) use files::{prepare_sshd_dir, write_sshd_config_extra};
-pub(crate) use launch::spawn_sshd;
 pub use launch::sshd_dump_on;
+pub(crate) use launch::{free_port, spawn_sshd};
 
 use crate::clients::{ClientResult, Method, key_client, password_client, tcp_connect_from};
 use crate::env::{release_dir, wait_until, write_file};

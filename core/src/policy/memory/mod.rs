@@ -261,7 +261,8 @@ impl Facts for MemoryFacts {
     fn past_offender(&mut self, ip: IpAddr, since: Timestamp) -> Result<bool, Infallible> {
         let overlaps = |k: &Kept| {
             let end = k.ended.or(k.ban.expires).unwrap_or(Timestamp::MAX);
-            !k.lifted_by_admin && (k.ban.since >= since || end >= since)
+            let pulled = k.ban.origin == Origin::Crowdsec;
+            !k.lifted_by_admin && !pulled && (k.ban.since >= since || end >= since)
         };
         Ok(self.candidates(ip).any(|net| {
             self.banned

@@ -2,6 +2,7 @@
 //! (A config that does not parse never gets here: loading it fails first,
 //! with the key and line, exit 2.)
 
+mod fleet;
 mod geo;
 mod sshd;
 
@@ -32,7 +33,7 @@ impl Finding {
         }
     }
 
-    fn fail(what: String, fix: Option<String>) -> Finding {
+    pub(super) fn fail(what: String, fix: Option<String>) -> Finding {
         Finding {
             ok: false,
             warn: false,
@@ -79,6 +80,7 @@ pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
         steering_finding(ctx),
         geo::blocked_finding(ctx, store.as_ref().ok()),
         geo::keyonly_finding(ctx, store.as_ref().ok()),
+        fleet::finding(ctx, store.as_ref().ok()),
     ]);
     for f in &findings {
         println!("{} {}", f.label(), f.what);

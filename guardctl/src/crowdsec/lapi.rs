@@ -1,0 +1,138 @@
+//! The HTTP side of the fleet: CrowdSec's Local API as a bouncer reads it
+//! (`GET /v1/decisions/stream`). Blocking (ureq on rustls), every request
+//! bounded by `[crowdsec] timeout`, every body by [`MAX_BODY`], and the
+//! stream parsed as it arrives: a decision is judged and kept compact
+//! before the next is read, so a community blocklist never sits in memory
+//! as JSON. Credentials are read from their files and never logged.
+
+use super::decisions::{Collected, Judge};
+use anyhow::{Context as _, bail};
+use authguard_core::config::{CrowdsecConfig, Url};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// The most a stream body may hold (a million decisions is about 200 MB).
+pub const MAX_BODY: u64 = 256 << 20;
+
+/// What the LAPI is told we are (it wants `name/version`).
+const USER_AGENT: &str = concat!("authguard/", env!("CARGO_PKG_VERSION"));
+
+/// A connection to the LAPI as a bouncer.
+pub struct Lapi {
+    agent: ureq::Agent,
+    base: String,
+    api_key: String,
+}
+
+impl std::fmt::Debug for Lapi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("Lapi")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lapi {
+    /// A client for `[crowdsec]`: reads the API key (a file of mode 0600
+    /// or stricter) and the TLS files.
+    pub fn new(config: &CrowdsecConfig) -> anyhow::Result<Lapi> {
+        Url::parse(&config.url).map_err(anyhow::Error::msg)?;
+        let api_key = read_secret(&config.api_key_file, "api_key_file")?;
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(config.timeout.0.0))
+            .user_agent(USER_AGENT)
+            .http_status_as_error(false)
+            .tls_config(tls_config(config)?)
+            .build()
+            .into();
+        Ok(Lapi {
+            agent,
+            base: config.url.trim_end_matches('/').to_owned(),
+            api_key,
+        })
+    }
+
+    /// `GET /v1/decisions/stream` (`startup=true` for everything active),
+    /// each decision judged into `collected` as it is parsed.
+    pub fn stream(
+        &self,
+        startup: bool,
+        judge: &Judge<'_>,
+        collected: &mut Collected,
+    ) -> anyhow::Result<()> {
+        let url = format!("{}/v1/decisions/stream?startup={startup}", self.base);
+        let mut response = self
+            .agent
+            .get(&url)
+            .header("X-Api-Key", &self.api_key)
+            .call()
+            .with_context(|| format!("cannot reach the LAPI at {}", self.base))?;
+        let status = response.status().as_u16();
+        let reader = response.body_mut().with_config().limit(MAX_BODY).reader();
+        if status != 200 {
+            bail!("the LAPI answered {status}: {}", snippet(reader));
+        }
+        super::decisions::parse_stream(reader, judge, collected)
+    }
+}
+
+/// The first bytes of an error body, for the log line.
+fn snippet(reader: impl Read) -> String {
+    let mut text = String::new();
+    let _ = reader.take(200).read_to_string(&mut text);
+    authguard_core::syslog::untrusted(text.trim().as_bytes()).into_owned()
+}
+
+/// A credential from its file: one line, trimmed; the file must not be
+/// readable by group or others.
+pub fn read_secret(path: &Path, key: &str) -> anyhow::Result<String> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("[crowdsec] {key} {}: cannot read it", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        bail!(
+            "[crowdsec] {key} {} is readable by others (mode {:o}): chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("[crowdsec] {key} {}: cannot read it", path.display()))?;
+    let secret = text.trim();
+    if secret.is_empty() || secret.contains(char::is_whitespace) {
+        bail!("[crowdsec] {key} {}: expected one word", path.display());
+    }
+    Ok(secret.to_owned())
+}
+
+fn tls_config(config: &CrowdsecConfig) -> anyhow::Result<ureq::tls::TlsConfig> {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let mut tls = TlsConfig::builder();
+    if !config.ca_file.as_os_str().is_empty() {
+        let pem = std::fs::read(&config.ca_file)
+            .with_context(|| format!("[crowdsec] ca_file {}", config.ca_file.display()))?;
+        let cert = Certificate::from_pem(&pem).with_context(|| {
+            format!(
+                "[crowdsec] ca_file {}: not a PEM certificate",
+                config.ca_file.display()
+            )
+        })?;
+        tls = tls.root_certs(RootCerts::new_with_certs(&[cert.to_owned()]));
+    }
+    if !config.cert_file.as_os_str().is_empty() {
+        let cert = std::fs::read(&config.cert_file)
+            .with_context(|| format!("[crowdsec] cert_file {}", config.cert_file.display()))?;
+        let key = std::fs::read(&config.key_file)
+            .with_context(|| format!("[crowdsec] key_file {}", config.key_file.display()))?;
+        let cert =
+            Certificate::from_pem(&cert).context("[crowdsec] cert_file: not a PEM certificate")?;
+        let key =
+            PrivateKey::from_pem(&key).context("[crowdsec] key_file: not a PEM private key")?;
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(
+            &[cert.to_owned()],
+            key.to_owned(),
+        )));
+    }
+    Ok(tls.build())
+}

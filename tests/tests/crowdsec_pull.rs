@@ -1,0 +1,250 @@
+//! The fleet, pull side, with the real engine: Debian's CrowdSec LAPI
+//! (`tests/src/crowdsec.rs`) and a real `guardctl daemon` following it as a
+//! bouncer. What an admin checks: a `cscli decisions add` is refused at PAM
+//! within seconds, shown by `list --origin crowdsec` with its scenario; a
+//! deletion lifts it; an allowed network and a too-wide range are never
+//! enforced; with the LAPI down the guard goes on, and on its return a
+//! full pull catches up; `status` shows the link, never the key.
+
+use authguard_e2e::crowdsec::{Lapi, free_local_addr};
+use authguard_e2e::*;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The pull interval the tests use; a decision must arrive within a few.
+const PULL: &str = "1s";
+const ARRIVE: Duration = Duration::from_secs(8);
+
+/// `guardctl daemon` on the host (firewall backend none); killed on drop.
+struct Daemon(Child);
+
+impl Daemon {
+    fn start(guard: &Guard) -> Daemon {
+        let err = std::fs::File::create(guard.dir().join("daemon.err")).expect("daemon.err");
+        let child = Command::new(guardctl_path())
+            .arg("--config")
+            .arg(guard.config_path())
+            .arg("daemon")
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("guardctl daemon");
+        Daemon(child)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A guard following `lapi` as bouncer `name`, its key in a 0600 file.
+fn fleet_guard(lapi: &Lapi, name: &str) -> Guard {
+    let key = lapi.add_bouncer(name);
+    let key_file = lapi.dir().join(format!("{name}.key"));
+    std::fs::write(&key_file, &key).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    Guard::builder()
+        .allow(&["127.0.0.1", "192.0.2.0/24"])
+        .extra("[crowdsec]")
+        .extra(&format!("url = \"{}\"", lapi.url()))
+        .extra(&format!("api_key_file = \"{}\"", key_file.display()))
+        .extra(&format!("pull_interval = \"{PULL}\""))
+        .start()
+}
+
+fn crowdsec_ban(guard: &Guard, address: &str) -> Option<Value> {
+    guard.listed(address).filter(|b| b["origin"] == "crowdsec")
+}
+
+fn daemon_log(guard: &Guard) -> String {
+    std::fs::read_to_string(guard.dir().join("daemon.err")).unwrap_or_default()
+}
+
+#[test]
+fn a_fleet_decision_is_refused_inline_and_its_deletion_lifts_it() {
+    if !require_root() {
+        return;
+    }
+    let Some(lapi) = Lapi::start(free_local_addr()) else {
+        return;
+    };
+    let guard = fleet_guard(&lapi, "authguard-pull");
+    let _daemon = Daemon::start(&guard);
+    let pam = PamService::permit(&guard);
+    assert!(
+        pam.run("203.0.113.7", "root", &["authenticate"])
+            .status
+            .success(),
+        "clean before"
+    );
+
+    lapi.decisions_add_ip("203.0.113.7", "2h");
+    lapi.decisions_add_range("198.51.100.7/24", "1h");
+    assert!(
+        wait_until(ARRIVE, || crowdsec_ban(&guard, "203.0.113.7").is_some()
+            && crowdsec_ban(&guard, "198.51.100.0/24").is_some()),
+        "pulled bans never listed: {:?}\n{}\n{}",
+        guard.list(),
+        daemon_log(&guard),
+        lapi.diag()
+    );
+    let ban = crowdsec_ban(&guard, "203.0.113.7").unwrap();
+    assert_eq!(ban["decision_origin"], "cscli", "{ban}");
+    assert!(
+        ban["scenario"].as_str().unwrap().contains("manual"),
+        "{ban}"
+    );
+    let expires = ban["expires"].as_str().unwrap().to_owned();
+    assert!(!expires.is_empty(), "the decision's end is kept: {ban}");
+
+    // Refused inline, from the local store: the PAM module talks to no one.
+    let refused = pam.run("203.0.113.7", "root", &["authenticate"]);
+    assert!(
+        !refused.status.success(),
+        "a fleet ban lets a password through: {}",
+        refused.describe()
+    );
+    assert!(
+        !pam.run("198.51.100.200", "root", &["authenticate"])
+            .status
+            .success(),
+        "the pulled range"
+    );
+    assert_eq!(
+        pam.reached_count("203.0.113.7"),
+        1,
+        "only the attempt before the ban reached the stack"
+    );
+
+    // `list --origin crowdsec` shows exactly the pulled ones.
+    let only: Vec<Value> = serde_json::from_str(&String::from_utf8_lossy(
+        &guard
+            .guardctl_ok(&["list", "--origin", "crowdsec", "--json"])
+            .stdout,
+    ))
+    .unwrap();
+    assert_eq!(only.len(), 2, "{only:?}");
+    let bad = guard.guardctl(&["list", "--origin", "elsewhere"]);
+    assert_eq!(bad.status.code(), Some(2), "an unknown origin is bad input");
+
+    // Deleted in the LAPI: lifted here.
+    lapi.decisions_delete_ip("203.0.113.7");
+    assert!(
+        wait_until(ARRIVE, || crowdsec_ban(&guard, "203.0.113.7").is_none()),
+        "a deleted decision still bans: {:?}",
+        guard.list()
+    );
+    assert!(
+        pam.run("203.0.113.7", "root", &["authenticate"])
+            .status
+            .success(),
+        "lifted"
+    );
+
+    // status shows the link, and never the key.
+    let status = guard.guardctl_ok(&["status", "--json"]);
+    let json: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["crowdsec"]["reachable"], true, "{json}");
+    assert_eq!(json["crowdsec"]["held"], 1, "{json}");
+    let key = std::fs::read_to_string(lapi.dir().join("authguard-pull.key")).unwrap();
+    let text = guard.guardctl_ok(&["status"]);
+    for out in [&status.stdout, &text.stdout, &text.stderr] {
+        assert!(
+            !String::from_utf8_lossy(out).contains(key.trim()),
+            "the API key is printed"
+        );
+    }
+    assert!(
+        !daemon_log(&guard).contains(key.trim()),
+        "the API key is logged"
+    );
+}
+
+#[test]
+fn the_fleet_never_locks_the_admin_out_and_survives_an_outage() {
+    if !require_root() {
+        return;
+    }
+    let Some(mut lapi) = Lapi::start(free_local_addr()) else {
+        return;
+    };
+    let guard = fleet_guard(&lapi, "authguard-safe");
+    let _daemon = Daemon::start(&guard);
+    let pam = PamService::permit(&guard);
+
+    lapi.decisions_add_ip("192.0.2.9", "1h"); // inside the allow list
+    lapi.decisions_add_range("10.0.0.0/8", "1h"); // wider than /16
+    lapi.decisions_add_ip("203.0.113.30", "1h");
+    assert!(
+        wait_until(ARRIVE, || crowdsec_ban(&guard, "203.0.113.30").is_some()),
+        "{}",
+        daemon_log(&guard)
+    );
+    assert!(
+        crowdsec_ban(&guard, "192.0.2.9").is_none(),
+        "an allowed address was banned"
+    );
+    assert!(
+        crowdsec_ban(&guard, "10.0.0.0/8").is_none(),
+        "a /8 was banned"
+    );
+    assert!(
+        pam.run("192.0.2.9", "root", &["authenticate"])
+            .status
+            .success()
+    );
+    assert!(
+        pam.run("10.1.2.3", "root", &["authenticate"])
+            .status
+            .success()
+    );
+    let log = daemon_log(&guard);
+    assert!(log.contains("allowed network"), "the skip is logged: {log}");
+    assert!(log.contains("too wide"), "the skip is logged: {log}");
+    let check = String::from_utf8_lossy(&guard.guardctl(&["check"]).stdout).into_owned();
+    assert!(
+        check.contains("reachable")
+            && check.contains("allowed networks won over 1 pulled decision"),
+        "check shows the link and the allowed network that won: {check}"
+    );
+
+    // The LAPI goes away: the guard goes on deciding from its store.
+    lapi.stop();
+    assert!(
+        wait_until(ARRIVE, || {
+            let s: Value =
+                serde_json::from_slice(&guard.guardctl_ok(&["status", "--json"]).stdout).unwrap();
+            s["crowdsec"]["reachable"] == false
+        }),
+        "status never showed the outage"
+    );
+    assert!(
+        !pam.run("203.0.113.30", "root", &["authenticate"])
+            .status
+            .success(),
+        "held during the outage"
+    );
+    assert!(
+        pam.run("203.0.113.31", "root", &["authenticate"])
+            .status
+            .success(),
+        "others still admitted"
+    );
+
+    // Back, with changes made while this host could not listen: a full
+    // pull brings the new one and ends the deleted one.
+    lapi.restart();
+    lapi.decisions_delete_ip("203.0.113.30");
+    lapi.decisions_add_ip("203.0.113.40", "1h");
+    assert!(
+        wait_until(ARRIVE, || crowdsec_ban(&guard, "203.0.113.40").is_some()
+            && crowdsec_ban(&guard, "203.0.113.30").is_none()),
+        "not caught up after the outage: {:?}\n{}",
+        guard.list(),
+        daemon_log(&guard)
+    );
+}
