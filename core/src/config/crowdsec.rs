@@ -121,12 +121,6 @@ impl CrowdsecConfig {
                 ),
             ));
         }
-        if !self.machine_id.is_empty() {
-            return Err((
-                "crowdsec.machine_id",
-                "pushing this host's bans to the LAPI is not built yet: leave machine_id empty (pull only)".into(),
-            ));
-        }
         if self.cert_file.as_os_str().is_empty() != self.key_file.as_os_str().is_empty() {
             return Err((
                 "crowdsec.cert_file",

@@ -12,23 +12,28 @@ pub(crate) const BAN_COLUMNS: &str = "id, source, since, expires, ended, end_rea
      decision_id, decision_origin, scenario";
 
 pub(crate) fn ban_from_row(row: &Row<'_>) -> rusqlite::Result<BanRecord> {
+    ban_from_row_offset(row, 0)
+}
+
+/// A ban row whose [`BAN_COLUMNS`] start at column `at` (after a join's own).
+pub(crate) fn ban_from_row_offset(row: &Row<'_>, at: usize) -> rusqlite::Result<BanRecord> {
     Ok(BanRecord {
-        id: row.get(0)?,
-        source: row.get(1)?,
-        since: row.get(2)?,
-        expires: row.get(3)?,
-        ended: row.get(4)?,
-        end_reason: row.get(5)?,
-        reason: row.get(6)?,
-        origin: row.get(7)?,
-        level: row.get(8)?,
-        failures: row.get(9)?,
-        scope: row.get(10)?,
-        fleet: match row.get::<_, Option<i64>>(11)? {
+        id: row.get(at)?,
+        source: row.get(at + 1)?,
+        since: row.get(at + 2)?,
+        expires: row.get(at + 3)?,
+        ended: row.get(at + 4)?,
+        end_reason: row.get(at + 5)?,
+        reason: row.get(at + 6)?,
+        origin: row.get(at + 7)?,
+        level: row.get(at + 8)?,
+        failures: row.get(at + 9)?,
+        scope: row.get(at + 10)?,
+        fleet: match row.get::<_, Option<i64>>(at + 11)? {
             Some(id) => Some(Box::new(FleetDecision {
                 id,
-                origin: row.get::<_, Option<String>>(12)?.unwrap_or_default(),
-                scenario: row.get::<_, Option<String>>(13)?.unwrap_or_default(),
+                origin: row.get::<_, Option<String>>(at + 12)?.unwrap_or_default(),
+                scenario: row.get::<_, Option<String>>(at + 13)?.unwrap_or_default(),
             })),
             None => None,
         },

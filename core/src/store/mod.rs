@@ -16,6 +16,7 @@
 //!   blocked countries.
 //! - [`log_events`]: events from sshd's log, counted and banned like PAM's.
 //! - [`meta`]: the keys of the `meta` table.
+//! - [`outbox`]: this host's bans waiting to reach the fleet's LAPI.
 //! - [`offenders`]: past offenders, for key-only signaling.
 //!
 //! A [`Store`] is one connection, opened for one job and dropped after it:
@@ -34,6 +35,7 @@ pub mod log_events;
 mod lookup;
 pub mod meta;
 pub mod offenders;
+pub mod outbox;
 pub mod schema;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};

@@ -45,10 +45,19 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
         if enabled { "nftables" } else { "none" },
         ctx.config.firewall.resync.0
     ));
+    if let Err(e) = store.set_push(ctx.config.crowdsec.pushes()) {
+        ctx.say(&format!("crowdsec: cannot set the push outbox: {e}"));
+    }
     let _link = ctx.config.crowdsec.enabled().then(|| {
         ctx.say(&format!(
-            "crowdsec: pulling from {} every {}",
-            ctx.config.crowdsec.url, ctx.config.crowdsec.pull_interval.0
+            "crowdsec: pulling from {} every {}{}",
+            ctx.config.crowdsec.url,
+            ctx.config.crowdsec.pull_interval.0,
+            if ctx.config.crowdsec.pushes() {
+                format!(", pushing as machine {}", ctx.config.crowdsec.machine_id)
+            } else {
+                String::new()
+            }
         ));
         crate::crowdsec::link::start(&ctx.config, ctx.sayer())
     });

@@ -166,9 +166,17 @@ pub(super) fn fleet_state(ctx: &Context, store: &Store, now: i64) -> Part {
         .last_pull
         .map_or("never".to_owned(), |t| crate::output::relative(t, now));
     let skipped: u64 = state.skipped.values().sum();
+    let push = if c.pushes() {
+        match &state.push_error {
+            None => format!(", outbox {}", state.outbox),
+            Some(e) => format!(", outbox {} (push FAILED: {e})", state.outbox),
+        }
+    } else {
+        String::new()
+    };
     let text = match &state.last_error {
         None => format!(
-            "{}: reachable, last pull {pulled}, {} decisions held, {skipped} skipped",
+            "{}: reachable, last pull {pulled}, {} decisions held, {skipped} skipped{push}",
             c.url, state.held
         ),
         Some(e) => format!(
@@ -184,6 +192,9 @@ pub(super) fn fleet_state(ctx: &Context, store: &Store, now: i64) -> Part {
         "held": state.held,
         "skipped": state.skipped,
         "last_error": state.last_error,
+        "pushes": c.pushes(),
+        "outbox": state.outbox,
+        "push_error": state.push_error,
     });
     Part { text, json }
 }

@@ -1,5 +1,5 @@
 //! The HTTP side of the fleet: CrowdSec's Local API as a bouncer reads it
-//! (`GET /v1/decisions/stream`). Blocking (ureq on rustls), every request
+//! (`GET /v1/decisions/stream`; the machine side is [`super::machine`]). Blocking (ureq on rustls), every request
 //! bounded by `[crowdsec] timeout`, every body by [`MAX_BODY`], and the
 //! stream parsed as it arrives: a decision is judged and kept compact
 //! before the next is read, so a community blocklist never sits in memory
@@ -40,18 +40,37 @@ impl Lapi {
     pub fn new(config: &CrowdsecConfig) -> anyhow::Result<Lapi> {
         Url::parse(&config.url).map_err(anyhow::Error::msg)?;
         let api_key = read_secret(&config.api_key_file, "api_key_file")?;
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(config.timeout.0.0))
-            .user_agent(USER_AGENT)
-            .http_status_as_error(false)
-            .tls_config(tls_config(config)?)
-            .build()
-            .into();
         Ok(Lapi {
-            agent,
+            agent: agent(config)?,
             base: config.url.trim_end_matches('/').to_owned(),
             api_key,
         })
+    }
+
+    /// The active decisions for exactly `value` (`GET /v1/decisions`), as
+    /// `(id, origin, scenario)`: how a retried push learns whether its first
+    /// try got through.
+    pub fn decisions_for(&self, value: &str) -> anyhow::Result<Vec<(i64, String, String)>> {
+        let url = format!("{}/v1/decisions?value={value}", self.base);
+        let mut response = self
+            .agent
+            .get(&url)
+            .header("X-Api-Key", &self.api_key)
+            .call()?;
+        let status = response.status().as_u16();
+        let text = read_body(&mut response)?;
+        if status != 200 {
+            bail!("the LAPI answered {status}: {}", snippet(text.as_bytes()));
+        }
+        let list: Option<Vec<serde_json::Value>> = serde_json::from_str(&text)?;
+        Ok(list
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|d| {
+                let word = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+                Some((d["id"].as_i64()?, word("origin"), word("scenario")))
+            })
+            .collect())
     }
 
     /// `GET /v1/decisions/stream` (`startup=true` for everything active),
@@ -78,8 +97,28 @@ impl Lapi {
     }
 }
 
+/// The HTTP agent every request goes through: timeouts, TLS, our name.
+pub(super) fn agent(config: &CrowdsecConfig) -> anyhow::Result<ureq::Agent> {
+    Ok(ureq::Agent::config_builder()
+        .timeout_global(Some(config.timeout.0.0))
+        .user_agent(USER_AGENT)
+        .http_status_as_error(false)
+        .tls_config(tls_config(config)?)
+        .build()
+        .into())
+}
+
+/// A small answer's body (login, alert ids), at most 1 MiB.
+pub(super) fn read_body(response: &mut ureq::http::Response<ureq::Body>) -> anyhow::Result<String> {
+    Ok(response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()?)
+}
+
 /// The first bytes of an error body, for the log line.
-fn snippet(reader: impl Read) -> String {
+pub(super) fn snippet(reader: impl Read) -> String {
     let mut text = String::new();
     let _ = reader.take(200).read_to_string(&mut text);
     authguard_core::syslog::untrusted(text.trim().as_bytes()).into_owned()

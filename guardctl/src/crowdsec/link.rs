@@ -1,5 +1,5 @@
 //! The link thread: every `[crowdsec] pull_interval`, one pull from the
-//! LAPI into the store. The first pull, and the first after any failure,
+//! LAPI into the store, then (with a `machine_id`) the outbox pushed. The first pull, and the first after any failure,
 //! asks `startup=true` and reconciles: what the LAPI no longer holds ends
 //! here too. Its own store connection, its own thread: a LAPI that hangs
 //! delays nothing but the next pull. Each pass's state goes to `meta` key
@@ -7,8 +7,10 @@
 
 use super::decisions::{Collected, Judge};
 use super::lapi::Lapi;
+use super::machine::Machine;
 use authguard_core::config::Config;
 use authguard_core::store::fleet::PullApplied;
+use authguard_core::store::outbox::{OutboxAction, OutboxItem};
 use authguard_core::store::{Access, MetaKey, Store};
 use authguard_core::time::{self, Timestamp};
 use std::collections::{BTreeMap, HashSet};
@@ -34,6 +36,10 @@ pub struct LinkState {
     pub skipped: BTreeMap<String, u64>,
     /// The last failure, if the last pull failed.
     pub last_error: Option<String>,
+    /// Our bans and unbans waiting to reach the LAPI.
+    pub outbox: u64,
+    /// The last push failure, if the last push failed.
+    pub push_error: Option<String>,
 }
 
 impl LinkState {
@@ -90,6 +96,7 @@ fn run(config: &Config, stop: &AtomicBool, say: &dyn Fn(&str)) {
     let interval = config.crowdsec.pull_interval.0.0;
     let mut state = LinkState::default();
     let mut lapi: Option<Lapi> = None;
+    let mut machine: Option<Machine> = None;
     let mut startup = true;
     while !stop.load(Ordering::Relaxed) {
         let began = Instant::now();
@@ -118,6 +125,29 @@ fn run(config: &Config, stop: &AtomicBool, say: &dyn Fn(&str)) {
                 startup = true;
             }
         }
+        if config.crowdsec.pushes() {
+            let pushed = connect(config, &mut lapi)
+                .and_then(|l| Ok((l, connect_machine(config, &mut machine)?)))
+                .and_then(|(l, m)| push(config, l, m));
+            match pushed {
+                Ok(0) => state.push_error = None,
+                Ok(n) => {
+                    say(&format!(
+                        "crowdsec: pushed {n} of this host's bans and unbans"
+                    ));
+                    state.push_error = None;
+                }
+                Err(e) => {
+                    let text = format!("{e:#}");
+                    if state.push_error.as_deref() != Some(text.as_str()) {
+                        say(&format!(
+                            "crowdsec: push failed (kept in the outbox): {text}"
+                        ));
+                    }
+                    state.push_error = Some(text);
+                }
+            }
+        }
         record(config, &mut state);
         sleep_until(began + interval, stop);
     }
@@ -128,6 +158,76 @@ fn connect<'a>(config: &Config, lapi: &'a mut Option<Lapi>) -> anyhow::Result<&'
         *lapi = Some(Lapi::new(&config.crowdsec)?);
     }
     Ok(lapi.as_ref().expect("just set"))
+}
+
+fn connect_machine<'a>(
+    config: &Config,
+    machine: &'a mut Option<Machine>,
+) -> anyhow::Result<&'a mut Machine> {
+    if machine.is_none() {
+        *machine = Some(Machine::new(&config.crowdsec)?);
+    }
+    Ok(machine.as_mut().expect("just set"))
+}
+
+/// Outbox entries delivered per pass, at most.
+const PUSH_BATCH: u32 = 200;
+
+/// Delivers the outbox in order, up to the first failure (kept, retried
+/// next pass). Returns how many entries went.
+pub fn push(config: &Config, lapi: &Lapi, machine: &mut Machine) -> anyhow::Result<usize> {
+    let mut store = Store::open(
+        &config.store.path,
+        Access::Write,
+        config.store.busy_timeout.0,
+    )?;
+    let mut sent = 0;
+    for item in store.outbox_next(PUSH_BATCH)? {
+        match deliver(&item, lapi, machine) {
+            Ok(decision) => {
+                let decision = decision.map(|id| (id, config.crowdsec.scenario.as_str()));
+                store.outbox_delivered(&item, decision)?;
+                sent += 1;
+            }
+            Err(e) => {
+                let _ = store.outbox_failed(&item, &format!("{e:#}"));
+                return Err(e);
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// One entry to the LAPI; the decision id a ban got there, if known.
+fn deliver(item: &OutboxItem, lapi: &Lapi, machine: &mut Machine) -> anyhow::Result<Option<i64>> {
+    let now = time::now();
+    let ban = &item.ban;
+    match item.action {
+        // Ended before it could be told: nothing to share.
+        OutboxAction::Ban if !ban.is_active(now) => Ok(None),
+        OutboxAction::Ban => {
+            // A retry: the first try may have got through before its answer
+            // was lost. The LAPI's own list says; no second alert then.
+            if item.tries > 0 {
+                let ours =
+                    lapi.decisions_for(&ban.source)?
+                        .into_iter()
+                        .find(|(_, origin, scenario)| {
+                            origin == "authguard" && *scenario == machine.scenario()
+                        });
+                if let Some((id, _, _)) = ours {
+                    return Ok(Some(id));
+                }
+            }
+            machine.push_ban(ban, now)
+        }
+        OutboxAction::Unban => {
+            if let Some(decision) = &ban.fleet {
+                machine.delete_decision(decision.id)?;
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// One pull into the store.
@@ -204,6 +304,7 @@ fn record(config: &Config, state: &mut LinkState) {
         return;
     };
     state.held = store.held_decisions(time::now()).unwrap_or(state.held);
+    state.outbox = store.outbox_depth().unwrap_or(state.outbox);
     let json = serde_json::to_string(state).unwrap_or_default();
     let _ = store.set_meta(MetaKey::CrowdsecLink, &json);
 }

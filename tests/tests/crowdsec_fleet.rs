@@ -1,10 +1,12 @@
-//! The fleet, pull side, with the real engine: Debian's CrowdSec LAPI
-//! (`tests/src/crowdsec.rs`) and a real `guardctl daemon` following it as a
-//! bouncer. What an admin checks: a `cscli decisions add` is refused at PAM
-//! within seconds, shown by `list --origin crowdsec` with its scenario; a
-//! deletion lifts it; an allowed network and a too-wide range are never
-//! enforced; with the LAPI down the guard goes on, and on its return a
-//! full pull catches up; `status` shows the link, never the key.
+//! The fleet with the real engine: Debian's CrowdSec LAPI
+//! (`tests/src/crowdsec.rs`) and real `guardctl daemon`s following it as
+//! bouncers and pushing to it as machines. What an admin checks: a `cscli
+//! decisions add` is refused at PAM within seconds, shown by `list --origin
+//! crowdsec` with its scenario; a deletion lifts it; an allowed network and
+//! a too-wide range are never enforced; with the LAPI down the guard goes
+//! on, and on its return a full pull catches up; a ban on host A is refused
+//! on host B, its unban lifts it there, and a ban made while the LAPI is
+//! down arrives once it is back, once; `status` shows the link, never the key.
 
 use authguard_e2e::crowdsec::{Lapi, free_local_addr};
 use authguard_e2e::*;
@@ -247,4 +249,142 @@ fn the_fleet_never_locks_the_admin_out_and_survives_an_outage() {
         guard.list(),
         daemon_log(&guard)
     );
+}
+
+/// A guard that pulls and pushes, as machine `id` and bouncer `id`.
+fn pushing_guard(lapi: &Lapi, id: &str) -> Guard {
+    let key = lapi.add_bouncer(id);
+    let password = format!("{id}-password");
+    lapi.add_machine(id, &password);
+    let file = |name: &str, text: &str| {
+        let path = lapi.dir().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    };
+    let key_file = file(&format!("{id}.key"), &key);
+    let password_file = file(&format!("{id}.password"), &password);
+    Guard::builder()
+        .allow(&["127.0.0.1"])
+        .max_failures(2)
+        .extra("[crowdsec]")
+        .extra(&format!("url = \"{}\"", lapi.url()))
+        .extra(&format!("api_key_file = \"{}\"", key_file.display()))
+        .extra(&format!("machine_id = \"{id}\""))
+        .extra(&format!("password_file = \"{}\"", password_file.display()))
+        .extra(&format!("pull_interval = \"{PULL}\""))
+        .start()
+}
+
+/// Bans `ip` on `guard` the way an attacker does: wrong passwords past the limit.
+fn ban_by_failures(guard: &Guard, ip: &str) {
+    let pam = PamService::deny(guard);
+    for _ in 0..3 {
+        pam.run(ip, "root", &["authenticate"]);
+    }
+    assert!(
+        guard.listed(ip).is_some_and(|b| b["origin"] == "pam"),
+        "{ip} not banned: {:?}",
+        guard.list()
+    );
+}
+
+/// Active decisions in the LAPI for exactly `value`, as a bouncer asks
+/// (`GET /v1/decisions?value=`; `null` is none).
+fn in_lapi(lapi: &Lapi, key: &str, value: &str) -> usize {
+    let reply = lapi.curl(
+        "GET",
+        &format!("/v1/decisions?value={value}"),
+        &[&format!("X-Api-Key: {key}")],
+        None,
+    );
+    reply.json().as_array().map_or(0, Vec::len)
+}
+
+fn outbox(guard: &Guard) -> Value {
+    let s: Value =
+        serde_json::from_slice(&guard.guardctl_ok(&["status", "--json"]).stdout).unwrap();
+    s["crowdsec"]["outbox"].clone()
+}
+
+#[test]
+fn a_ban_on_one_host_is_refused_on_the_other_and_its_unban_lifts_it() {
+    if !require_root() {
+        return;
+    }
+    let Some(mut lapi) = Lapi::start(free_local_addr()) else {
+        return;
+    };
+    let a = pushing_guard(&lapi, "host-a");
+    let b = pushing_guard(&lapi, "host-b");
+    let (_da, _db) = (Daemon::start(&a), Daemon::start(&b));
+    let on_b = PamService::permit(&b);
+
+    ban_by_failures(&a, "203.0.113.60");
+    assert!(
+        wait_until(ARRIVE, || crowdsec_ban(&b, "203.0.113.60").is_some()),
+        "host B never got host A's ban: {:?}\nA: {}\nB: {}\n{}",
+        b.list(),
+        daemon_log(&a),
+        daemon_log(&b),
+        lapi.diag()
+    );
+    let pulled = crowdsec_ban(&b, "203.0.113.60").unwrap();
+    assert_eq!(pulled["decision_origin"], "authguard", "{pulled}");
+    assert_eq!(pulled["scenario"], "authguard/ssh-bf", "{pulled}");
+    assert!(
+        !on_b
+            .run("203.0.113.60", "root", &["authenticate"])
+            .status
+            .success(),
+        "B lets it try a password"
+    );
+    assert_eq!(on_b.reached_count("203.0.113.60"), 0, "refused at PAM on B");
+    // No echo: A holds its own ban once, B does not push the pulled one back.
+    std::thread::sleep(Duration::from_secs(2));
+    let on_a: Vec<Value> = a
+        .list()
+        .into_iter()
+        .filter(|x| x["address"] == "203.0.113.60")
+        .collect();
+    assert_eq!(on_a.len(), 1, "A holds its ban twice: {on_a:?}");
+    let key = lapi.add_bouncer("observer");
+    assert_eq!(
+        in_lapi(&lapi, &key, "203.0.113.60"),
+        1,
+        "one decision in the LAPI"
+    );
+
+    // "That was me": unbanned on A, lifted on B.
+    a.guardctl_ok(&["unban", "203.0.113.60"]);
+    assert!(
+        wait_until(ARRIVE, || crowdsec_ban(&b, "203.0.113.60").is_none()),
+        "A's unban never reached B: {:?}\n{}",
+        b.list(),
+        daemon_log(&a)
+    );
+
+    // The LAPI goes down; a ban made meanwhile waits in A's outbox and is
+    // delivered, once, when it is back (the JWT of before is void then).
+    lapi.stop();
+    ban_by_failures(&a, "203.0.113.61");
+    assert!(
+        wait_until(ARRIVE, || outbox(&a) == 1),
+        "the ban is not queued: {}",
+        outbox(&a)
+    );
+    lapi.restart();
+    assert!(
+        wait_until(Duration::from_secs(15), || crowdsec_ban(&b, "203.0.113.61")
+            .is_some()),
+        "the queued ban never arrived: {}\n{}",
+        daemon_log(&a),
+        lapi.diag()
+    );
+    assert!(
+        wait_until(ARRIVE, || outbox(&a) == 0),
+        "outbox not emptied: {}",
+        outbox(&a)
+    );
+    assert_eq!(in_lapi(&lapi, &key, "203.0.113.61"), 1, "delivered twice");
 }
