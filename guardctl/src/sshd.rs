@@ -73,6 +73,53 @@ pub fn listening_on(port: u16) -> bool {
         .any(|table| std::fs::read_to_string(table).is_ok_and(|text| listens_in(&text, port)))
 }
 
+/// The remote addresses of established TCP connections to one of `ports`
+/// (SSH sessions, for those the guarded ports), IPv4 and IPv6.
+pub fn established_from(ports: &[u16]) -> Vec<std::net::IpAddr> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| established_in(&text, ports))
+        .collect()
+}
+
+fn established_in(table: &str, ports: &[u16]) -> Vec<std::net::IpAddr> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            let mut fields = row.split_whitespace().skip(1);
+            let (local, remote, state) = (fields.next()?, fields.next()?, fields.next()?);
+            let port = u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()?;
+            (state == "01" && ports.contains(&port)).then_some(())?;
+            proc_address(remote.rsplit_once(':')?.0)
+        })
+        .collect()
+}
+
+/// An address as `/proc/net/tcp*` writes it: 32-bit words in host (little-
+/// endian) byte order, one word for IPv4, four for IPv6.
+fn proc_address(hex: &str) -> Option<std::net::IpAddr> {
+    let word = |i: usize| {
+        u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16)
+            .ok()
+            .map(u32::swap_bytes)
+    };
+    match hex.len() {
+        8 => Some(std::net::Ipv4Addr::from(word(0)?).into()),
+        32 => {
+            let mut octets = [0u8; 16];
+            for i in 0..4 {
+                octets[i * 4..i * 4 + 4].copy_from_slice(&word(i)?.to_be_bytes());
+            }
+            Some(authguard_core::addr::canonical(
+                std::net::Ipv6Addr::from(octets).into(),
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// The `/proc/net/tcp` rows: `sl local_address rem_address st …`, the
 /// address `HEX:PORTHEX`, state `0A` for LISTEN.
 fn listens_in(table: &str, port: u16) -> bool {
@@ -91,6 +138,16 @@ fn listens_in(table: &str, port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn established_sessions_are_read_from_proc() {
+        let v4 = "  sl  local_address rem_address   st\n   0: 0100007F:0016 0A7100CB:D431 01 0\n   1: 00000000:0016 00000000:0000 0A 0\n   2: 0100007F:1F90 0B7100CB:D431 01 0\n";
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(established_in(v4, &[22]), [ip("203.0.113.10")]);
+        let v6 = "  sl  local_address rem_address st\n   0: 00000000000000000000000001000000:0016 B80D0120000000000000000001000000:9C40 01 0\n";
+        assert_eq!(established_in(v6, &[22]), [ip("2001:db8::1")]);
+        assert_eq!(proc_address("zz"), None);
+    }
 
     #[test]
     fn a_listening_socket_is_read_from_proc_net_tcp() {

@@ -17,6 +17,9 @@ pub struct ActiveBan {
     pub expires: Option<Timestamp>,
     /// Scope `all`: every port, not only the guarded ones.
     pub all_ports: bool,
+    /// Pulled from the fleet: it drops new connections only, so a
+    /// decision made elsewhere never cuts an SSH session open here.
+    pub new_only: bool,
 }
 
 /// Sources whose bans changed after a revision of the change log.
@@ -75,7 +78,7 @@ impl Store {
         mut keep: impl FnMut(ActiveBan) -> Option<T>,
     ) -> Result<Vec<T>, StoreError> {
         let mut stmt = self.conn().prepare(&format!(
-            "SELECT source, expires, scope FROM bans WHERE {ACTIVE}"
+            "SELECT source, expires, scope, origin FROM bans WHERE {ACTIVE}"
         ))?;
         let mut rows = stmt.query([now])?;
         let mut kept = Vec::new();
@@ -92,7 +95,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<ActiveBan>, StoreError> {
         let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT source, expires, scope FROM bans WHERE source = ?2 AND {ACTIVE}"
+            "SELECT source, expires, scope, origin FROM bans WHERE source = ?2 AND {ACTIVE}"
         ))?;
         let rows = stmt.query_map(params![now, source], active_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -104,6 +107,7 @@ fn active_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ActiveBan> {
         source: row.get(0)?,
         expires: row.get(1)?,
         all_ports: row.get::<_, String>(2)? == "all",
+        new_only: row.get::<_, String>(3)? == "crowdsec",
     })
 }
 

@@ -61,6 +61,11 @@ impl Collected {
         self.held.len()
     }
 
+    /// The held decisions' networks.
+    pub fn held_nets(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.held.iter().map(|h| h.net)
+    }
+
     /// The held decisions' ids.
     pub fn held_ids(&self) -> impl Iterator<Item = i64> + '_ {
         self.held.iter().map(|h| h.id)

@@ -79,6 +79,9 @@ pub struct PullReport {
     pub skipped: BTreeMap<&'static str, (u64, String)>,
     /// Entries that were no decision at all.
     pub malformed: u64,
+    /// Open SSH sessions (their address, and the pulled ban covering it)
+    /// that the fleet's ban spares: it drops new connections only.
+    pub spared: Vec<(std::net::IpAddr, ipnet::IpNet)>,
 }
 
 /// Starts the link for `config`, logging through `say`.
@@ -265,11 +268,39 @@ pub fn pull(config: &Config, lapi: &Lapi, startup: bool) -> anyhow::Result<PullR
         let current: HashSet<i64> = collected.held_ids().collect();
         report.applied.ended += store.end_decisions_except(&current, now)?;
     }
+    if report.applied.added > 0 {
+        report.spared = spared_sessions(config, &collected);
+    }
     report.skipped = std::mem::take(&mut collected.skipped);
     Ok(report)
 }
 
+/// Open sessions to the guarded ports from inside a pulled ban.
+fn spared_sessions(
+    config: &Config,
+    collected: &Collected,
+) -> Vec<(std::net::IpAddr, ipnet::IpNet)> {
+    let open = crate::sshd::established_from(&config.firewall.ports);
+    if open.is_empty() {
+        return Vec::new();
+    }
+    collected
+        .held_nets()
+        .flat_map(|net| {
+            open.iter()
+                .filter(move |ip| net.contains(*ip))
+                .map(move |ip| (*ip, net))
+        })
+        .collect()
+}
+
 fn log_report(r: &PullReport, say: &dyn Fn(&str)) {
+    for (ip, net) in &r.spared {
+        say(&format!(
+            "crowdsec: {ip} has an open session to a guarded port: the fleet's ban of {} drops its new connections only",
+            authguard_core::addr::display(net)
+        ));
+    }
     let a = &r.applied;
     if a.added + a.ended + a.updated > 0 || r.startup {
         say(&format!(

@@ -43,15 +43,25 @@ pub struct Entry {
     pub expires: Option<Timestamp>,
     /// True for bans with scope `all` (every port), false for the guarded ports.
     pub all_ports: bool,
+    /// True when it drops new connections only (every ban of the source
+    /// was pulled from the fleet): an open session is not cut.
+    pub new_only: bool,
 }
 
 impl Entry {
+    /// True when a wider ban with this entry makes a narrower one with
+    /// `e` redundant: it closes as many ports and cuts as much.
+    pub fn covers(&self, e: &Entry) -> bool {
+        (self.all_ports || !e.all_ports) && (!self.new_only || e.new_only)
+    }
+
     /// The bans of one source merged: the longest, the broadest. `None`
     /// when there are none.
     pub fn merged(bans: impl IntoIterator<Item = Entry>) -> Option<Entry> {
         bans.into_iter().reduce(|a, b| Entry {
             expires: later(a.expires, b.expires),
             all_ports: a.all_ports || b.all_ports,
+            new_only: a.new_only && b.new_only,
         })
     }
 
@@ -60,6 +70,7 @@ impl Entry {
         Entry {
             expires: ban.expires,
             all_ports: ban.all_ports,
+            new_only: ban.new_only,
         }
     }
 }
@@ -228,7 +239,7 @@ impl Desired {
                             && IpNet::new(net.network(), len)
                                 .ok()
                                 .and_then(|wider| merged.get(&wider.trunc()))
-                                .is_some_and(|w| w.all_ports || !e.all_ports)
+                                .is_some_and(|w| w.covers(e))
                     })
             })
             .map(|(net, _)| *net)
@@ -482,14 +493,49 @@ mod tests {
     const UNITS: Units = Units { v4: 32, v6: 64 };
 
     #[test]
+    fn a_fleet_ban_spares_open_sessions_unless_a_ban_of_our_own_joins_it() {
+        let fleet = Entry {
+            expires: Some(10),
+            all_ports: false,
+            new_only: true,
+        };
+        let ours = Entry {
+            expires: Some(5),
+            all_ports: false,
+            new_only: false,
+        };
+        assert!(Entry::merged([fleet, fleet]).unwrap().new_only);
+        let both = Entry::merged([fleet, ours]).unwrap();
+        assert_eq!(
+            (both.new_only, both.expires),
+            (false, Some(10)),
+            "our own ban cuts, for the longer end"
+        );
+        assert!(
+            !fleet.covers(&ours),
+            "a wider fleet ban does not stand in for a narrower ban of ours"
+        );
+        assert!(ours.covers(&fleet));
+        let units = UNITS;
+        assert_eq!(nft::set_of(&net("203.0.113.7"), &fleet, units), "fleet4");
+        assert_eq!(
+            nft::set_of(&net("2001:db8::/48"), &fleet, units),
+            "fleet6_net"
+        );
+        assert_eq!(nft::set_of(&net("203.0.113.7"), &both, units), "ban4");
+    }
+
+    #[test]
     fn allowed_and_covered_networks_never_enter_the_set() {
         let ports = |e| Entry {
             expires: e,
             all_ports: false,
+            new_only: false,
         };
         let all = |e| Entry {
             expires: e,
             all_ports: true,
+            new_only: false,
         };
         let d = Desired::from_parts(
             [

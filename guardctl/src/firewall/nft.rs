@@ -19,8 +19,9 @@ use std::process::{Command, Stdio};
 
 /// Every set holding bans: `ban4`/`ban6` (hash sets of sources, looked up
 /// through the source prefix), `…_net` (interval sets of other networks),
-/// and the same for scope `all` (every port).
-pub const BAN_SETS: [&str; 8] = [
+/// the same for scope `all` (every port), and `fleet…` for bans pulled from
+/// the fleet, which drop new connections only.
+pub const BAN_SETS: [&str; 12] = [
     "ban4",
     "ban6",
     "ban4_net",
@@ -29,6 +30,10 @@ pub const BAN_SETS: [&str; 8] = [
     "ban6_all",
     "ban4_all_net",
     "ban6_all_net",
+    "fleet4",
+    "fleet6",
+    "fleet4_net",
+    "fleet6_net",
 ];
 
 /// What the chain's rules depend on, from the config.
@@ -56,6 +61,14 @@ impl Rules<'_> {
 /// The set a ban goes into.
 pub fn set_of(net: &IpNet, entry: &Entry, units: Units) -> &'static str {
     let unit = units.is_unit(net);
+    if entry.new_only && !entry.all_ports {
+        return match (net, unit) {
+            (IpNet::V4(_), true) => "fleet4",
+            (IpNet::V6(_), true) => "fleet6",
+            (IpNet::V4(_), false) => "fleet4_net",
+            (IpNet::V6(_), false) => "fleet6_net",
+        };
+    }
     match (net, entry.all_ports, unit) {
         (IpNet::V4(_), false, true) => "ban4",
         (IpNet::V6(_), false, true) => "ban6",
@@ -150,6 +163,8 @@ fn render_chains(rules: &Rules<'_>, ports: &str, geo: &[geo_sets::GeoSet]) -> St
         FirewallAction::Reject => ("reject with tcp reset", "reject"),
     };
     let on_ports = format!("tcp dport {{ {ports} }} {verdict}");
+    // The fleet's bans drop what is opened, never a session already open.
+    let new_on_ports = format!("tcp dport {{ {ports} }} ct state new {verdict}");
     let mask4 = mask(IpAddr::V4(Ipv4Addr::UNSPECIFIED), units.v4);
     let mask6 = mask(IpAddr::V6(Ipv6Addr::UNSPECIFIED), units.v6);
     let mut s = String::from(
@@ -163,11 +178,15 @@ fn render_chains(rules: &Rules<'_>, ports: &str, geo: &[geo_sets::GeoSet]) -> St
         BanScope::All => (geo_sets::jump_rule(None), all_verdict),
     };
     s.push_str(&jump);
-    for (suffix, then) in [("_all", all_verdict.to_owned()), ("", on_ports)] {
-        let _ = writeln!(s, "    ip saddr{mask4} @ban4{suffix} {then}");
-        let _ = writeln!(s, "    ip saddr @ban4{suffix}_net {then}");
-        let _ = writeln!(s, "    ip6 saddr{mask6} @ban6{suffix} {then}");
-        let _ = writeln!(s, "    ip6 saddr @ban6{suffix}_net {then}");
+    for (v4, v6, then) in [
+        ("ban4_all", "ban6_all", all_verdict.to_owned()),
+        ("ban4", "ban6", on_ports),
+        ("fleet4", "fleet6", new_on_ports),
+    ] {
+        let _ = writeln!(s, "    ip saddr{mask4} @{v4} {then}");
+        let _ = writeln!(s, "    ip saddr @{v4}_net {then}");
+        let _ = writeln!(s, "    ip6 saddr{mask6} @{v6} {then}");
+        let _ = writeln!(s, "    ip6 saddr @{v6}_net {then}");
     }
     s.push_str("  }\n");
     s.push_str(&geo_sets::render_chain(geo, geo_verdict));
@@ -293,7 +312,11 @@ mod tests {
     }
 
     fn ban(s: &str, expires: Option<Timestamp>, all_ports: bool) -> (IpNet, Entry) {
-        let entry = Entry { expires, all_ports };
+        let entry = Entry {
+            expires,
+            all_ports,
+            new_only: false,
+        };
         (parse_source(s).unwrap(), entry)
     }
 

@@ -48,10 +48,11 @@ fn changes_for(d: &Desired, touched: &[IpNet], units: Units) -> (Elements, Eleme
     let mut added = Vec::new();
     for net in touched {
         // Out of both sets first: the ban may have changed scope or length.
-        for all_ports in [false, true] {
+        for (all_ports, new_only) in [(false, false), (true, false), (false, true)] {
             let entry = Entry {
                 expires: None,
                 all_ports,
+                new_only,
             };
             removed.push((*net, entry));
         }
