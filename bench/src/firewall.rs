@@ -34,7 +34,16 @@ impl Netns {
         if !ok {
             bail!("ip netns add {name} failed");
         }
+        // Loopback up: the fleet part's LAPI listens there.
+        let _ = Command::new("ip")
+            .args(["-n", &name, "link", "set", "lo", "up"])
+            .status();
         Ok(Netns(name))
+    }
+
+    /// The namespace's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.0
     }
 
     /// `program` run inside the namespace.
@@ -115,6 +124,17 @@ impl Daemon {
     /// The daemon's exit status, if it has exited.
     pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// Peak resident memory of the daemon process so far.
+    pub(crate) fn peak_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no VmHWM")
     }
 
     /// Resident memory of the daemon process (the child of `ip netns exec`,

@@ -11,11 +11,14 @@
 //! - [`geo`]: countries: importing Tor's geoip files against xt_geoip_build,
 //!   a blocked US/CN loaded into nftables against one `nft -f`, what it
 //!   costs a ban, and lookups against python3-maxminddb.
+//! - [`fleet`]: CrowdSec's LAPI: a ban on one host to another's nftables,
+//!   a 100,000-decision pull, admissions with those bans in the store.
 //! - [`stats`]: percentiles and the table style.
 #![forbid(unsafe_code)]
 
 mod admission;
 mod firewall;
+mod fleet;
 mod geo;
 mod log;
 mod pam;
@@ -58,6 +61,9 @@ enum Cmd {
     /// country in nftables (needs root) against `nft -f`, lookups against
     /// python3-maxminddb.
     Geo(Opts),
+    /// The fleet part only: CrowdSec's LAPI, a ban from host to host, a
+    /// 100,000-decision pull (needs root).
+    Fleet(Opts),
     /// One admission worker process (started by `admission`).
     #[command(hide = true)]
     Worker(admission::WorkerArgs),
@@ -98,6 +104,12 @@ struct Opts {
     /// Random IPv4 country lookups (IPv6: a tenth as many).
     #[arg(long, default_value_t = 1_000_000)]
     geo_lookups: usize,
+    /// Bans timed from host A to host B in the fleet part
+    #[arg(long, default_value_t = 50)]
+    fleet_bans: usize,
+    /// Decisions in the fleet part's full pull
+    #[arg(long, default_value_t = 100_000)]
+    fleet_decisions: usize,
 }
 
 /// Which parts to run.
@@ -108,6 +120,7 @@ struct Parts {
     firewall: bool,
     log: bool,
     geo: bool,
+    fleet: bool,
 }
 
 impl Parts {
@@ -117,6 +130,7 @@ impl Parts {
         firewall: true,
         log: true,
         geo: true,
+        fleet: true,
     };
     const NONE: Parts = Parts {
         admission: false,
@@ -124,6 +138,7 @@ impl Parts {
         firewall: false,
         log: false,
         geo: false,
+        fleet: false,
     };
 }
 
@@ -179,6 +194,13 @@ fn run() -> Result<()> {
             },
             o,
         ),
+        Some(Cmd::Fleet(o)) => (
+            Parts {
+                fleet: true,
+                ..Parts::NONE
+            },
+            o,
+        ),
     };
     let Parts {
         admission,
@@ -186,6 +208,7 @@ fn run() -> Result<()> {
         firewall: fw,
         log: log_part,
         geo: geo_part,
+        fleet: fleet_part,
     } = parts;
     let began = Instant::now();
     let exe = std::env::current_exe().context("finding the bench's own executable")?;
@@ -263,6 +286,14 @@ fn run() -> Result<()> {
     }
     if geo_part {
         out.push_str(&geo_section(dir.path(), &opts, root)?);
+    }
+    if fleet_part && root {
+        let report = fleet::run(dir.path(), opts.fleet_bans, opts.fleet_decisions)
+            .context("fleet benchmark")?;
+        out.push_str(&format!("\n{}\n{}\n", report.caption(), report.table()));
+        missed.extend(report.missed());
+    } else if fleet_part {
+        out.push_str("\nFleet: skipped, not root (it needs a network namespace).\n");
     }
     let missed = if missed.is_empty() {
         "none".to_owned()

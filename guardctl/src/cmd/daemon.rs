@@ -274,11 +274,19 @@ fn report(ctx: &Context, result: anyhow::Result<Change>) -> Option<String> {
             ));
         }
         Ok(Change::Incremental { added, removed }) => {
-            for net in added {
-                ctx.say(&format!("firewall: drop {net}"));
-            }
-            for net in removed {
-                ctx.say(&format!("firewall: lift {net}"));
+            for (verb, nets) in [("drop", added), ("lift", removed)] {
+                // One line per network, but never a flood of them.
+                if nets.len() > 20 {
+                    ctx.say(&format!(
+                        "firewall: {verb} {} networks ({}, …)",
+                        nets.len(),
+                        nets[0]
+                    ));
+                    continue;
+                }
+                for net in nets {
+                    ctx.say(&format!("firewall: {verb} {net}"));
+                }
             }
         }
         Ok(Change::Rebuilt {

@@ -175,3 +175,89 @@ fn tls_config(config: &CrowdsecConfig) -> anyhow::Result<ureq::tls::TlsConfig> {
     }
     Ok(tls.build())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crowdsec::decisions::{Collected, Judge};
+    use authguard_core::config::{Config, PositiveDuration};
+    use authguard_core::duration::HumanDuration;
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    /// A LAPI stand-in on loopback that answers every connection with
+    /// `reply` (after `delay`), and a config pointing at it.
+    fn fake(reply: &'static [u8], delay: Duration) -> (Config, std::path::PathBuf) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    std::thread::sleep(delay);
+                    let _ = stream.write_all(reply);
+                    std::thread::sleep(Duration::from_secs(60));
+                });
+            }
+        });
+        let dir = std::env::temp_dir().join(format!("ag-fake-lapi-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("key");
+        std::fs::write(&key, "k3y").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut config = Config::default();
+        config.crowdsec.url = format!("http://127.0.0.1:{port}/");
+        config.crowdsec.api_key_file = key;
+        config.crowdsec.timeout = PositiveDuration(HumanDuration::secs(1));
+        (config, dir)
+    }
+
+    fn pull(config: &Config) -> anyhow::Result<Collected> {
+        let lapi = Lapi::new(&config.crowdsec)?;
+        let judge = Judge {
+            config,
+            allowed: &[],
+            now: 0,
+        };
+        let mut collected = Collected::default();
+        lapi.stream(true, &judge, &mut collected)?;
+        Ok(collected)
+    }
+
+    #[test]
+    fn a_hanging_lapi_costs_one_timeout_and_an_error_in_words() {
+        let (config, _dir) = fake(b"", Duration::from_secs(30));
+        let started = Instant::now();
+        let e = pull(&config).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waited {:?}",
+            started.elapsed()
+        );
+        assert!(format!("{e:#}").contains("cannot reach the LAPI"), "{e:#}");
+    }
+
+    #[test]
+    fn html_and_truncated_answers_are_errors_not_crashes() {
+        let html: &[u8] = b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 33\r\n\r\n<html><body>nginx</body></html>\r\n";
+        let (config, _dir) = fake(html, Duration::ZERO);
+        let e = format!("{:#}", pull(&config).unwrap_err());
+        assert!(e.contains("502") && e.contains("nginx"), "{e}");
+        let cut: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"new\":[{\"id\":1,\"type\":\"ban\"";
+        let (config, _dir) = fake(cut, Duration::ZERO);
+        assert!(pull(&config).is_err(), "a truncated body is an error");
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n{\"deleted\":null,\"new\":null}";
+        let (config, _dir) = fake(ok, Duration::ZERO);
+        assert_eq!(pull(&config).unwrap().held_len(), 0);
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_refused_by_name() {
+        let (config, dir) = fake(b"", Duration::ZERO);
+        std::fs::set_permissions(dir.join("key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = format!("{:#}", Lapi::new(&config.crowdsec).unwrap_err());
+        assert!(e.contains("api_key_file") && e.contains("chmod 600"), "{e}");
+        assert!(!e.contains("k3y"), "the key itself is never in an error");
+    }
+}

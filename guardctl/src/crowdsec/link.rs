@@ -95,18 +95,49 @@ pub fn start(config: &Config, say: impl Fn(&str) + Send + 'static) -> Link {
     Link { stop, thread }
 }
 
+/// What the loop carries from one pass to the next.
+struct Loop<'a> {
+    config: &'a Config,
+    say: &'a dyn Fn(&str),
+    state: LinkState,
+    lapi: Option<Lapi>,
+    machine: Option<Machine>,
+    startup: bool,
+}
+
 fn run(config: &Config, stop: &AtomicBool, say: &dyn Fn(&str)) {
     let interval = config.crowdsec.pull_interval.0.0;
-    let mut state = LinkState::default();
-    let mut lapi: Option<Lapi> = None;
-    let mut machine: Option<Machine> = None;
-    let mut startup = true;
+    let mut l = Loop {
+        config,
+        say,
+        state: LinkState::default(),
+        lapi: None,
+        machine: None,
+        startup: true,
+    };
+    let mut next_pull = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let began = Instant::now();
-        let result = connect(config, &mut lapi).and_then(|l| pull(config, l, startup));
-        match result {
+        if Instant::now() >= next_pull {
+            next_pull = Instant::now() + interval;
+            l.pull_pass();
+        }
+        if config.crowdsec.pushes() {
+            l.push_pass();
+        }
+        record(config, &mut l.state);
+        // A failing push waits for the next pull: no retry storm.
+        let wake_on_outbox = config.crowdsec.pushes() && l.state.push_error.is_none();
+        wait(config, next_pull, wake_on_outbox, stop);
+    }
+}
+
+impl Loop<'_> {
+    fn pull_pass(&mut self) {
+        let (config, startup) = (self.config, self.startup);
+        match connect(config, &mut self.lapi).and_then(|l| pull(config, l, startup)) {
             Ok(report) => {
-                log_report(&report, say);
+                log_report(&report, self.say);
+                let state = &mut self.state;
                 state.reachable = true;
                 state.last_pull = Some(time::now());
                 state.last_error = None;
@@ -116,43 +147,73 @@ fn run(config: &Config, stop: &AtomicBool, say: &dyn Fn(&str)) {
                 for (why, (n, _)) in &report.skipped {
                     *state.skipped.entry((*why).to_owned()).or_default() += n;
                 }
-                startup = false;
+                self.startup = false;
             }
             Err(e) => {
                 let text = format!("{e:#}");
-                if state.last_error.as_deref() != Some(text.as_str()) {
-                    say(&format!("crowdsec: pull failed: {text}"));
+                if self.state.last_error.as_deref() != Some(text.as_str()) {
+                    (self.say)(&format!("crowdsec: pull failed: {text}"));
                 }
-                state.reachable = false;
-                state.last_error = Some(text);
-                startup = true;
+                self.state.reachable = false;
+                self.state.last_error = Some(text);
+                self.startup = true;
             }
         }
-        if config.crowdsec.pushes() {
-            let pushed = connect(config, &mut lapi)
-                .and_then(|l| Ok((l, connect_machine(config, &mut machine)?)))
-                .and_then(|(l, m)| push(config, l, m));
-            match pushed {
-                Ok(0) => state.push_error = None,
-                Ok(n) => {
-                    say(&format!(
+    }
+
+    fn push_pass(&mut self) {
+        let config = self.config;
+        let pushed = connect(config, &mut self.lapi)
+            .and_then(|l| Ok((l, connect_machine(config, &mut self.machine)?)))
+            .and_then(|(l, m)| push(config, l, m));
+        match pushed {
+            Ok(n) => {
+                if n > 0 {
+                    (self.say)(&format!(
                         "crowdsec: pushed {n} of this host's bans and unbans"
                     ));
-                    state.push_error = None;
                 }
-                Err(e) => {
-                    let text = format!("{e:#}");
-                    if state.push_error.as_deref() != Some(text.as_str()) {
-                        say(&format!(
-                            "crowdsec: push failed (kept in the outbox): {text}"
-                        ));
-                    }
-                    state.push_error = Some(text);
+                self.state.push_error = None;
+            }
+            Err(e) => {
+                let text = format!("{e:#}");
+                if self.state.push_error.as_deref() != Some(text.as_str()) {
+                    (self.say)(&format!(
+                        "crowdsec: push failed (kept in the outbox): {text}"
+                    ));
                 }
+                self.state.push_error = Some(text);
             }
         }
-        record(config, &mut state);
-        sleep_until(began + interval, stop);
+    }
+}
+
+/// How often a waiting link looks at the outbox: a new ban reaches the
+/// LAPI within about this long, not a whole pull interval later.
+const OUTBOX_POLL: Duration = Duration::from_millis(100);
+
+/// Waits until the next pull is due, or (`wake_on_outbox`) until a ban of
+/// ours is queued, or the daemon stops.
+fn wait(config: &Config, next_pull: Instant, wake_on_outbox: bool, stop: &AtomicBool) {
+    let reader = wake_on_outbox
+        .then(|| {
+            Store::open(
+                &config.store.path,
+                Access::Read,
+                config.store.busy_timeout.0,
+            )
+            .ok()
+        })
+        .flatten();
+    let queued = |r: &Store| {
+        r.renew_deadline();
+        r.outbox_depth().is_ok_and(|n| n > 0)
+    };
+    while !stop.load(Ordering::Relaxed) && Instant::now() < next_pull {
+        std::thread::sleep(OUTBOX_POLL.min(next_pull.saturating_duration_since(Instant::now())));
+        if reader.as_ref().is_some_and(queued) {
+            return;
+        }
     }
 }
 
@@ -338,14 +399,4 @@ fn record(config: &Config, state: &mut LinkState) {
     state.outbox = store.outbox_depth().unwrap_or(state.outbox);
     let json = serde_json::to_string(state).unwrap_or_default();
     let _ = store.set_meta(MetaKey::CrowdsecLink, &json);
-}
-
-fn sleep_until(deadline: Instant, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(100)));
-    }
 }

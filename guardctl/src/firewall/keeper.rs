@@ -7,7 +7,7 @@
 //! sets need their overlaps recomputed), and after any nft error. Blocked
 //! countries' ranges are read again only when the store's geo revision moves.
 
-use super::{Change, Desired, Entry, GeoBlock, Sync, Units, parse_source};
+use super::{Change, Desired, Entry, GeoBlock, REBUILD_OVER, Sync, Units, parse_source};
 use authguard_core::config::Config;
 use authguard_core::store::Store;
 use authguard_core::time::Timestamp;
@@ -96,6 +96,11 @@ impl Keeper {
         let changes = store.ban_changes_since(rev)?;
         if changes.sources.is_empty() {
             return Ok(Change::Nothing);
+        }
+        // A flood of changes (a fleet's full pull) is one rebuild, not
+        // thousands of one-element batches and log lines.
+        if changes.sources.len() > REBUILD_OVER {
+            return self.load_all(store, false, now);
         }
         let mut updates = Vec::with_capacity(changes.sources.len());
         for source in &changes.sources {

@@ -362,6 +362,10 @@ impl Sync {
         if let Err(why) = self.steer(desired.keyonly.clone()) {
             return self.rebuild(desired, &why, now);
         }
+        // Many changes at once (a fleet's full pull): one atomic rebuild.
+        if changes.len() > REBUILD_OVER {
+            return self.rebuild(desired, "many bans changed", now);
+        }
         self.update(changes, now)
     }
 
@@ -476,6 +480,10 @@ fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
         (Some(x), Some(y)) => Some(x.max(y)),
     }
 }
+
+/// Changes in one pass beyond which the table is rebuilt instead of
+/// patched (one batch either way; a rebuild says it in one log line).
+pub const REBUILD_OVER: usize = 1_000;
 
 /// A store `source` (`203.0.113.7` or `2001:db8::/64`) as a network.
 pub fn parse_source(source: &str) -> Option<IpNet> {

@@ -1,0 +1,281 @@
+//! The fleet benchmark (issue 15), with Debian's real CrowdSec LAPI in a
+//! network namespace made here: from a ban on host A to its enforcement in
+//! host B's nftables (B pulls every 2 s, the default), a community-
+//! blocklist-sized pull (100,000 decisions) from `startup=true` into the
+//! store and nftables with the daemon's memory, and what those 100,000
+//! extra bans cost a login's admission. The anchor for the first figure:
+//! crowdsec-firewall-bouncer's default `update_frequency` of 10 s.
+
+use crate::firewall::{Daemon, Netns, guardctl_path, write_config};
+use crate::stats::{self, fmt_kib, fmt_us, mark, table, thousands};
+use anyhow::{Context, Result, bail};
+use authguard_core::config::Config;
+use authguard_core::store::admission::{Attempt, Decision};
+use authguard_core::store::{Access, Store};
+use authguard_e2e::crowdsec::Lapi;
+use comfy_table::Table;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What the benchmark measured.
+#[derive(Debug)]
+pub struct Report {
+    propagation: stats::Summary,
+    decisions: usize,
+    pull_store: Duration,
+    pull_nft: Duration,
+    rss_kib: u64,
+    peak_kib: u64,
+    admit_without: stats::Summary,
+    admit_with: stats::Summary,
+}
+
+/// A host's config in `dir/NAME`: `firewall` lines, and a `[crowdsec]`
+/// table for `lapi` as bouncer NAME (and machine NAME when `push`).
+fn host(dir: &Path, lapi: &Lapi, name: &str, firewall: &str, push: bool) -> Result<PathBuf> {
+    let config = write_config(dir, name, firewall)?;
+    let secret = |file: &str, text: &str| -> Result<PathBuf> {
+        let path = config.with_file_name(file);
+        std::fs::write(&path, text)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(path)
+    };
+    let key = secret("bouncer.key", &lapi.add_bouncer(name))?;
+    let mut table = format!(
+        "\n[crowdsec]\nurl = {:?}\napi_key_file = {:?}\n",
+        lapi.url(),
+        key
+    );
+    if push {
+        let password = format!("{name}-bench-password");
+        lapi.add_machine(name, &password);
+        let file = secret("machine.password", &password)?;
+        table.push_str(&format!(
+            "machine_id = {name:?}\npassword_file = {file:?}\n"
+        ));
+    }
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str(&table);
+    std::fs::write(&config, text)?;
+    Ok(config)
+}
+
+pub fn run(dir: &Path, bans: usize, decisions: usize) -> Result<Report> {
+    let guardctl = guardctl_path()?;
+    let ns = Netns::new("fleet")?;
+    let phase = |what: &str| eprintln!("fleet: {what}");
+    phase("starting the LAPI");
+    let listen = "127.0.0.1:48090".parse()?;
+    let Some(lapi) = Lapi::start_in_netns(ns.name(), listen) else {
+        bail!("Debian's crowdsec package could not be had (apt-get download crowdsec)");
+    };
+    let a = host(dir, &lapi, "fleet-a", "backend = \"none\"", true)?;
+    let b = host(dir, &lapi, "fleet-b", "", false)?;
+    let (da, db) = (
+        Daemon::start(&ns, &guardctl, &a)?,
+        Daemon::start(&ns, &guardctl, &b)?,
+    );
+    db.wait_for("rebuilt table", Duration::from_secs(20))?;
+    phase(&format!(
+        "{bans} bans on host A, each timed to host B's nftables"
+    ));
+    let propagation = propagate(&ns, &guardctl, &a, &db, bans)?;
+    drop((da, db));
+    let _ = ns
+        .cmd("nft")
+        .args(["delete", "table", "inet", "authguard"])
+        .output();
+
+    phase(&format!(
+        "importing {} decisions into the LAPI",
+        thousands(decisions as u64)
+    ));
+    import(dir, &lapi, decisions)?;
+    let c = host(dir, &lapi, "fleet-c", "", false)?;
+    phase("a fresh daemon's full pull");
+    let started = Instant::now();
+    let dc = Daemon::start(&ns, &guardctl, &c)?;
+    dc.wait_for("full pull", Duration::from_secs(120))?;
+    let pull_store = started.elapsed();
+    wait_rebuilt(&dc, decisions)?;
+    let pull_nft = started.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let (rss_kib, peak_kib) = (dc.rss_kib()?, dc.peak_kib()?);
+    drop(dc);
+
+    phase("admissions with and without the pulled bans");
+    let empty = write_config(dir, "fleet-empty", "backend = \"none\"")?;
+    let admit_without = admissions(&empty)?;
+    let admit_with = admissions(&c)?;
+    Ok(Report {
+        propagation,
+        decisions,
+        pull_store,
+        pull_nft,
+        rss_kib,
+        peak_kib,
+        admit_without,
+        admit_with,
+    })
+}
+
+/// `guardctl ban` on A, then the time until B's daemon drops it.
+fn propagate(
+    ns: &Netns,
+    guardctl: &Path,
+    a: &Path,
+    db: &Daemon,
+    n: usize,
+) -> Result<stats::Summary> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let ip = Ipv4Addr::new(198, 51, 100 + (i / 250) as u8, (i % 250 + 1) as u8);
+        let t0 = Instant::now();
+        let out = ns
+            .cmd(&guardctl.to_string_lossy())
+            .args(["--config"])
+            .arg(a)
+            .args(["ban", &ip.to_string(), "--for", "1h", "--reason", "bench"])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "guardctl ban on A failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        db.wait_for(&format!("drop {ip}/32"), Duration::from_secs(30))
+            .with_context(|| format!("ban {i} of {n} never reached host B"))?;
+        samples.push(t0.elapsed().as_secs_f64() * 1e6);
+        // Spread the bans over B's whole pull cycle (2 s).
+        std::thread::sleep(Duration::from_millis((i as u64 * 379) % 2_000));
+    }
+    stats::Summary::of(&samples).context("no samples")
+}
+
+/// `n` single-address decisions, imported with `cscli decisions import`.
+fn import(dir: &Path, lapi: &Lapi, n: usize) -> Result<()> {
+    let list: Vec<serde_json::Value> = (0..n as u32)
+        .map(|i| {
+            let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(20, 0, 0, 1)) + i);
+            serde_json::json!({ "value": ip.to_string(), "duration": "24h" })
+        })
+        .collect();
+    let file = dir.join("blocklist.json");
+    std::fs::write(&file, serde_json::to_vec(&list)?)?;
+    lapi.cscli_ok(&["decisions", "import", "-i", &file.to_string_lossy()]);
+    Ok(())
+}
+
+/// Waits for the rebuild that holds at least `n` bans.
+fn wait_rebuilt(daemon: &Daemon, n: usize) -> Result<()> {
+    let end = Instant::now() + Duration::from_secs(120);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        let line = daemon.wait_for("rebuilt table", left)?;
+        let bans = line
+            .split(" with ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        if bans >= n {
+            return Ok(());
+        }
+    }
+    bail!("nftables never held the {n} pulled bans")
+}
+
+/// 2,000 admissions of distinct sources (open, admit, drop: what the PAM
+/// module does), in microseconds.
+fn admissions(config_path: &Path) -> Result<stats::Summary> {
+    let config = Config::load(config_path)?;
+    let mut samples = Vec::with_capacity(2_000);
+    let now = authguard_core::time::now();
+    for i in 0..2_000u32 {
+        let ip = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 1)) + i));
+        let attempt = Attempt {
+            ip,
+            user: b"root",
+            service: "sshd",
+        };
+        let t0 = Instant::now();
+        let mut store = Store::open(&config.store.path, Access::Write, Duration::from_secs(1))?;
+        let decision = store.admit(&config, &attempt, now)?;
+        drop(store);
+        samples.push(t0.elapsed().as_secs_f64() * 1e6);
+        if !matches!(decision, Decision::Admitted { .. }) {
+            bail!("{ip} was not admitted: {decision:?}");
+        }
+    }
+    stats::Summary::of(&samples).context("no samples")
+}
+
+impl Report {
+    /// The caption.
+    pub fn caption(&self) -> String {
+        "Fleet: Debian's crowdsec 1.4.6 LAPI, hosts as guardctl daemons in one network namespace (A pushes, B and C pull every 2 s, the default)".into()
+    }
+
+    /// The table, side by side with the anchor.
+    pub fn table(&self) -> Table {
+        let mut t = table(&["measurement", "authguard", "peer / target", ""]);
+        let p = &self.propagation;
+        t.add_row(vec![
+            format!("ban on A → in B's nftables, p50 / p99 of {}", p.n),
+            format!("{} / {}", fmt_us(p.p50), fmt_us(p.p99)),
+            "≤ 2 s; crowdsec-firewall-bouncer polls every 10 s by default".into(),
+            mark(p.p50 <= 2e6).into(),
+        ]);
+        t.add_row(vec![
+            format!(
+                "full pull of {} decisions → in the store",
+                thousands(self.decisions as u64)
+            ),
+            format!("{:.2} s", self.pull_store.as_secs_f64()),
+            String::new(),
+            String::new(),
+        ]);
+        t.add_row(vec![
+            format!(
+                "full pull of {} decisions → in nftables",
+                thousands(self.decisions as u64)
+            ),
+            format!("{:.2} s", self.pull_nft.as_secs_f64()),
+            "≤ 3 s".into(),
+            mark(self.pull_nft <= Duration::from_secs(3)).into(),
+        ]);
+        t.add_row(vec![
+            "daemon memory after it (RSS / peak)".into(),
+            format!("{} / {}", fmt_kib(self.rss_kib), fmt_kib(self.peak_kib)),
+            "≤ 30 MB".into(),
+            mark(self.rss_kib <= 30 * 1024).into(),
+        ]);
+        let (w, o) = (&self.admit_with, &self.admit_without);
+        t.add_row(vec![
+            format!(
+                "admission p50 / p99, {} pulled bans in the store",
+                thousands(self.decisions as u64)
+            ),
+            format!("{} / {}", fmt_us(w.p50), fmt_us(w.p99)),
+            format!("without: {} / {}", fmt_us(o.p50), fmt_us(o.p99)),
+            mark(w.p50 <= o.p50 * 1.25).into(),
+        ]);
+        t
+    }
+
+    /// Targets missed.
+    pub fn missed(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.propagation.p50 > 2e6 {
+            out.push("fleet propagation ≤ 2 s");
+        }
+        if self.pull_nft > Duration::from_secs(3) {
+            out.push("100,000-decision pull ≤ 3 s");
+        }
+        if self.rss_kib > 30 * 1024 {
+            out.push("daemon RSS ≤ 30 MB after the pull");
+        }
+        out
+    }
+}
