@@ -97,7 +97,8 @@ pub fn run(dir: &Path, bans: usize, decisions: usize) -> Result<Report> {
     phase("a fresh daemon's full pull");
     let started = Instant::now();
     let dc = Daemon::start(&ns, &guardctl, &c)?;
-    dc.wait_for("full pull", Duration::from_secs(120))?;
+    let said = dc.wait_for("full pull", Duration::from_secs(120))?;
+    phase(&said);
     let pull_store = started.elapsed();
     wait_rebuilt(&dc, decisions)?;
     let pull_nft = started.elapsed();

@@ -251,6 +251,8 @@ pub struct Lapi {
     package: &'static Package,
     listen: SocketAddr,
     netns: Option<String>,
+    /// With TLS: the CA file that signed the LAPI's certificate.
+    ca: Option<PathBuf>,
     child: Option<Child>,
     starts: u32,
     /// How long the last start took, from spawn to the first 200 from `/health`.
@@ -261,20 +263,32 @@ impl Lapi {
     /// Starts the LAPI on `listen` (in the host's network namespace). None
     /// (a skip, outside CI) when the package cannot be had.
     pub fn start(listen: SocketAddr) -> Option<Lapi> {
-        Lapi::launch_new(listen, None)
+        Lapi::launch_new(listen, None, false)
     }
 
     /// Starts the LAPI inside network namespace `netns` (e.g. a lab's
     /// [`crate::netns::Lab::server_ns`]) on `listen`, an address of that
     /// namespace. `cscli` and [`Lapi::curl`] then run in `netns` too.
     pub fn start_in_netns(netns: &str, listen: SocketAddr) -> Option<Lapi> {
-        Lapi::launch_new(listen, Some(netns.to_owned()))
+        Lapi::launch_new(listen, Some(netns.to_owned()), false)
     }
 
-    fn launch_new(listen: SocketAddr, netns: Option<String>) -> Option<Lapi> {
+    /// Starts the LAPI on `listen` serving https, with a certificate for
+    /// 127.0.0.1 signed by a CA made here ([`Lapi::ca_file`]).
+    pub fn start_tls(listen: SocketAddr) -> Option<Lapi> {
+        Lapi::launch_new(listen, None, true)
+    }
+
+    /// The CA file that signed an https LAPI's certificate.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca.as_deref()
+    }
+
+    fn launch_new(listen: SocketAddr, netns: Option<String>, tls: bool) -> Option<Lapi> {
         let package = package()?;
         let dir = tempdir("ag-crowdsec-");
         let path = dir.path().to_path_buf();
+        let ca = tls.then(|| path_of_ca(&path));
         let mut lapi = Lapi {
             dir: Some(dir),
             path,
@@ -283,17 +297,26 @@ impl Lapi {
             netns,
             child: None,
             starts: 0,
+            ca,
             startup: Duration::ZERO,
         };
+        if tls {
+            make_certificates(&lapi.path, listen);
+        }
         lapi.write_config();
         // The machine `cscli decisions …` logs in as (DB only: no LAPI needed).
-        lapi.cscli_ok(&[
+        let url = lapi.url();
+        let mut args = vec![
             "machines",
             "add",
             CSCLI_MACHINE,
             "--password",
             CSCLI_PASSWORD,
-        ]);
+        ];
+        if tls {
+            args.extend(["--url", url.as_str()]);
+        }
+        lapi.cscli_ok(&args);
         lapi.spawn_and_wait();
         Some(lapi)
     }
@@ -334,11 +357,11 @@ db_config:
   use_wal: false
 api:
   client:
-    insecure_skip_verify: false
+    insecure_skip_verify: {insecure}
     credentials_path: {d}/etc/local_api_credentials.yaml
   server:
     log_level: info
-    listen_uri: {listen}
+    listen_uri: {listen}{tls}
     profiles_path: {d}/etc/profiles.yaml
     console_path: {d}/etc/console.yaml
     trusted_ips:
@@ -349,6 +372,14 @@ prometheus:
 ",
             plugins = plugins.display(),
             listen = self.listen,
+            insecure = self.ca.is_some(),
+            tls = if self.ca.is_some() {
+                format!(
+                    "\n    tls:\n      cert_file: {d}/tls/server.pem\n      key_file: {d}/tls/server.key"
+                )
+            } else {
+                String::new()
+            },
         );
         std::fs::write(self.config_path(), config).expect("write the LAPI's config.yaml");
     }
@@ -370,7 +401,8 @@ prometheus:
 
     /// `http://ADDR:PORT` (IPv6 in brackets), no trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.listen)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.listen)
     }
 
     /// The network namespace it runs in, if any.
@@ -473,8 +505,16 @@ prometheus:
     }
 
     /// The status of `GET /health` (0: no answer).
+    /// curl trusts an https LAPI's CA.
+    fn trust(&self, cmd: &mut Command) {
+        if let Some(ca) = &self.ca {
+            cmd.arg("--cacert").arg(ca);
+        }
+    }
+
     pub fn health(&self) -> u16 {
         let mut cmd = self.command("curl");
+        self.trust(&mut cmd);
         cmd.args(["-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}"])
             .arg(format!("{}/health", self.url()));
         let f = run_with_timeout(&mut cmd, None, Duration::from_secs(5));
@@ -633,6 +673,7 @@ prometheus:
         body: Option<&str>,
     ) -> HttpReply {
         let mut cmd = self.command("curl");
+        self.trust(&mut cmd);
         cmd.args(["-s", "-S", "-m", "20", "-X", method, "-w", "\n%{http_code}"]);
         for h in headers {
             cmd.arg("-H").arg(h);
@@ -729,4 +770,67 @@ pub fn describe_stream(answer: &Value) -> String {
         }
     }
     s
+}
+
+fn path_of_ca(dir: &Path) -> PathBuf {
+    dir.join("tls/ca.pem")
+}
+
+/// A CA, and a server certificate it signs for `listen`'s address, with
+/// the real `openssl`, into `dir/tls/`.
+fn make_certificates(dir: &Path, listen: SocketAddr) {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).expect("mkdir tls");
+    let ip = listen.ip();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new("openssl");
+        cmd.current_dir(&tls).args(args);
+        let f = run_with_timeout(&mut cmd, None, Duration::from_secs(30));
+        assert!(f.status.success(), "openssl {args:?}: {}", f.describe());
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=authguard test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=lapi",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(tls.join("san.ext"), format!("subjectAltName=IP:{ip}\n")).expect("san.ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
 }

@@ -491,3 +491,44 @@ fn a_fleet_ban_drops_new_connections_but_never_cuts_an_open_session() {
         daemon.stderr()
     );
 }
+
+#[test]
+fn an_https_lapi_is_pulled_with_its_ca_file_and_refused_without_it() {
+    if !require_root() {
+        return;
+    }
+    let Some(lapi) = Lapi::start_tls(free_local_addr()) else {
+        return;
+    };
+    assert!(lapi.url().starts_with("https://"), "{}", lapi.url());
+    let ca = lapi.ca_file().unwrap().to_owned();
+    let key = lapi.add_bouncer("authguard-tls");
+    let key_file = lapi.dir().join("tls.key");
+    std::fs::write(&key_file, &key).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let guard = Guard::builder()
+        .extra("[crowdsec]")
+        .extra(&format!("url = \"{}\"", lapi.url()))
+        .extra(&format!("api_key_file = \"{}\"", key_file.display()))
+        .extra(&format!("pull_interval = \"{PULL}\""))
+        .start();
+    // Without the CA file the LAPI's certificate is not trusted: no pull.
+    let daemon = Daemon::start(&guard);
+    lapi.decisions_add_ip("203.0.113.90", "1h");
+    assert!(
+        wait_until(ARRIVE, || daemon_log(&guard).contains("pull failed")),
+        "an untrusted certificate was accepted: {}",
+        daemon_log(&guard)
+    );
+    assert!(crowdsec_ban(&guard, "203.0.113.90").is_none());
+    drop(daemon);
+    // With it, the decision arrives.
+    guard.set_config(|c| c.extra.push(format!("ca_file = \"{}\"", ca.display())));
+    let _daemon = Daemon::start(&guard);
+    assert!(
+        wait_until(ARRIVE, || crowdsec_ban(&guard, "203.0.113.90").is_some()),
+        "nothing pulled over https: {}\n{}",
+        daemon_log(&guard),
+        lapi.diag()
+    );
+}

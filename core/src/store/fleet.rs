@@ -135,19 +135,19 @@ fn hold(
         }
         return Ok(());
     }
-    let own_lasts: bool = tx
+    // One look at the source's bans: how many (its level), and whether one
+    // of our own lasts as long (our pushed ban coming back).
+    let (earlier, own_lasts): (u32, bool) = tx
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM bans WHERE source = ?1 AND ended IS NULL
-             AND origin != 'crowdsec' AND (expires IS NULL OR expires >= ?2))",
+            "SELECT COUNT(*), COALESCE(MAX(ended IS NULL AND origin != 'crowdsec'
+                 AND (expires IS NULL OR expires >= ?2)), 0)
+             FROM bans WHERE source = ?1",
         )?
-        .query_row(params![source, p.expires], |r| r.get(0))?;
+        .query_row(params![source, p.expires], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if own_lasts {
         done.already_banned += 1;
         return Ok(());
     }
-    let earlier: u32 = tx
-        .prepare_cached("SELECT COUNT(*) FROM bans WHERE source = ?1")?
-        .query_row([&source], |r| r.get(0))?;
     let (lo, hi) = addr::range_keys(&p.net);
     let reason = format!("{} ({})", p.scenario, p.origin);
     tx.prepare_cached(

@@ -79,6 +79,10 @@ pub struct PullReport {
     pub skipped: BTreeMap<&'static str, (u64, String)>,
     /// Entries that were no decision at all.
     pub malformed: u64,
+    /// Reading and judging the stream.
+    pub read: Duration,
+    /// The whole pull, the store's writes included.
+    pub took: Duration,
     /// Open SSH sessions (their address, and the pulled ban covering it)
     /// that the fleet's ban spares: it drops new connections only.
     pub spared: Vec<(std::net::IpAddr, ipnet::IpNet)>,
@@ -309,9 +313,12 @@ pub fn pull(config: &Config, lapi: &Lapi, startup: bool) -> anyhow::Result<PullR
         now,
     };
     let mut collected = Collected::default();
+    let began = Instant::now();
     lapi.stream(startup, &judge, &mut collected)?;
+    let read = began.elapsed();
     let mut report = PullReport {
         startup,
+        read,
         offered: collected.held_len(),
         malformed: collected.malformed,
         ..PullReport::default()
@@ -329,6 +336,7 @@ pub fn pull(config: &Config, lapi: &Lapi, startup: bool) -> anyhow::Result<PullR
         let current: HashSet<i64> = collected.held_ids().collect();
         report.applied.ended += store.end_decisions_except(&current, now)?;
     }
+    report.took = began.elapsed();
     if report.applied.added > 0 {
         report.spared = spared_sessions(config, &collected);
     }
@@ -365,8 +373,10 @@ fn log_report(r: &PullReport, say: &dyn Fn(&str)) {
     let a = &r.applied;
     if a.added + a.ended + a.updated > 0 || r.startup {
         say(&format!(
-            "crowdsec: {} pull: {} decisions to hold, {} new bans, {} ended, {} extended, {} already banned here",
+            "crowdsec: {} pull in {:.2} s (read {:.2} s): {} decisions to hold, {} new bans, {} ended, {} extended, {} already banned here",
             if r.startup { "full" } else { "delta" },
+            r.took.as_secs_f64(),
+            r.read.as_secs_f64(),
             r.offered,
             a.added,
             a.ended,
