@@ -126,27 +126,26 @@ impl Daemon {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Peak resident memory of the daemon process so far.
-    pub(crate) fn peak_kib(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .context("no VmHWM")
-    }
-
     /// Resident memory of the daemon process (the child of `ip netns exec`,
     /// which execs into it, so the pid is the daemon's).
     pub(crate) fn rss_kib(&self) -> Result<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// Peak resident memory of the daemon process so far.
+    pub(crate) fn peak_kib(&self) -> Result<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// One `kB` field of `/proc/PID/status`.
+    fn status_kib(&self, field: &str) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
-            .context("no VmRSS")
+            .with_context(|| format!("no {field} in /proc/{}/status", self.child.id()))
     }
 }
 

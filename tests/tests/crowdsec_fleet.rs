@@ -43,12 +43,22 @@ impl Drop for Daemon {
     }
 }
 
+/// `text` in `lapi`'s directory as `name`, mode 0600 (a credential file).
+fn secret(lapi: &Lapi, name: &str, text: &str) -> std::path::PathBuf {
+    let path = lapi.dir().join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// A new bouncer `name`'s key, in a credential file.
+fn bouncer_key(lapi: &Lapi, name: &str) -> std::path::PathBuf {
+    secret(lapi, &format!("{name}.key"), &lapi.add_bouncer(name))
+}
+
 /// A guard following `lapi` as bouncer `name`, its key in a 0600 file.
 fn fleet_guard(lapi: &Lapi, name: &str) -> Guard {
-    let key = lapi.add_bouncer(name);
-    let key_file = lapi.dir().join(format!("{name}.key"));
-    std::fs::write(&key_file, &key).unwrap();
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key_file = bouncer_key(lapi, name);
     Guard::builder()
         .allow(&["127.0.0.1", "192.0.2.0/24"])
         .extra("[crowdsec]")
@@ -253,17 +263,10 @@ fn the_fleet_never_locks_the_admin_out_and_survives_an_outage() {
 
 /// A guard that pulls and pushes, as machine `id` and bouncer `id`.
 fn pushing_guard(lapi: &Lapi, id: &str) -> Guard {
-    let key = lapi.add_bouncer(id);
     let password = format!("{id}-password");
     lapi.add_machine(id, &password);
-    let file = |name: &str, text: &str| {
-        let path = lapi.dir().join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        path
-    };
-    let key_file = file(&format!("{id}.key"), &key);
-    let password_file = file(&format!("{id}.password"), &password);
+    let key_file = bouncer_key(lapi, id);
+    let password_file = secret(lapi, &format!("{id}.password"), &password);
     Guard::builder()
         .allow(&["127.0.0.1"])
         .max_failures(2)
@@ -423,10 +426,7 @@ fn a_fleet_ban_drops_new_connections_but_never_cuts_an_open_session() {
     let Some(lapi) = Lapi::start_in_netns(with_lab.lab.server_ns(), listen) else {
         return;
     };
-    let key = lapi.add_bouncer("authguard-lab");
-    let key_file = lapi.dir().join("lab.key");
-    std::fs::write(&key_file, &key).unwrap();
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key_file = bouncer_key(&lapi, "authguard-lab");
     let config = Guard::builder()
         .extra("[firewall]")
         .extra("backend = \"nftables\"")
@@ -502,10 +502,7 @@ fn an_https_lapi_is_pulled_with_its_ca_file_and_refused_without_it() {
     };
     assert!(lapi.url().starts_with("https://"), "{}", lapi.url());
     let ca = lapi.ca_file().unwrap().to_owned();
-    let key = lapi.add_bouncer("authguard-tls");
-    let key_file = lapi.dir().join("tls.key");
-    std::fs::write(&key_file, &key).unwrap();
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key_file = bouncer_key(&lapi, "authguard-tls");
     let guard = Guard::builder()
         .extra("[crowdsec]")
         .extra(&format!("url = \"{}\"", lapi.url()))
