@@ -6,7 +6,9 @@
 //! a too-wide range are never enforced; with the LAPI down the guard goes
 //! on, and on its return a full pull catches up; a ban on host A is refused
 //! on host B, its unban lifts it there, and a ban made while the LAPI is
-//! down arrives once it is back, once; `status` shows the link, never the key.
+//! down arrives once it is back, once; two servers in their own network
+//! namespaces (sshd, store, daemon, nftables each) share a ban made inline
+//! on one; `status` shows the link, never the key.
 
 use authguard_e2e::crowdsec::{Lapi, free_local_addr};
 use authguard_e2e::*;
@@ -528,4 +530,146 @@ fn an_https_lapi_is_pulled_with_its_ca_file_and_refused_without_it() {
         daemon_log(&guard),
         lapi.diag()
     );
+}
+
+/// Joins two labs' server namespaces with a veth pair: `10.99.0.1` in
+/// `a`, `10.99.0.2` in `b` (the fleet's own network; the attackers see
+/// neither).
+fn link_servers(a: &str, b: &str) {
+    let ip = |args: &[&str]| {
+        let ok = Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {args:?} failed");
+    };
+    ip(&[
+        "-n", a, "link", "add", "fleet0", "type", "veth", "peer", "name", "fleet0", "netns", b,
+    ]);
+    ip(&["-n", a, "addr", "add", "10.99.0.1/30", "dev", "fleet0"]);
+    ip(&["-n", b, "addr", "add", "10.99.0.2/30", "dev", "fleet0"]);
+    ip(&["-n", a, "link", "set", "fleet0", "up"]);
+    ip(&["-n", b, "link", "set", "fleet0", "up"]);
+}
+
+/// A lab server's guard: nftables on port 22, following `url` as bouncer
+/// `name` (and pushing as machine `name` when `push`).
+fn server_guard(
+    lapi: &Lapi,
+    lab: &authguard_e2e::netns::Lab,
+    name: &str,
+    url: &str,
+    push: bool,
+) -> Guard {
+    let key_file = bouncer_key(lapi, name);
+    let mut config = Guard::builder()
+        .netns(lab.server_ns())
+        .max_failures(2)
+        .extra("[firewall]")
+        .extra("backend = \"nftables\"")
+        .extra("ports = [22]")
+        .extra("[crowdsec]")
+        .extra(&format!("url = \"{url}\""))
+        .extra("insecure_http = true")
+        .extra(&format!("api_key_file = \"{}\"", key_file.display()))
+        .extra(&format!("pull_interval = \"{PULL}\""));
+    if push {
+        let password = format!("{name}-password");
+        lapi.add_machine(name, &password);
+        let file = secret(lapi, &format!("{name}.password"), &password);
+        config = config
+            .extra(&format!("machine_id = \"{name}\""))
+            .extra(&format!("password_file = \"{}\"", file.display()));
+    }
+    config.start()
+}
+
+#[test]
+fn an_attacker_banned_inline_on_one_server_is_dropped_and_refused_on_the_other() {
+    use authguard_e2e::netns::{Daemon as LabDaemon, Lab, SERVER_V4, SSH_PORT};
+    if !require_root() {
+        return;
+    }
+    // Two servers, each its own network namespace with sshd, store, daemon
+    // and nftables; one attacker address seen by both.
+    let (lab_a, lab_b) = (
+        Lab::new(&[("atk1", &["203.0.113.10/24"])]),
+        Lab::new(&[("atk1", &["203.0.113.10/24"])]),
+    );
+    link_servers(lab_a.server_ns(), lab_b.server_ns());
+    let Some(lapi) = Lapi::start_in_netns(lab_a.server_ns(), "10.99.0.1:48100".parse().unwrap())
+    else {
+        return;
+    };
+    let url = "http://10.99.0.1:48100";
+    let guard_a = server_guard(&lapi, &lab_a, "server-a", url, true);
+    let guard_b = server_guard(&lapi, &lab_b, "server-b", url, false);
+    let (_sshd_a, _sshd_b) = (
+        Sshd::start_in_netns(&guard_a, &lab_a),
+        Sshd::start_in_netns(&guard_b, &lab_b),
+    );
+    let (_daemon_a, daemon_b) = (
+        LabDaemon::start(&guard_a, &lab_a),
+        LabDaemon::start(&guard_b, &lab_b),
+    );
+    assert!(
+        lab_b.can_connect(
+            "atk1",
+            "203.0.113.10",
+            SERVER_V4,
+            SSH_PORT,
+            Duration::from_secs(2)
+        ),
+        "B is open before"
+    );
+
+    // Wrong passwords at A until A bans the address inline.
+    for _ in 0..4 {
+        lab_a.ssh_password(
+            "atk1",
+            "203.0.113.10",
+            SERVER_V4,
+            WRONG_PASSWORD,
+            Method::Password,
+        );
+        if guard_a
+            .listed("203.0.113.10")
+            .is_some_and(|b| b["origin"] == "pam")
+        {
+            break;
+        }
+    }
+    assert!(
+        guard_a.listed("203.0.113.10").is_some(),
+        "A never banned the attacker: {:?}",
+        guard_a.list()
+    );
+
+    // B drops its packets, and its PAM refuses it, without ever having seen it.
+    assert!(
+        lab_b
+            .wait_until_blocked(
+                "atk1",
+                "203.0.113.10",
+                SERVER_V4,
+                SSH_PORT,
+                Duration::from_secs(10)
+            )
+            .is_some(),
+        "B never dropped the attacker A banned: {:?}\n{}\n{}",
+        guard_b.list(),
+        daemon_b.stderr(),
+        lapi.diag()
+    );
+    let pulled = crowdsec_ban(&guard_b, "203.0.113.10").expect("B holds the fleet's ban");
+    assert_eq!(pulled["decision_origin"], "authguard", "{pulled}");
+    let on_b = PamService::permit(&guard_b);
+    assert!(
+        !on_b
+            .run("203.0.113.10", "root", &["authenticate"])
+            .status
+            .success(),
+        "B's PAM lets it try"
+    );
+    assert_eq!(on_b.reached_count("203.0.113.10"), 0);
 }
