@@ -33,15 +33,13 @@ pub struct Offered<'a> {
 /// What this host does with one offered decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Enforced: a ban of `net` until `expires`. `allowed_inside` names an
-    /// allowed network inside it, which keeps winning.
+    /// Enforced: a ban of `net` until `expires` (an allowed network inside
+    /// `net` keeps winning at PAM and in nftables, as over any ban).
     Enforce {
         /// The banned address or network.
         net: IpNet,
         /// When it ends.
         expires: Timestamp,
-        /// An allowed network inside `net`, if any.
-        allowed_inside: Option<IpNet>,
     },
     /// Not enforced, for this reason (logged and counted).
     Skip(Skip),
@@ -131,7 +129,6 @@ fn judged(
     Ok(Verdict::Enforce {
         net,
         expires: now.saturating_add(secs),
-        allowed_inside: allowed.iter().find(|a| net.contains(*a)).copied(),
     })
 }
 
@@ -267,8 +264,7 @@ mod tests {
             judge(&c, &[], &offered("Ip", "203.0.113.7", "4h"), 100),
             Verdict::Enforce {
                 net: net("203.0.113.7"),
-                expires: 100 + 4 * 3600,
-                allowed_inside: None
+                expires: 100 + 4 * 3600
             }
         );
         let v6 = judge(&c, &[], &offered("Range", "2001:db8:1::/48", "1h"), 0);
@@ -342,16 +338,7 @@ mod tests {
             Verdict::Skip(Skip::Allowed(net("198.51.100.0/24")))
         );
         let wider = judge(&c, &office, &offered("Range", "198.51.0.0/16", "1h"), 0);
-        assert!(
-            matches!(
-                wider,
-                Verdict::Enforce {
-                    allowed_inside: Some(_),
-                    ..
-                }
-            ),
-            "{wider:?}"
-        );
+        assert!(matches!(wider, Verdict::Enforce { .. }), "{wider:?}");
         c.crowdsec.origins = vec!["crowdsec".into()];
         assert_eq!(
             judge(&c, &[], &offered("Ip", "203.0.113.7", "1h"), 0),

@@ -222,20 +222,20 @@ fn wait(config: &Config, next_pull: Instant, wake_on_outbox: bool, stop: &Atomic
 }
 
 fn connect<'a>(config: &Config, lapi: &'a mut Option<Lapi>) -> anyhow::Result<&'a Lapi> {
-    if lapi.is_none() {
-        *lapi = Some(Lapi::new(&config.crowdsec)?);
+    match lapi {
+        Some(l) => Ok(l),
+        None => Ok(lapi.insert(Lapi::new(&config.crowdsec)?)),
     }
-    Ok(lapi.as_ref().expect("just set"))
 }
 
 fn connect_machine<'a>(
     config: &Config,
     machine: &'a mut Option<Machine>,
 ) -> anyhow::Result<&'a mut Machine> {
-    if machine.is_none() {
-        *machine = Some(Machine::new(&config.crowdsec)?);
+    match machine {
+        Some(m) => Ok(m),
+        None => Ok(machine.insert(Machine::new(&config.crowdsec)?)),
     }
-    Ok(machine.as_mut().expect("just set"))
 }
 
 /// Outbox entries delivered per pass, at most.

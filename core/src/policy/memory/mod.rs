@@ -81,7 +81,6 @@ pub enum Replayed {
 /// Failure windows and ban history in memory, answering [`Facts`].
 #[derive(Debug, Default)]
 pub struct MemoryFacts {
-    allow: Vec<IpNet>,
     countries: Vec<(IpNet, String)>,
     sources: FastMap<IpNet, SourceRecord>,
     banned: FastMap<IpNet, NetBans>,
@@ -97,11 +96,6 @@ impl MemoryFacts {
     /// Nothing on record.
     pub fn new() -> Self {
         MemoryFacts::default()
-    }
-
-    /// Adds `net` to the recorded allow list (the store's `guardctl allow add`).
-    pub fn allow(&mut self, net: IpNet) {
-        self.allow.push(net);
     }
 
     /// Records that `net` is in country `cc`.
@@ -220,13 +214,10 @@ impl Facts for MemoryFacts {
     type Ban = MemoryBan;
     type Error = Infallible;
 
-    fn allowed_by(&mut self, ip: IpAddr) -> Result<Option<String>, Infallible> {
-        let ip = addr::canonical(ip);
-        Ok(self
-            .allow
-            .iter()
-            .find(|n| n.contains(&ip))
-            .map(addr::display))
+    /// Memory keeps no allow list of its own (the store's `guardctl allow
+    /// add`): the config's is the policy's to check.
+    fn allowed_by(&mut self, _ip: IpAddr) -> Result<Option<String>, Infallible> {
+        Ok(None)
     }
 
     fn active_ban_covering(
