@@ -584,34 +584,88 @@ fn server_guard(
     config.start()
 }
 
+/// Two servers, each its own network namespace with sshd, store, daemon
+/// and nftables, joined by a veth; the LAPI on A; the attackers' addresses
+/// (`ATTACKERS`, one namespace `atk1`) seen by both.
+struct TwoServers {
+    lapi: Lapi,
+    labs: [authguard_e2e::netns::Lab; 2],
+    guards: [Guard; 2],
+    daemons: [authguard_e2e::netns::Daemon; 2],
+    _sshds: [Sshd; 2],
+}
+
+const ATTACKERS: &[&str] = &["203.0.113.10/24", "203.0.113.11/24", "203.0.113.12/24"];
+
+impl TwoServers {
+    /// A pushes as a machine; B too when `b_pushes`. Both pull.
+    fn start(b_pushes: bool) -> Option<TwoServers> {
+        use authguard_e2e::netns::{Daemon as LabDaemon, Lab};
+        let labs = [
+            Lab::new(&[("atk1", ATTACKERS)]),
+            Lab::new(&[("atk1", ATTACKERS)]),
+        ];
+        link_servers(labs[0].server_ns(), labs[1].server_ns());
+        let lapi = Lapi::start_in_netns(labs[0].server_ns(), "10.99.0.1:48100".parse().unwrap())?;
+        let url = "http://10.99.0.1:48100";
+        let guards = [
+            server_guard(&lapi, &labs[0], "server-a", url, true),
+            server_guard(&lapi, &labs[1], "server-b", url, b_pushes),
+        ];
+        let _sshds = [
+            Sshd::start_in_netns(&guards[0], &labs[0]),
+            Sshd::start_in_netns(&guards[1], &labs[1]),
+        ];
+        let daemons = [
+            LabDaemon::start(&guards[0], &labs[0]),
+            LabDaemon::start(&guards[1], &labs[1]),
+        ];
+        Some(TwoServers {
+            lapi,
+            labs,
+            guards,
+            daemons,
+            _sshds,
+        })
+    }
+
+    /// Whether server `i` drops new connections from `source` within `within`.
+    fn drops(&self, i: usize, source: &str, within: Duration) -> bool {
+        use authguard_e2e::netns::{SERVER_V4, SSH_PORT};
+        self.labs[i]
+            .wait_until_blocked("atk1", source, SERVER_V4, SSH_PORT, within)
+            .is_some()
+    }
+
+    /// Whether server `i` takes new connections from `source` again within `within`.
+    fn opens(&self, i: usize, source: &str, within: Duration) -> bool {
+        use authguard_e2e::netns::{SERVER_V4, SSH_PORT};
+        self.labs[i]
+            .wait_until_open("atk1", source, SERVER_V4, SSH_PORT, within)
+            .is_some()
+    }
+
+    /// Both daemons' logs and the LAPI's, for a failure message.
+    fn diag(&self) -> String {
+        format!(
+            "A: {}\nB: {}\n{}",
+            self.daemons[0].stderr(),
+            self.daemons[1].stderr(),
+            self.lapi.diag()
+        )
+    }
+}
+
 #[test]
 fn an_attacker_banned_inline_on_one_server_is_dropped_and_refused_on_the_other() {
-    use authguard_e2e::netns::{Daemon as LabDaemon, Lab, SERVER_V4, SSH_PORT};
+    use authguard_e2e::netns::{SERVER_V4, SSH_PORT};
     if !require_root() {
         return;
     }
-    // Two servers, each its own network namespace with sshd, store, daemon
-    // and nftables; one attacker address seen by both.
-    let (lab_a, lab_b) = (
-        Lab::new(&[("atk1", &["203.0.113.10/24"])]),
-        Lab::new(&[("atk1", &["203.0.113.10/24"])]),
-    );
-    link_servers(lab_a.server_ns(), lab_b.server_ns());
-    let Some(lapi) = Lapi::start_in_netns(lab_a.server_ns(), "10.99.0.1:48100".parse().unwrap())
-    else {
+    let Some(two) = TwoServers::start(false) else {
         return;
     };
-    let url = "http://10.99.0.1:48100";
-    let guard_a = server_guard(&lapi, &lab_a, "server-a", url, true);
-    let guard_b = server_guard(&lapi, &lab_b, "server-b", url, false);
-    let (_sshd_a, _sshd_b) = (
-        Sshd::start_in_netns(&guard_a, &lab_a),
-        Sshd::start_in_netns(&guard_b, &lab_b),
-    );
-    let (_daemon_a, daemon_b) = (
-        LabDaemon::start(&guard_a, &lab_a),
-        LabDaemon::start(&guard_b, &lab_b),
-    );
+    let ([lab_a, lab_b], [guard_a, guard_b]) = (&two.labs, &two.guards);
     assert!(
         lab_b.can_connect(
             "atk1",
@@ -647,23 +701,14 @@ fn an_attacker_banned_inline_on_one_server_is_dropped_and_refused_on_the_other()
 
     // B drops its packets, and its PAM refuses it, without ever having seen it.
     assert!(
-        lab_b
-            .wait_until_blocked(
-                "atk1",
-                "203.0.113.10",
-                SERVER_V4,
-                SSH_PORT,
-                Duration::from_secs(10)
-            )
-            .is_some(),
-        "B never dropped the attacker A banned: {:?}\n{}\n{}",
+        two.drops(1, "203.0.113.10", Duration::from_secs(10)),
+        "B never dropped the attacker A banned: {:?}\n{}",
         guard_b.list(),
-        daemon_b.stderr(),
-        lapi.diag()
+        two.diag()
     );
-    let pulled = crowdsec_ban(&guard_b, "203.0.113.10").expect("B holds the fleet's ban");
+    let pulled = crowdsec_ban(guard_b, "203.0.113.10").expect("B holds the fleet's ban");
     assert_eq!(pulled["decision_origin"], "authguard", "{pulled}");
-    let on_b = PamService::permit(&guard_b);
+    let on_b = PamService::permit(guard_b);
     assert!(
         !on_b
             .run("203.0.113.10", "root", &["authenticate"])
@@ -672,4 +717,83 @@ fn an_attacker_banned_inline_on_one_server_is_dropped_and_refused_on_the_other()
         "B's PAM lets it try"
     );
     assert_eq!(on_b.reached_count("203.0.113.10"), 0);
+}
+
+#[test]
+fn the_fleets_decisions_reach_both_servers_and_a_ban_made_offline_arrives_later() {
+    if !require_root() {
+        return;
+    }
+    let Some(mut two) = TwoServers::start(true) else {
+        return;
+    };
+
+    // The admin's `cscli decisions add` is dropped on both; its delete lifts both.
+    two.lapi.decisions_add_ip("203.0.113.11", "1h");
+    for (i, server) in ["A", "B"].iter().enumerate() {
+        assert!(
+            two.drops(i, "203.0.113.11", ARRIVE),
+            "{server} never dropped the cscli decision\n{}",
+            two.diag()
+        );
+    }
+    two.lapi.decisions_delete_ip("203.0.113.11");
+    for (i, server) in ["A", "B"].iter().enumerate() {
+        assert!(
+            two.opens(i, "203.0.113.11", ARRIVE),
+            "{server} still drops after cscli decisions delete\n{}",
+            two.diag()
+        );
+    }
+
+    // The LAPI goes down; B bans meanwhile, on its own (dropped there at
+    // once); A gets it, once, when the LAPI is back.
+    two.lapi.stop();
+    two.guards[1].guardctl_ok(&["ban", "203.0.113.12", "--for", "1h", "--reason", "offline"]);
+    assert!(
+        two.drops(1, "203.0.113.12", ARRIVE),
+        "B's own ban is not enforced while the LAPI is down\n{}",
+        two.diag()
+    );
+    assert!(
+        wait_until(ARRIVE, || outbox(&two.guards[1]) == 1),
+        "B's ban is not queued: {}",
+        outbox(&two.guards[1])
+    );
+    two.lapi.restart();
+    assert!(
+        two.drops(0, "203.0.113.12", Duration::from_secs(15)),
+        "A never got B's ban made while the LAPI was down\n{}",
+        two.diag()
+    );
+    let key = two.lapi.add_bouncer("observer");
+    assert_eq!(
+        in_lapi(&two.lapi, &key, "203.0.113.12"),
+        1,
+        "delivered once"
+    );
+
+    // A blocklist-sized batch (more than one change-log chunk) lands in
+    // both servers' nftables.
+    let n = 1_500;
+    let list: Vec<Value> = (0..n)
+        .map(|i: u32| {
+            let ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(20, 0, 0, 1)) + i);
+            serde_json::json!({ "value": ip.to_string(), "duration": "1h" })
+        })
+        .collect();
+    let file = two.lapi.dir().join("blocklist.json");
+    std::fs::write(&file, serde_json::to_vec(&list).unwrap()).unwrap();
+    two.lapi
+        .cscli_ok(&["decisions", "import", "-i", &file.to_string_lossy()]);
+    for (i, server) in ["A", "B"].iter().enumerate() {
+        let held = || two.labs[i].set_elements("fleet4").unwrap_or_default().len();
+        assert!(
+            wait_until(Duration::from_secs(15), || held() >= n as usize),
+            "{server}'s nftables hold {} of the {n} imported decisions\n{}",
+            held(),
+            two.diag()
+        );
+        assert!(two.labs[i].set_covers("fleet4", "20.0.5.220"));
+    }
 }

@@ -3,6 +3,9 @@
 //! triggers) that says which sources changed since its last pass.
 //!
 //! Reading only what changed keeps one new ban cheap with 100,000 in place.
+//! A bulk writer (a fleet pull) runs with triggers off and logs its own
+//! changes through [`log_changes`]: each source, or one [`RELOAD_MARK`]
+//! when it touched more than [`LOG_EACH_UP_TO`].
 
 use super::{Store, StoreError};
 use crate::time::Timestamp;
@@ -29,6 +32,32 @@ pub struct BanChanges {
     pub rev: i64,
     /// Each changed source once, in no particular order.
     pub sources: Vec<String>,
+    /// A bulk write changed too many sources to name: read everything.
+    pub reload: bool,
+}
+
+/// The change log's entry for "too many sources changed to name them".
+pub const RELOAD_MARK: &str = "*";
+
+/// Sources a bulk write names one by one; beyond this it logs one
+/// [`RELOAD_MARK`] (the reader would rebuild the firewall anyway).
+pub const LOG_EACH_UP_TO: usize = 1_000;
+
+/// Logs `sources` as changed, in the caller's transaction: what the
+/// triggers would have written, for a writer that turned them off.
+pub(crate) fn log_changes(
+    tx: &rusqlite::Transaction<'_>,
+    sources: &[String],
+) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached("INSERT INTO ban_changes (source) VALUES (?1)")?;
+    if sources.len() > LOG_EACH_UP_TO {
+        insert.execute([RELOAD_MARK])?;
+        return Ok(());
+    }
+    for source in sources {
+        insert.execute([source])?;
+    }
+    Ok(())
 }
 
 const ACTIVE: &str = "ended IS NULL AND (expires IS NULL OR expires > ?1)";
@@ -52,12 +81,17 @@ impl Store {
         )?;
         let mut changes = BanChanges {
             rev,
-            sources: Vec::new(),
+            ..BanChanges::default()
         };
         let mut rows = stmt.query([rev])?;
         while let Some(row) = rows.next()? {
             changes.rev = changes.rev.max(row.get(0)?);
-            changes.sources.push(row.get(1)?);
+            let source: String = row.get(1)?;
+            if source == RELOAD_MARK {
+                changes.reload = true;
+            } else {
+                changes.sources.push(source);
+            }
         }
         Ok(changes)
     }

@@ -3,14 +3,21 @@
 //! daemon applies a large pull in chunks and a login never waits behind
 //! it for long. The rule that picks which decisions to hold is
 //! `policy::fleet`; this module only writes down what it picked.
+//!
+//! A pull writes with its connection's triggers off: per row they cost
+//! more than the insert itself (a 100,000-decision pull took twice as
+//! long). What they would do is done here instead: the change log gets
+//! the touched sources ([`log_changes`]), and the outbox gets nothing,
+//! as its triggers skip pulled bans anyway (no echo).
 
+use super::changes::log_changes;
 use super::lookup::consume_failures;
 use super::{Store, StoreError};
 use crate::addr;
 use crate::time::Timestamp;
 use ipnet::IpNet;
-use rusqlite::{OptionalExtension, Transaction, params};
-use std::collections::HashSet;
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 /// One decision to hold as a ban.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,26 +67,27 @@ impl Store {
         deleted: &[i64],
         now: Timestamp,
     ) -> Result<PullApplied, StoreError> {
-        self.write(|tx| {
+        self.write_untriggered(|tx, touched| {
             let mut done = PullApplied::default();
             for id in deleted {
-                done.ended += end_decision(tx, *id, now)?;
+                done.ended += end_decision(tx, *id, now, touched)?;
             }
             for pulled in new {
-                hold(tx, pulled, now, &mut done)?;
+                hold(tx, pulled, now, &mut done, touched)?;
             }
             Ok(done)
         })
     }
 
-    /// A startup pull's reconciliation: ends every held decision not in
-    /// `current` (deleted in the LAPI while this host was not listening).
+    /// A startup pull's reconciliation: ends every held decision the LAPI
+    /// no longer has (`current` says no: deleted while this host was not
+    /// listening).
     pub fn end_decisions_except(
         &mut self,
-        current: &HashSet<i64>,
+        current: impl Fn(i64) -> bool,
         now: Timestamp,
     ) -> Result<usize, StoreError> {
-        self.write(|tx| {
+        self.write_untriggered(|tx, touched| {
             let held: Vec<i64> = tx
                 .prepare(
                     "SELECT decision_id FROM bans WHERE origin = 'crowdsec' AND ended IS NULL",
@@ -87,11 +95,31 @@ impl Store {
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             let mut ended = 0;
-            for id in held.into_iter().filter(|id| !current.contains(id)) {
-                ended += end_decision(tx, id, now)?;
+            for id in held.into_iter().filter(|id| !current(*id)) {
+                ended += end_decision(tx, id, now, touched)?;
             }
             Ok(ended)
         })
+    }
+
+    /// [`Store::write`] with this connection's triggers off; `f` names the
+    /// sources whose bans it touched, and they go to the change log.
+    fn write_untriggered<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>, &mut Vec<String>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        set_triggers(self.conn(), false)?;
+        let result = self.write(|tx| {
+            let mut touched = Vec::new();
+            let value = f(tx, &mut touched)?;
+            log_changes(tx, &touched)?;
+            Ok(value)
+        });
+        // Restored even when the write failed: the connection may write again.
+        let restored = set_triggers(self.conn(), true);
+        let value = result?;
+        restored?;
+        Ok(value)
     }
 
     /// Decisions held as active bans now.
@@ -105,13 +133,29 @@ impl Store {
     }
 }
 
-fn end_decision(tx: &Transaction<'_>, id: i64, now: Timestamp) -> Result<usize, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "UPDATE bans SET ended = ?2, end_reason = 'deleted'
-             WHERE origin = 'crowdsec' AND decision_id = ?1 AND ended IS NULL",
-        )?
-        .execute(params![id, now])?)
+/// Turns this connection's triggers on or off (`SQLITE_DBCONFIG_ENABLE_TRIGGER`:
+/// the connection's own setting, other connections keep theirs).
+fn set_triggers(conn: &Connection, on: bool) -> Result<(), StoreError> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, on)?;
+    Ok(())
+}
+
+fn end_decision(
+    tx: &Transaction<'_>,
+    id: i64,
+    now: Timestamp,
+    touched: &mut Vec<String>,
+) -> Result<usize, StoreError> {
+    let mut ended = tx.prepare_cached(
+        "UPDATE bans SET ended = ?2, end_reason = 'deleted'
+         WHERE origin = 'crowdsec' AND decision_id = ?1 AND ended IS NULL
+         RETURNING source",
+    )?;
+    let before = touched.len();
+    for source in ended.query_map(params![id, now], |r| r.get(0))? {
+        touched.push(source?);
+    }
+    Ok(touched.len() - before)
 }
 
 fn hold(
@@ -119,6 +163,7 @@ fn hold(
     p: &Pulled,
     now: Timestamp,
     done: &mut PullApplied,
+    touched: &mut Vec<String>,
 ) -> Result<(), StoreError> {
     let source = addr::display(&p.net);
     let held: Option<(i64, Option<Timestamp>)> = tx
@@ -131,6 +176,7 @@ fn hold(
         if expires != Some(p.expires) {
             tx.prepare_cached("UPDATE bans SET expires = ?2 WHERE id = ?1")?
                 .execute(params![id, p.expires])?;
+            touched.push(source);
             done.updated += 1;
         }
         return Ok(());
@@ -168,6 +214,7 @@ fn hold(
         p.scenario
     ])?;
     consume_failures(tx, &source)?;
+    touched.push(source);
     done.added += 1;
     Ok(())
 }
@@ -246,7 +293,7 @@ mod tests {
             .unwrap();
         assert_eq!(ended.end_reason, Some(EndReason::Deleted));
         // A startup pull that no longer lists 8 ends it.
-        assert_eq!(s.end_decisions_except(&HashSet::new(), 1_005).unwrap(), 1);
+        assert_eq!(s.end_decisions_except(|_| false, 1_005).unwrap(), 1);
         assert_eq!(s.held_decisions(1_005).unwrap(), 0);
     }
 
@@ -269,5 +316,40 @@ mod tests {
                 .unwrap()
         );
         let _ = config;
+    }
+
+    #[test]
+    fn a_pull_logs_its_changes_itself_and_leaves_the_triggers_on() {
+        use crate::policy::{BanLength, NewBan};
+        let t = TempStore::new("fleet-changes");
+        let mut s = t.open();
+        s.set_push(true).unwrap();
+        let start = s.ban_revision().unwrap();
+        s.apply_pull(&[pulled(1, "203.0.113.1", 5_000)], &[], 1_000)
+            .unwrap();
+        let small = s.ban_changes_since(start).unwrap();
+        assert_eq!(
+            (small.sources.as_slice(), small.reload),
+            (&["203.0.113.1".to_owned()][..], false)
+        );
+        let many: Vec<Pulled> = (0..1_001)
+            .map(|i| pulled(10 + i, &format!("10.0.{}.{}", i / 256, i % 256), 5_000))
+            .collect();
+        s.apply_pull(&many, &[], 1_000).unwrap();
+        let bulk = s.ban_changes_since(small.rev).unwrap();
+        assert!(bulk.reload && bulk.sources.is_empty(), "{bulk:?}");
+        assert_eq!(s.outbox_depth().unwrap(), 0, "pulled bans are never pushed");
+        // The same connection's own ban still fires both triggers.
+        let new = NewBan {
+            net: addr::parse_target("192.0.2.77").unwrap(),
+            length: BanLength::For(std::time::Duration::from_secs(600)),
+            reason: "test",
+            origin: Origin::Manual,
+            failures: 0,
+        };
+        s.ban(&Config::default(), &new, 1_001).unwrap();
+        let after = s.ban_changes_since(bulk.rev).unwrap();
+        assert_eq!(after.sources, ["192.0.2.77"]);
+        assert_eq!(s.outbox_depth().unwrap(), 1);
     }
 }

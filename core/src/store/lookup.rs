@@ -79,9 +79,7 @@ pub(crate) fn mark_expired(tx: &Transaction<'_>, ban: &BanRecord) -> Result<(), 
 
 /// A ban or an unban starts the source again from zero failures.
 pub(crate) fn consume_failures(tx: &Transaction<'_>, source: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE attempts SET live = 0 WHERE source = ?1 AND live = 1",
-        [source],
-    )?;
+    tx.prepare_cached("UPDATE attempts SET live = 0 WHERE source = ?1 AND live = 1")?
+        .execute([source])?;
     Ok(())
 }

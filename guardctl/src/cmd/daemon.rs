@@ -39,6 +39,7 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut next_keyonly = Instant::now();
     let mut keyonly_error = None;
     let mut steer_changed = false;
+    let mut pass_again = false;
     ctx.say(&format!(
         "daemon started (store {}, firewall {}, resync {})",
         ctx.store_path().display(),
@@ -75,7 +76,13 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
         let version = store.data_version().ok();
         let resync_due = Instant::now() >= next_resync;
         let expiry_due = next_expiry.is_some_and(|e| e <= now);
-        if version != seen_version || resync_due || expiry_due || banned_from_log || steer_changed {
+        if version != seen_version
+            || resync_due
+            || expiry_due
+            || banned_from_log
+            || steer_changed
+            || pass_again
+        {
             seen_version = version;
             steer_changed = false;
             if let Err(e) = store.expire_due(now) {
@@ -86,7 +93,10 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
             }
             let mut last_error = None;
             if enabled {
-                last_error = report(ctx, keeper.pass(&mut store, resync_due, now));
+                let pass = keeper.pass(&mut store, resync_due, now);
+                // Waiting out a bulk write: look again next turn, changed or not.
+                pass_again = matches!(pass, Ok(Change::Settling));
+                last_error = report(ctx, pass);
             }
             let applied = keeper.applied();
             next_expiry = applied.and_then(Desired::next_expiry);
@@ -267,7 +277,7 @@ fn purge(ctx: &Context, store: &mut authguard_core::store::Store) {
 /// Logs what a sync did; returns the error text if it failed.
 fn report(ctx: &Context, result: anyhow::Result<Change>) -> Option<String> {
     match result {
-        Ok(Change::Nothing) => {}
+        Ok(Change::Nothing | Change::Settling) => {}
         Ok(Change::Steered { networks }) => {
             ctx.say(&format!(
                 "firewall: key-only steering now covers {networks} networks"

@@ -1,15 +1,17 @@
 //! A decisions stream read as it arrives: each decision is judged by the
 //! policy (`policy::fleet`) and, if held, kept as a few words (its origin
-//! and scenario interned), so 100,000 decisions cost a few megabytes, not
-//! their JSON. Malformed entries are counted and skipped, never fatal; a
-//! body that is not the stream's JSON is one error naming what was wrong.
+//! and scenario interned) until a chunk is full, then handed on (to the
+//! store). A 100,000-decision pull never sits in memory whole: only a
+//! chunk and the held ids (for the startup reconciliation). Malformed
+//! entries are counted and skipped, never fatal; a body that is not the
+//! stream's JSON is one error naming what was wrong.
 
 use authguard_core::config::Config;
 use authguard_core::policy::fleet::{self, Offered, Skip, Verdict};
 use authguard_core::store::fleet::Pulled;
 use authguard_core::time::Timestamp;
 use ipnet::IpNet;
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -40,49 +42,88 @@ struct Held {
     scenario: u32,
 }
 
-/// What one pull brought.
-#[derive(Debug, Default)]
-pub struct Collected {
-    held: Vec<Held>,
+/// Where full chunks go: held decisions as the store takes them, and the
+/// ids of deleted ones. An error stops the stream.
+pub type Sink<'s> = dyn FnMut(&[Pulled], &[i64]) -> anyhow::Result<()> + 's;
+
+/// What one pull brought, a chunk at a time.
+pub struct Intake<'s> {
+    sink: &'s mut Sink<'s>,
+    chunk: usize,
+    pending: Vec<Held>,
+    pending_deleted: Vec<i64>,
     words: Vec<String>,
     word_ids: HashMap<String, u32>,
-    /// Ids of the stream's `deleted` decisions.
-    pub deleted: Vec<i64>,
+    /// Ids of every held decision, in stream order.
+    pub held_ids: Vec<i64>,
+    /// Deleted decisions in the stream.
+    pub deleted: usize,
     /// Skipped decisions by reason (`type "captcha" is not a ban`, …),
     /// with one example each.
     pub skipped: BTreeMap<&'static str, (u64, String)>,
     /// Entries that were not decisions at all (a field missing or mistyped).
     pub malformed: u64,
+    /// The sink's error, which stopped the stream.
+    failed: Option<anyhow::Error>,
 }
 
-impl Collected {
-    /// Held decisions.
-    pub fn held_len(&self) -> usize {
-        self.held.len()
+impl fmt::Debug for Intake<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Intake")
+            .field("held", &self.held_ids.len())
+            .field("deleted", &self.deleted)
+            .field("malformed", &self.malformed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s> Intake<'s> {
+    /// An intake handing `sink` at most `chunk` decisions at a time.
+    pub fn new(chunk: usize, sink: &'s mut Sink<'s>) -> Intake<'s> {
+        Intake {
+            sink,
+            chunk: chunk.max(1),
+            pending: Vec::new(),
+            pending_deleted: Vec::new(),
+            words: Vec::new(),
+            word_ids: HashMap::new(),
+            held_ids: Vec::new(),
+            deleted: 0,
+            skipped: BTreeMap::new(),
+            malformed: 0,
+            failed: None,
+        }
     }
 
-    /// The held decisions' networks.
-    pub fn held_nets(&self) -> impl Iterator<Item = IpNet> + '_ {
-        self.held.iter().map(|h| h.net)
+    /// Hands on what is pending (the stream's last, partial chunk).
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() && self.pending_deleted.is_empty() {
+            return Ok(());
+        }
+        let pulled: Vec<Pulled> = self
+            .pending
+            .drain(..)
+            .map(|h| Pulled {
+                decision_id: h.id,
+                net: h.net,
+                expires: h.expires,
+                origin: self.words[h.origin as usize].clone(),
+                scenario: self.words[h.scenario as usize].clone(),
+            })
+            .collect();
+        let deleted = std::mem::take(&mut self.pending_deleted);
+        (self.sink)(&pulled, &deleted)
     }
 
-    /// The held decisions' ids.
-    pub fn held_ids(&self) -> impl Iterator<Item = i64> + '_ {
-        self.held.iter().map(|h| h.id)
-    }
-
-    /// The held decisions as the store takes them, `chunk` at a time.
-    pub fn pulled_chunks(&self, chunk: usize) -> impl Iterator<Item = Vec<Pulled>> + '_ {
-        self.held.chunks(chunk.max(1)).map(|c| {
-            c.iter()
-                .map(|h| Pulled {
-                    decision_id: h.id,
-                    net: h.net,
-                    expires: h.expires,
-                    origin: self.words[h.origin as usize].clone(),
-                    scenario: self.words[h.scenario as usize].clone(),
-                })
-                .collect()
+    /// Flushes once a chunk is full; a sink error is kept to be returned
+    /// once the parser has stopped.
+    fn flush_full(&mut self) -> Result<(), &'static str> {
+        if self.pending.len() < self.chunk && self.pending_deleted.len() < self.chunk {
+            return Ok(());
+        }
+        self.flush().map_err(|e| {
+            self.failed = Some(e);
+            "stopped: a chunk of it could not be written"
         })
     }
 
@@ -111,9 +152,10 @@ impl Collected {
             scenario: &d.scenario,
         };
         match fleet::judge(judge.config, judge.allowed, &offered, judge.now) {
-            Verdict::Enforce { net, expires, .. } if self.held.len() < MAX_HELD => {
+            Verdict::Enforce { net, expires, .. } if self.held_ids.len() < MAX_HELD => {
                 let (origin, scenario) = (self.word(&d.origin), self.word(&d.scenario));
-                self.held.push(Held {
+                self.held_ids.push(d.id);
+                self.pending.push(Held {
                     id: d.id,
                     net,
                     expires,
@@ -127,6 +169,11 @@ impl Collected {
                 self.skip(skip_kind(&why), || example);
             }
         }
+    }
+
+    fn delete(&mut self, id: i64) {
+        self.deleted += 1;
+        self.pending_deleted.push(id);
     }
 }
 
@@ -158,33 +205,38 @@ struct RawDecision {
 }
 
 /// Parses a stream body (`{"new": [...] | null, "deleted": [...] | null}`).
+/// Every chunk is handed on before it returns; on an error, the chunks
+/// before it were.
 pub fn parse_stream(
     reader: impl Read,
     judge: &Judge<'_>,
-    collected: &mut Collected,
+    intake: &mut Intake<'_>,
 ) -> anyhow::Result<()> {
     let mut de =
         serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
-    Body { judge, collected }
-        .deserialize(&mut de)
-        .map_err(|e| anyhow::anyhow!("the LAPI's answer is not a decisions stream: {e}"))?;
+    let parsed = Body { judge, intake }.deserialize(&mut de);
+    if let Some(e) = intake.failed.take() {
+        return Err(e);
+    }
+    parsed.map_err(|e| anyhow::anyhow!("the LAPI's answer is not a decisions stream: {e}"))?;
     de.end()
-        .map_err(|e| anyhow::anyhow!("the LAPI's answer goes on after the stream: {e}"))
+        .map_err(|e| anyhow::anyhow!("the LAPI's answer goes on after the stream: {e}"))?;
+    intake.flush()
 }
 
-struct Body<'j, 'c> {
+struct Body<'j, 'c, 's> {
     judge: &'j Judge<'j>,
-    collected: &'c mut Collected,
+    intake: &'c mut Intake<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for Body<'_, '_> {
+impl<'de> DeserializeSeed<'de> for Body<'_, '_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for Body<'_, '_> {
+impl<'de> Visitor<'de> for Body<'_, '_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object with `new` and `deleted`")
@@ -202,7 +254,7 @@ impl<'de> Visitor<'de> for Body<'_, '_> {
             map.next_value_seed(List {
                 new,
                 judge: self.judge,
-                collected: self.collected,
+                intake: self.intake,
             })?;
         }
         Ok(())
@@ -210,20 +262,20 @@ impl<'de> Visitor<'de> for Body<'_, '_> {
 }
 
 /// `new` or `deleted`: a list, or `null` (the LAPI's empty list).
-struct List<'j, 'c> {
+struct List<'j, 'c, 's> {
     new: bool,
     judge: &'j Judge<'j>,
-    collected: &'c mut Collected,
+    intake: &'c mut Intake<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for List<'_, '_> {
+impl<'de> DeserializeSeed<'de> for List<'_, '_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_option(self)
     }
 }
 
-impl<'de> Visitor<'de> for List<'_, '_> {
+impl<'de> Visitor<'de> for List<'_, '_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of decisions or null")
@@ -242,10 +294,11 @@ impl<'de> Visitor<'de> for List<'_, '_> {
         // as any JSON first, then as a decision.
         while let Some(value) = seq.next_element::<serde_json::Value>()? {
             match RawDecision::deserialize(value) {
-                Ok(d) if self.new => self.collected.offer(self.judge, &d),
-                Ok(d) => self.collected.deleted.push(d.id),
-                Err(_) => self.collected.malformed += 1,
+                Ok(d) if self.new => self.intake.offer(self.judge, &d),
+                Ok(d) => self.intake.delete(d.id),
+                Err(_) => self.intake.malformed += 1,
             }
+            self.intake.flush_full().map_err(A::Error::custom)?;
         }
         Ok(())
     }
@@ -255,7 +308,19 @@ impl<'de> Visitor<'de> for List<'_, '_> {
 mod tests {
     use super::*;
 
-    fn parse(body: &str) -> anyhow::Result<Collected> {
+    /// What a stream handed on, and what the intake counted.
+    #[derive(Debug, Default)]
+    struct Parsed {
+        pulled: Vec<Pulled>,
+        deleted: Vec<i64>,
+        chunks: usize,
+        held_ids: Vec<i64>,
+        skipped: Vec<&'static str>,
+        malformed: u64,
+        words: usize,
+    }
+
+    fn parse_in(body: &str, chunk: usize) -> anyhow::Result<Parsed> {
         let config = Config::default();
         let allowed = ["192.0.2.0/24".parse().unwrap()];
         let judge = Judge {
@@ -263,9 +328,32 @@ mod tests {
             allowed: &allowed,
             now: 1_000,
         };
-        let mut c = Collected::default();
-        parse_stream(body.as_bytes(), &judge, &mut c)?;
-        Ok(c)
+        let mut got = Parsed::default();
+        let (mut pulled, mut deleted, mut chunks) = (Vec::new(), Vec::new(), 0);
+        let mut sink = |p: &[Pulled], d: &[i64]| {
+            pulled.extend_from_slice(p);
+            deleted.extend_from_slice(d);
+            chunks += 1;
+            Ok(())
+        };
+        let mut intake = Intake::new(chunk, &mut sink);
+        parse_stream(body.as_bytes(), &judge, &mut intake)?;
+        got.held_ids = std::mem::take(&mut intake.held_ids);
+        got.skipped = intake.skipped.keys().copied().collect();
+        (got.malformed, got.words) = (intake.malformed, intake.words.len());
+        drop(intake);
+        (got.pulled, got.deleted, got.chunks) = (pulled, deleted, chunks);
+        Ok(got)
+    }
+
+    fn parse(body: &str) -> anyhow::Result<Parsed> {
+        parse_in(body, 1_000)
+    }
+
+    fn decision(id: u32) -> String {
+        format!(
+            r#"{{"duration":"1h","id":{id},"origin":"cscli","scenario":"s","scope":"Ip","type":"ban","value":"203.0.113.{id}"}}"#
+        )
     }
 
     #[test]
@@ -278,27 +366,57 @@ mod tests {
                    {"duration":"1h","id":6,"origin":"cscli","scenario":"s","scope":"Range","type":"ban","value":"0.0.0.0/0"},
                    {"id":"seven"}, 42]}"#;
         let c = parse(body).unwrap();
-        assert_eq!(c.held_ids().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(c.held_ids, [1, 2]);
         assert_eq!(c.deleted, [3]);
         assert_eq!(c.malformed, 2);
-        let kinds: Vec<&str> = c.skipped.keys().copied().collect();
-        assert_eq!(kinds, ["allowed network", "not a ban", "too wide"]);
-        let pulled: Vec<Pulled> = c.pulled_chunks(10).flatten().collect();
+        assert_eq!(c.skipped, ["allowed network", "not a ban", "too wide"]);
         assert_eq!(
             (
-                pulled[1].net.to_string().as_str(),
-                pulled[1].origin.as_str()
+                c.pulled[1].net.to_string().as_str(),
+                c.pulled[1].origin.as_str()
             ),
             ("198.51.100.0/24", "CAPI")
         );
-        assert_eq!(pulled[0].expires, 1_000 + 3600);
-        assert_eq!(c.words.len(), 3, "origins and scenarios are kept once each");
+        assert_eq!(c.pulled[0].expires, 1_000 + 3600);
+        assert_eq!(c.words, 3, "origins and scenarios are kept once each");
+    }
+
+    #[test]
+    fn a_long_stream_is_handed_on_a_chunk_at_a_time() {
+        let new: Vec<String> = (1..=5).map(decision).collect();
+        let body = format!(r#"{{"new":[{}],"deleted":null}}"#, new.join(","));
+        let c = parse_in(&body, 2).unwrap();
+        assert_eq!(c.chunks, 3, "2 + 2 + the last 1");
+        let ids: Vec<i64> = c.pulled.iter().map(|p| p.decision_id).collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_sink_that_fails_stops_the_stream_with_its_own_error() {
+        let new: Vec<String> = (1..=5).map(decision).collect();
+        let body = format!(r#"{{"new":[{}]}}"#, new.join(","));
+        let config = Config::default();
+        let judge = Judge {
+            config: &config,
+            allowed: &[],
+            now: 1_000,
+        };
+        let mut calls = 0;
+        let mut sink = |_: &[Pulled], _: &[i64]| {
+            calls += 1;
+            anyhow::bail!("the store is locked")
+        };
+        let mut intake = Intake::new(2, &mut sink);
+        let e = parse_stream(body.as_bytes(), &judge, &mut intake).unwrap_err();
+        drop(intake);
+        assert_eq!(e.to_string(), "the store is locked");
+        assert_eq!(calls, 1, "nothing is read past the failed chunk");
     }
 
     #[test]
     fn nothing_new_is_nulls_and_a_wrong_body_is_an_error_in_words() {
         let c = parse(r#"{"deleted":null,"new":null}"#).unwrap();
-        assert_eq!((c.held_len(), c.deleted.len()), (0, 0));
+        assert_eq!((c.held_ids.len(), c.deleted.len(), c.chunks), (0, 0, 0));
         let html = parse("<html><body>502 Bad Gateway</body></html>").unwrap_err();
         assert!(
             html.to_string().contains("not a decisions stream"),

@@ -5,7 +5,7 @@
 //! before the next is read, so a community blocklist never sits in memory
 //! as JSON. Credentials are read from their files and never logged.
 
-use super::decisions::{Collected, Judge};
+use super::decisions::{Intake, Judge};
 use anyhow::{Context as _, bail};
 use authguard_core::config::{CrowdsecConfig, Url};
 use std::io::Read;
@@ -74,12 +74,12 @@ impl Lapi {
     }
 
     /// `GET /v1/decisions/stream` (`startup=true` for everything active),
-    /// each decision judged into `collected` as it is parsed.
+    /// each decision judged into `intake` as it is parsed.
     pub fn stream(
         &self,
         startup: bool,
         judge: &Judge<'_>,
-        collected: &mut Collected,
+        intake: &mut Intake<'_>,
     ) -> anyhow::Result<()> {
         let url = format!("{}/v1/decisions/stream?startup={startup}", self.base);
         let mut response = self
@@ -93,7 +93,7 @@ impl Lapi {
         if status != 200 {
             bail!("the LAPI answered {status}: {}", snippet(reader));
         }
-        super::decisions::parse_stream(reader, judge, collected)
+        super::decisions::parse_stream(reader, judge, intake)
     }
 }
 
@@ -179,7 +179,7 @@ fn tls_config(config: &CrowdsecConfig) -> anyhow::Result<ureq::tls::TlsConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crowdsec::decisions::{Collected, Judge};
+    use crate::crowdsec::decisions::{Intake, Judge};
     use authguard_core::config::{Config, PositiveDuration};
     use authguard_core::duration::HumanDuration;
     use std::io::Write;
@@ -213,16 +213,18 @@ mod tests {
         (config, dir)
     }
 
-    fn pull(config: &Config) -> anyhow::Result<Collected> {
+    /// One startup pull; the decisions it held.
+    fn pull(config: &Config) -> anyhow::Result<usize> {
         let lapi = Lapi::new(&config.crowdsec)?;
         let judge = Judge {
             config,
             allowed: &[],
             now: 0,
         };
-        let mut collected = Collected::default();
-        lapi.stream(true, &judge, &mut collected)?;
-        Ok(collected)
+        let mut sink = |_: &[_], _: &[_]| Ok(());
+        let mut intake = Intake::new(100, &mut sink);
+        lapi.stream(true, &judge, &mut intake)?;
+        Ok(intake.held_ids.len())
     }
 
     #[test]
@@ -249,7 +251,7 @@ mod tests {
         assert!(pull(&config).is_err(), "a truncated body is an error");
         let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n{\"deleted\":null,\"new\":null}";
         let (config, _dir) = fake(ok, Duration::ZERO);
-        assert_eq!(pull(&config).unwrap().held_len(), 0);
+        assert_eq!(pull(&config).unwrap(), 0);
     }
 
     #[test]

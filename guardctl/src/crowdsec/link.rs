@@ -5,15 +5,15 @@
 //! delays nothing but the next pull. Each pass's state goes to `meta` key
 //! `crowdsec.link` for `guardctl status` and `check`.
 
-use super::decisions::{Collected, Judge};
+use super::decisions::{Intake, Judge};
 use super::lapi::Lapi;
 use super::machine::Machine;
 use authguard_core::config::Config;
-use authguard_core::store::fleet::PullApplied;
+use authguard_core::store::fleet::{PullApplied, Pulled};
 use authguard_core::store::outbox::{OutboxAction, OutboxItem};
 use authguard_core::store::{Access, MetaKey, Store};
 use authguard_core::time::{self, Timestamp};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -79,8 +79,8 @@ pub struct PullReport {
     pub skipped: BTreeMap<&'static str, (u64, String)>,
     /// Entries that were no decision at all.
     pub malformed: u64,
-    /// Reading and judging the stream.
-    pub read: Duration,
+    /// Writing to the store (the rest of `took` is reading and judging).
+    pub writing: Duration,
     /// The whole pull, the store's writes included.
     pub took: Duration,
     /// Open SSH sessions (their address, and the pulled ban covering it)
@@ -298,7 +298,7 @@ fn deliver(item: &OutboxItem, lapi: &Lapi, machine: &mut Machine) -> anyhow::Res
     }
 }
 
-/// One pull into the store.
+/// One pull into the store, a chunk at a time as the stream is read.
 pub fn pull(config: &Config, lapi: &Lapi, startup: bool) -> anyhow::Result<PullReport> {
     let mut store = Store::open(
         &config.store.path,
@@ -312,53 +312,53 @@ pub fn pull(config: &Config, lapi: &Lapi, startup: bool) -> anyhow::Result<PullR
         allowed: &allowed,
         now,
     };
-    let mut collected = Collected::default();
     let began = Instant::now();
-    lapi.stream(startup, &judge, &mut collected)?;
-    let read = began.elapsed();
     let mut report = PullReport {
         startup,
-        read,
-        offered: collected.held_len(),
-        malformed: collected.malformed,
         ..PullReport::default()
     };
-    let mut deleted = collected.deleted.as_slice();
-    for chunk in collected.pulled_chunks(CHUNK) {
-        let (gone, rest) = deleted.split_at(deleted.len().min(CHUNK));
-        deleted = rest;
-        report.applied.add(store.apply_pull(&chunk, gone, now)?);
-    }
-    for gone in deleted.chunks(CHUNK) {
-        report.applied.add(store.apply_pull(&[], gone, now)?);
-    }
+    let mut sessions = None;
+    let (mut applied, mut spared, mut writing) =
+        (PullApplied::default(), Vec::new(), Duration::ZERO);
+    let mut sink = |new: &[Pulled], deleted: &[i64]| -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        let done = store.apply_pull(new, deleted, now)?;
+        writing += t0.elapsed();
+        if done.added > 0 {
+            let open = sessions
+                .get_or_insert_with(|| crate::sshd::established_from(&config.firewall.ports));
+            spared.extend(spared_sessions(open, new));
+        }
+        applied.add(done);
+        Ok(())
+    };
+    let mut intake = Intake::new(CHUNK, &mut sink);
+    lapi.stream(startup, &judge, &mut intake)?;
+    let mut held = std::mem::take(&mut intake.held_ids);
+    report.offered = held.len();
+    report.malformed = intake.malformed;
+    report.skipped = std::mem::take(&mut intake.skipped);
+    drop(intake);
     if startup {
-        let current: HashSet<i64> = collected.held_ids().collect();
-        report.applied.ended += store.end_decisions_except(&current, now)?;
+        held.sort_unstable();
+        applied.ended += store.end_decisions_except(|id| held.binary_search(&id).is_ok(), now)?;
     }
+    (report.applied, report.spared, report.writing) = (applied, spared, writing);
     report.took = began.elapsed();
-    if report.applied.added > 0 {
-        report.spared = spared_sessions(config, &collected);
-    }
-    report.skipped = std::mem::take(&mut collected.skipped);
     Ok(report)
 }
 
-/// Open sessions to the guarded ports from inside a pulled ban.
+/// Open sessions (`open`, to the guarded ports) inside a pulled ban.
 fn spared_sessions(
-    config: &Config,
-    collected: &Collected,
+    open: &[std::net::IpAddr],
+    pulled: &[Pulled],
 ) -> Vec<(std::net::IpAddr, ipnet::IpNet)> {
-    let open = crate::sshd::established_from(&config.firewall.ports);
-    if open.is_empty() {
-        return Vec::new();
-    }
-    collected
-        .held_nets()
-        .flat_map(|net| {
+    pulled
+        .iter()
+        .flat_map(|p| {
             open.iter()
-                .filter(move |ip| net.contains(*ip))
-                .map(move |ip| (*ip, net))
+                .filter(move |ip| p.net.contains(*ip))
+                .map(move |ip| (*ip, p.net))
         })
         .collect()
 }
@@ -373,10 +373,10 @@ fn log_report(r: &PullReport, say: &dyn Fn(&str)) {
     let a = &r.applied;
     if a.added + a.ended + a.updated > 0 || r.startup {
         say(&format!(
-            "crowdsec: {} pull in {:.2} s (read {:.2} s): {} decisions to hold, {} new bans, {} ended, {} extended, {} already banned here",
+            "crowdsec: {} pull in {:.2} s (store {:.2} s): {} decisions to hold, {} new bans, {} ended, {} extended, {} already banned here",
             if r.startup { "full" } else { "delta" },
             r.took.as_secs_f64(),
-            r.read.as_secs_f64(),
+            r.writing.as_secs_f64(),
             r.offered,
             a.added,
             a.ended,

@@ -13,6 +13,7 @@ use authguard_core::store::Store;
 use authguard_core::time::Timestamp;
 use ipnet::IpNet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Keeps the firewall in step with the store across passes.
 #[derive(Debug)]
@@ -24,6 +25,24 @@ pub struct Keeper {
     rev: Option<i64>,
     /// The blocked countries' ranges last read (`None`: not yet).
     geo: Option<Arc<GeoBlock>>,
+    /// A bulk write seen going on, waited for before the rebuild.
+    settling: Option<Settling>,
+}
+
+/// How long the change log must rest after a bulk write's mark before the
+/// rebuild: a 100,000-decision pull commits a chunk every few tens of
+/// milliseconds, and one rebuild at its end beats one per chunk.
+const SETTLE: Duration = Duration::from_millis(150);
+/// The longest a rebuild waits for a bulk write that keeps going.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(3);
+
+/// A bulk write being waited for: the change log's revision last seen,
+/// when it last moved, and when the wait began.
+#[derive(Debug, Clone, Copy)]
+struct Settling {
+    rev: i64,
+    moved: Instant,
+    began: Instant,
 }
 
 impl Keeper {
@@ -35,6 +54,7 @@ impl Keeper {
             sync: Sync::new(config),
             rev: None,
             geo: None,
+            settling: None,
         }
     }
 
@@ -94,12 +114,15 @@ impl Keeper {
         now: Timestamp,
     ) -> anyhow::Result<Change> {
         let changes = store.ban_changes_since(rev)?;
-        if changes.sources.is_empty() {
+        if changes.sources.is_empty() && !changes.reload {
             return Ok(Change::Nothing);
         }
         // A flood of changes (a fleet's full pull) is one rebuild, not
         // thousands of one-element batches and log lines.
-        if changes.sources.len() > REBUILD_OVER {
+        if changes.reload && !self.settled(changes.rev) {
+            return Ok(Change::Settling);
+        }
+        if changes.reload || changes.sources.len() > REBUILD_OVER {
             return self.load_all(store, false, now);
         }
         let mut updates = Vec::with_capacity(changes.sources.len());
@@ -128,6 +151,25 @@ impl Keeper {
             (Change::Nothing, steered) => steered,
             (change, _) => change,
         })
+    }
+
+    /// True once the change log has rested for [`SETTLE`] at `rev` (or the
+    /// wait has lasted [`SETTLE_AT_MOST`]).
+    fn settled(&mut self, rev: i64) -> bool {
+        let at = Instant::now();
+        let s = self.settling.get_or_insert(Settling {
+            rev,
+            moved: at,
+            began: at,
+        });
+        if s.rev != rev {
+            (s.rev, s.moved) = (rev, at);
+        }
+        let done = at - s.moved >= SETTLE || at - s.began >= SETTLE_AT_MOST;
+        if done {
+            self.settling = None;
+        }
+        done
     }
 
     /// The key-only steering wanted now (countries from the copy in hand).

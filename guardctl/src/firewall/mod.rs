@@ -294,6 +294,9 @@ pub enum Change {
     },
     /// Only the key-only steering's elements changed: now this many networks.
     Steered { networks: usize },
+    /// A bulk write (a fleet's full pull) is still going on: the rebuild
+    /// waits until it rests, so it happens once. Pass again soon.
+    Settling,
     /// The table was (re)built whole, and why.
     Rebuilt {
         why: String,
