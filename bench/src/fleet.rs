@@ -3,9 +3,11 @@
 //! host B's nftables (B pulls every 2 s, the default), a community-
 //! blocklist-sized pull (100,000 decisions) from `startup=true` into the
 //! store and nftables with the daemon's memory, and what those 100,000
-//! extra bans cost a login's admission. The anchor for the first figure:
-//! crowdsec-firewall-bouncer's default `update_frequency` of 10 s.
+//! extra bans cost a login's admission. The peer, side by side on the same
+//! LAPI and the same bans: Debian's crowdsec-firewall-bouncer at its
+//! default `update_frequency` of 10 s (`bouncer.rs`).
 
+use crate::bouncer::Bouncer;
 use crate::firewall::{Daemon, Netns, guardctl_path, write_config};
 use crate::stats::{self, fmt_kib, fmt_us, mark, table, thousands};
 use anyhow::{Context, Result, bail};
@@ -17,6 +19,7 @@ use comfy_table::Table;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the benchmark measured.
@@ -30,7 +33,23 @@ pub struct Report {
     peak_kib: u64,
     admit_without: stats::Summary,
     admit_with: stats::Summary,
+    /// crowdsec-firewall-bouncer's figures, when its package could be had.
+    peer: Option<Peer>,
 }
+
+/// The peer's figures.
+#[derive(Debug)]
+struct Peer {
+    version: String,
+    propagation: Option<stats::Summary>,
+    /// How long its full pull took, or how far it got in [`PEER_PULL_LIMIT`].
+    pull: Result<Duration, usize>,
+    rss_kib: u64,
+}
+
+/// How long the peer's full pull is waited for (it adds about a thousand
+/// addresses a second here, slowing as its set grows).
+const PEER_PULL_LIMIT: Duration = Duration::from_secs(240);
 
 /// A host's config in `dir/NAME`: `firewall` lines, and a `[crowdsec]`
 /// table for `lapi` as bouncer NAME (and machine NAME when `push`).
@@ -78,15 +97,29 @@ pub fn run(dir: &Path, bans: usize, decisions: usize) -> Result<Report> {
         Daemon::start(&ns, &guardctl, &b)?,
     );
     db.wait_for("rebuilt table", Duration::from_secs(20))?;
+    let peer = Bouncer::start(&ns, &lapi, dir, "fleet-peer")?;
     phase(&format!(
-        "{bans} bans on host A, each timed to host B's nftables"
+        "{bans} bans on host A, each timed to host B's nftables{}",
+        if peer.is_some() {
+            " and to crowdsec-firewall-bouncer's set"
+        } else {
+            ""
+        }
     ));
-    let propagation = propagate(&ns, &guardctl, &a, &db, bans)?;
-    drop((da, db));
-    let _ = ns
-        .cmd("nft")
-        .args(["delete", "table", "inet", "authguard"])
-        .output();
+    let (propagation, peer_propagation) = propagate(&ns, &guardctl, &a, &db, peer.as_ref(), bans)?;
+    drop((da, db, peer));
+    for table in [
+        ["inet", "authguard"],
+        ["ip", "crowdsec"],
+        ["ip6", "crowdsec6"],
+    ] {
+        let _ = ns
+            .cmd("nft")
+            .arg("delete")
+            .arg("table")
+            .args(table)
+            .output();
+    }
 
     phase(&format!(
         "importing {} decisions into the LAPI",
@@ -105,6 +138,10 @@ pub fn run(dir: &Path, bans: usize, decisions: usize) -> Result<Report> {
     std::thread::sleep(Duration::from_millis(500));
     let (rss_kib, peak_kib) = (dc.rss_kib()?, dc.peak_kib()?);
     drop(dc);
+    let peer = match peer_propagation {
+        Some(propagation) => Some(peer_pull(&ns, &lapi, dir, decisions, propagation)?),
+        None => None,
+    };
 
     phase("admissions with and without the pulled bans");
     let empty = write_config(dir, "fleet-empty", "backend = \"none\"")?;
@@ -119,18 +156,98 @@ pub fn run(dir: &Path, bans: usize, decisions: usize) -> Result<Report> {
         peak_kib,
         admit_without,
         admit_with,
+        peer,
     })
 }
 
-/// `guardctl ban` on A, then the time until B's daemon drops it.
+/// crowdsec-firewall-bouncer's full pull of the `n` decisions: a fresh
+/// bouncer's start until its set holds them, and its memory then.
+fn peer_pull(
+    ns: &Netns,
+    lapi: &Lapi,
+    dir: &Path,
+    n: usize,
+    propagation: Option<stats::Summary>,
+) -> Result<Peer> {
+    eprintln!("fleet: crowdsec-firewall-bouncer's full pull");
+    let started = Instant::now();
+    let bouncer =
+        Bouncer::start(ns, lapi, dir, "fleet-peer-full")?.context("the bouncer went away")?;
+    let held = bouncer.set.wait_holding(n, PEER_PULL_LIMIT)?;
+    let pull = if held >= n {
+        Ok(started.elapsed())
+    } else {
+        Err(held)
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(Peer {
+        version: bouncer.version.clone(),
+        propagation,
+        pull,
+        rss_kib: bouncer.rss_kib()?,
+    })
+}
+
+/// `guardctl ban` on A, then the time until B's daemon drops it; and, with
+/// a `peer` watching the same LAPI, the time until each ban entered its set
+/// (None when the peer has no bouncer; its samples when it has).
 fn propagate(
     ns: &Netns,
     guardctl: &Path,
     a: &Path,
     db: &Daemon,
+    peer: Option<&Bouncer>,
     n: usize,
-) -> Result<stats::Summary> {
-    let mut samples = Vec::with_capacity(n);
+) -> Result<(stats::Summary, Option<Option<stats::Summary>>)> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = peer.map(|p| {
+            let set = p.set.clone();
+            let stop = &stop;
+            scope.spawn(move || set.watch(stop))
+        });
+        let bans = ban_each(ns, guardctl, a, db, n);
+        // The peer pulls every 10 s: give the last ban its time.
+        if let (Some(p), Ok((_, made))) = (peer, &bans) {
+            let end = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < end && !made.iter().all(|(ip, _)| holds(p, *ip)) {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let seen = watcher.map(|w| w.join().unwrap_or_default());
+        let (ours, made) = bans?;
+        let peer_samples = seen.map(|seen| {
+            let samples: Vec<f64> = made
+                .iter()
+                .filter_map(|(ip, t0)| seen.get(ip).map(|at| (*at - *t0).as_secs_f64() * 1e6))
+                .collect();
+            stats::Summary::of(&samples)
+        });
+        Ok((
+            stats::Summary::of(&ours).context("no samples")?,
+            peer_samples,
+        ))
+    })
+}
+
+fn holds(peer: &Bouncer, ip: IpAddr) -> bool {
+    peer.set.held().is_ok_and(|h| h.contains(&ip))
+}
+
+/// A ban made on A: the address, and when.
+type Banned = (IpAddr, Instant);
+
+/// `n` bans on A, each timed until B's daemon drops it: the samples (µs),
+/// and each banned address with when it was banned.
+fn ban_each(
+    ns: &Netns,
+    guardctl: &Path,
+    a: &Path,
+    db: &Daemon,
+    n: usize,
+) -> Result<(Vec<f64>, Vec<Banned>)> {
+    let (mut samples, mut made) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
         let ip = Ipv4Addr::new(198, 51, 100 + (i / 250) as u8, (i % 250 + 1) as u8);
         let t0 = Instant::now();
@@ -146,13 +263,14 @@ fn propagate(
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        made.push((IpAddr::V4(ip), t0));
         db.wait_for(&format!("drop {ip}/32"), Duration::from_secs(30))
             .with_context(|| format!("ban {i} of {n} never reached host B"))?;
         samples.push(t0.elapsed().as_secs_f64() * 1e6);
         // Spread the bans over B's whole pull cycle (2 s).
         std::thread::sleep(Duration::from_millis((i as u64 * 379) % 2_000));
     }
-    stats::Summary::of(&samples).context("no samples")
+    Ok((samples, made))
 }
 
 /// `n` single-address decisions, imported with `cscli decisions import`.
@@ -215,51 +333,78 @@ fn admissions(config_path: &Path) -> Result<stats::Summary> {
 impl Report {
     /// The caption.
     pub fn caption(&self) -> String {
-        "Fleet: Debian's crowdsec 1.4.6 LAPI, hosts as guardctl daemons in one network namespace (A pushes, B and C pull every 2 s, the default)".into()
+        let peer = match &self.peer {
+            Some(p) => format!(
+                "; the peer: Debian's crowdsec-firewall-bouncer {} on the same LAPI, its default update_frequency {}",
+                p.version,
+                crate::bouncer::UPDATE_FREQUENCY
+            ),
+            None => "; crowdsec-firewall-bouncer could not be had".into(),
+        };
+        format!(
+            "Fleet: Debian's crowdsec 1.4.6 LAPI, hosts as guardctl daemons in one network namespace (A pushes, B and C pull every 2 s, the default){peer}"
+        )
     }
 
-    /// The table, side by side with the anchor.
+    /// The table, side by side with the peer.
     pub fn table(&self) -> Table {
-        let mut t = table(&["measurement", "authguard", "peer / target", ""]);
+        let mut t = table(&[
+            "measurement",
+            "authguard",
+            "crowdsec-firewall-bouncer",
+            "target",
+            "",
+        ]);
+        let peer = self.peer.as_ref();
         let p = &self.propagation;
+        let summary = |s: &stats::Summary| format!("{} / {}", fmt_us(s.p50), fmt_us(s.p99));
         t.add_row(vec![
             format!("ban on A → in B's nftables, p50 / p99 of {}", p.n),
-            format!("{} / {}", fmt_us(p.p50), fmt_us(p.p99)),
-            "≤ 2 s; crowdsec-firewall-bouncer polls every 10 s by default".into(),
+            summary(p),
+            peer.and_then(|x| x.propagation.as_ref())
+                .map_or_else(|| "–".into(), summary),
+            "≤ 2 s".into(),
             mark(p.p50 <= 2e6).into(),
         ]);
+        let n = thousands(self.decisions as u64);
+        let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
         t.add_row(vec![
-            format!(
-                "full pull of {} decisions → in the store",
-                thousands(self.decisions as u64)
-            ),
-            format!("{:.2} s", self.pull_store.as_secs_f64()),
+            format!("full pull of {n} decisions → in the store"),
+            secs(self.pull_store),
+            String::new(),
             String::new(),
             String::new(),
         ]);
         t.add_row(vec![
-            format!(
-                "full pull of {} decisions → in nftables",
-                thousands(self.decisions as u64)
+            format!("full pull of {n} decisions → in nftables"),
+            secs(self.pull_nft),
+            peer.map_or_else(
+                || "–".into(),
+                |x| match x.pull {
+                    Ok(d) => secs(d),
+                    Err(held) => format!(
+                        "{} held after {} s",
+                        thousands(held as u64),
+                        PEER_PULL_LIMIT.as_secs()
+                    ),
+                },
             ),
-            format!("{:.2} s", self.pull_nft.as_secs_f64()),
             "≤ 3 s".into(),
             mark(self.pull_nft <= Duration::from_secs(3)).into(),
         ]);
         t.add_row(vec![
-            "daemon memory after it (RSS / peak)".into(),
+            "memory after it (RSS / peak)".into(),
             format!("{} / {}", fmt_kib(self.rss_kib), fmt_kib(self.peak_kib)),
+            peer.map_or_else(|| "–".into(), |x| fmt_kib(x.rss_kib)),
             "≤ 30 MB".into(),
             mark(self.rss_kib <= 30 * 1024).into(),
         ]);
         let (w, o) = (&self.admit_with, &self.admit_without);
         t.add_row(vec![
-            format!(
-                "admission p50 / p99, {} pulled bans in the store",
-                thousands(self.decisions as u64)
-            ),
-            format!("{} / {}", fmt_us(w.p50), fmt_us(w.p99)),
-            format!("without: {} / {}", fmt_us(o.p50), fmt_us(o.p99)),
+            format!("admission p50 / p99, {n} pulled bans in the store"),
+            summary(w),
+            String::new(),
+            format!("without: {}", summary(o)),
             mark(w.p50 <= o.p50 * 1.25).into(),
         ]);
         t

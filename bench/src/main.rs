@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+mod bouncer;
 mod firewall;
 mod fleet;
 mod geo;

@@ -4,10 +4,9 @@
 //! `/work/notes/crowdsec-lapi.md` (read from the 1.4.6 source).
 //!
 //! [`package`] gets the package without installing it (its postinst wants
-//! CrowdSec's central API): `apt-get download crowdsec`, `dpkg-deb -x`, once,
-//! into `<target>/crowdsec/<version>/root`, keyed by the candidate version
-//! apt knows; concurrent test processes wait on a lock file for the one that
-//! unpacks. When apt has no lists, one `apt-get update` is run first.
+//! CrowdSec's central API), through [`crate::unpacked`]; so does
+//! [`firewall_bouncer`], the official nftables bouncer the benchmark runs
+//! side by side.
 //!
 //! [`Lapi::start`] writes a minimal config into a temporary directory
 //! (SQLite database, `api.server.listen_uri` on the address given, no
@@ -26,7 +25,9 @@
 
 use crate::env::{release_dir, tempdir};
 use crate::sys::{Signal, kill_group};
-use crate::{Finished, run_with_timeout, target_dir, wait_until};
+use crate::unpacked;
+pub use crate::unpacked::Package;
+use crate::{Finished, run_with_timeout, wait_until};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -42,173 +43,36 @@ use std::time::{Duration, Instant};
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one `cscli` or `curl` run may take before it is killed.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long `apt-get update` / `apt-get download` may take.
-const APT_TIMEOUT: Duration = Duration::from_secs(600);
 /// The password of the machine `cscli` that `cscli decisions …` logs in as.
 const CSCLI_MACHINE: &str = "cscli";
 const CSCLI_PASSWORD: &str = "authguard-e2e-cscli-password";
-
-/// Debian's `crowdsec` package, unpacked (never installed).
-#[derive(Debug)]
-pub struct Package {
-    root: PathBuf,
-    /// The package version, e.g. `1.4.6-6~deb12u1+b1`.
-    pub version: String,
-    /// How this run got it: unpacked (how long it took) or reused.
-    pub provenance: String,
-}
-
-impl Package {
-    /// The unpacked tree (`usr/bin/crowdsec`, `etc/crowdsec/…`).
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// `usr/bin/crowdsec`.
-    pub fn crowdsec(&self) -> PathBuf {
-        self.root.join("usr/bin/crowdsec")
-    }
-
-    /// `usr/bin/cscli`.
-    pub fn cscli(&self) -> PathBuf {
-        self.root.join("usr/bin/cscli")
-    }
-}
+/// The organisational unit an https LAPI lets pull with a client certificate.
+pub const BOUNCER_OU: &str = "bouncer-ou";
+/// The organisational unit an https LAPI lets push with a client certificate.
+pub const AGENT_OU: &str = "agent-ou";
 
 /// The package, fetched and unpacked once per machine (reused across test
 /// processes, keyed by its version). None, with a note, when it cannot be
 /// had outside CI; under `CI=true` that panics (the tests must not skip).
 pub fn package() -> Option<&'static Package> {
     static PACKAGE: OnceLock<Result<Package, String>> = OnceLock::new();
-    let got = PACKAGE.get_or_init(|| {
-        let p = ensure_package();
-        if let Ok(p) = &p {
-            eprintln!("crowdsec {}: {}", p.version, p.provenance);
-        }
-        p
-    });
-    match got {
-        Ok(p) => Some(p),
-        Err(why) => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "the crowdsec package must be available under CI: {why}"
-            );
-            eprintln!("skipping: no crowdsec package: {why}");
-            None
-        }
-    }
+    unpacked::once(&PACKAGE, "crowdsec", &["usr/bin/crowdsec", "usr/bin/cscli"])
+}
+
+/// Debian's `crowdsec-firewall-bouncer` (the official nftables bouncer,
+/// the benchmark's peer), unpacked the same way.
+pub fn firewall_bouncer() -> Option<&'static Package> {
+    static PACKAGE: OnceLock<Result<Package, String>> = OnceLock::new();
+    unpacked::once(
+        &PACKAGE,
+        "crowdsec-firewall-bouncer",
+        &["usr/bin/crowdsec-firewall-bouncer"],
+    )
 }
 
 /// Where unpacked packages live: `<target>/crowdsec`.
 pub fn cache_dir() -> PathBuf {
-    target_dir().join("crowdsec")
-}
-
-fn ensure_package() -> Result<Package, String> {
-    let cache = cache_dir();
-    std::fs::create_dir_all(&cache).map_err(|e| format!("mkdir {}: {e}", cache.display()))?;
-    let _lock = crate::trixie::lock(&cache.join("crowdsec.lock"));
-    let version = match candidate_version() {
-        Some(v) => v,
-        None => {
-            let update = run_with_timeout(
-                Command::new("apt-get").args(["update", "-qq"]),
-                None,
-                APT_TIMEOUT,
-            );
-            candidate_version().ok_or_else(|| {
-                format!(
-                    "apt knows no candidate for crowdsec, even after apt-get update: {}",
-                    update.describe()
-                )
-            })?
-        }
-    };
-    let dir = cache.join(version.replace(['/', ':'], "_"));
-    if dir.join(".complete").is_file() {
-        return Ok(Package {
-            root: dir.join("root"),
-            version,
-            provenance: format!("reused {} (warm cache)", dir.display()),
-        });
-    }
-    let started = Instant::now();
-    let partial = dir.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&partial);
-    std::fs::create_dir_all(&partial).map_err(|e| format!("mkdir {}: {e}", partial.display()))?;
-    let download = || {
-        let mut cmd = Command::new("apt-get");
-        cmd.arg("download")
-            .arg(format!("crowdsec={version}"))
-            .current_dir(&partial);
-        run_with_timeout(&mut cmd, None, APT_TIMEOUT)
-    };
-    let mut f = download();
-    if !f.status.success() {
-        // Lists that are there but stale name a .deb the mirror no longer has.
-        run_with_timeout(
-            Command::new("apt-get").args(["update", "-qq"]),
-            None,
-            APT_TIMEOUT,
-        );
-        f = download();
-    }
-    if !f.status.success() {
-        return Err(format!(
-            "`apt-get download crowdsec={version}` failed: {}",
-            f.describe()
-        ));
-    }
-    let deb = std::fs::read_dir(&partial)
-        .map_err(|e| format!("read {}: {e}", partial.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .ok_or("apt-get download left no .deb")?;
-    let f = run_with_timeout(
-        Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(&deb)
-            .arg(partial.join("root")),
-        None,
-        Duration::from_secs(120),
-    );
-    if !f.status.success() {
-        return Err(format!("dpkg-deb -x {}: {}", deb.display(), f.describe()));
-    }
-    let _ = std::fs::remove_file(&deb);
-    for bin in ["usr/bin/crowdsec", "usr/bin/cscli"] {
-        if !partial.join("root").join(bin).is_file() {
-            return Err(format!("the package has no {bin}"));
-        }
-    }
-    std::fs::write(partial.join(".complete"), &version).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(&partial, &dir)
-        .map_err(|e| format!("rename {} into place: {e}", partial.display()))?;
-    Ok(Package {
-        root: dir.join("root"),
-        version,
-        provenance: format!(
-            "downloaded and unpacked into {} in {:.1} s (cold)",
-            dir.display(),
-            started.elapsed().as_secs_f64()
-        ),
-    })
-}
-
-/// `Candidate:` of `apt-cache policy crowdsec`; None without lists.
-fn candidate_version() -> Option<String> {
-    let f = run_with_timeout(
-        Command::new("apt-cache").args(["policy", "crowdsec"]),
-        None,
-        Duration::from_secs(60),
-    );
-    f.stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Candidate:"))
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty() && v != "(none)")
+    unpacked::cache_dir()
 }
 
 /// A loopback address with a port nothing listens on (for [`Lapi::start`]).
@@ -284,6 +148,44 @@ impl Lapi {
         self.ca.as_deref()
     }
 
+    /// A client certificate and its key, signed by an https LAPI's CA, with
+    /// common name `cn` and organisational units `ous` ([`BOUNCER_OU`] lets
+    /// it pull, [`AGENT_OU`] push): CrowdSec's TLS authentication. An X.509
+    /// v3 certificate (for client authentication), or with `v1` the bare
+    /// kind `openssl x509 -req` makes without extensions, which rustls refuses.
+    pub fn client_certificate(&self, cn: &str, ous: &[&str], v1: bool) -> (PathBuf, PathBuf) {
+        assert!(
+            self.ca.is_some(),
+            "a client certificate needs an https LAPI"
+        );
+        let subject: String = std::iter::once(format!("/CN={cn}"))
+            .chain(ous.iter().map(|ou| format!("/OU={ou}")))
+            .collect();
+        let tls = self.path.join("tls");
+        let (key, csr, pem) = (
+            format!("{cn}.key"),
+            format!("{cn}.csr"),
+            format!("{cn}.pem"),
+        );
+        let mut request = vec!["req", "-newkey", "rsa:2048", "-nodes", "-subj", &subject];
+        request.extend(["-keyout", &key, "-out", &csr]);
+        openssl(&tls, &request);
+        std::fs::write(tls.join("client.ext"), "extendedKeyUsage=clientAuth\n")
+            .expect("client.ext");
+        let mut sign = vec![
+            "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key",
+        ];
+        sign.extend(["-CAcreateserial", "-days", "2", "-out", &pem]);
+        if !v1 {
+            sign.extend(["-extfile", "client.ext"]);
+        }
+        openssl(&tls, &sign);
+        let key = tls.join(key);
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod the client key");
+        (tls.join(pem), key)
+    }
+
     fn launch_new(listen: SocketAddr, netns: Option<String>, tls: bool) -> Option<Lapi> {
         let package = package()?;
         let dir = tempdir("ag-crowdsec-");
@@ -326,13 +228,13 @@ impl Lapi {
         for sub in ["etc", "etc/notifications", "data", "hub"] {
             std::fs::create_dir_all(p.join(sub)).expect("mkdir in the LAPI's directory");
         }
-        let shipped = self.package.root.join("etc/crowdsec");
+        let shipped = self.package.root().join("etc/crowdsec");
         for file in ["profiles.yaml", "simulation.yaml"] {
             std::fs::copy(shipped.join(file), p.join("etc").join(file))
                 .unwrap_or_else(|e| panic!("copy the package's {file}: {e}"));
         }
         let d = p.display();
-        let plugins = self.package.root.join("usr/lib/crowdsec/plugins");
+        let plugins = self.package.root().join("usr/lib/crowdsec/plugins");
         let config = format!(
             "common:
   daemonize: false
@@ -374,8 +276,10 @@ prometheus:
             listen = self.listen,
             insecure = self.ca.is_some(),
             tls = if self.ca.is_some() {
+                // Client certificates are checked when given (against the
+                // same CA): OU `bouncer-ou` pulls, `agent-ou` pushes.
                 format!(
-                    "\n    tls:\n      cert_file: {d}/tls/server.pem\n      key_file: {d}/tls/server.key"
+                    "\n    tls:\n      cert_file: {d}/tls/server.pem\n      key_file: {d}/tls/server.key\n      client_verification: VerifyClientCertIfGiven\n      ca_cert_path: {d}/tls/ca.pem\n      bouncers_allowed_ou:\n        - {BOUNCER_OU}\n      agents_allowed_ou:\n        - {AGENT_OU}"
                 )
             } else {
                 String::new()
@@ -776,18 +680,21 @@ fn path_of_ca(dir: &Path) -> PathBuf {
     dir.join("tls/ca.pem")
 }
 
+/// `openssl ARGS…` in `dir`, panicking unless it succeeds.
+fn openssl(dir: &Path, args: &[&str]) {
+    let mut cmd = Command::new("openssl");
+    cmd.current_dir(dir).args(args);
+    let f = run_with_timeout(&mut cmd, None, Duration::from_secs(30));
+    assert!(f.status.success(), "openssl {args:?}: {}", f.describe());
+}
+
 /// A CA, and a server certificate it signs for `listen`'s address, with
 /// the real `openssl`, into `dir/tls/`.
 fn make_certificates(dir: &Path, listen: SocketAddr) {
     let tls = dir.join("tls");
     std::fs::create_dir_all(&tls).expect("mkdir tls");
     let ip = listen.ip();
-    let run = |args: &[&str]| {
-        let mut cmd = Command::new("openssl");
-        cmd.current_dir(&tls).args(args);
-        let f = run_with_timeout(&mut cmd, None, Duration::from_secs(30));
-        assert!(f.status.success(), "openssl {args:?}: {}", f.describe());
-    };
+    let run = |args: &[&str]| openssl(&tls, args);
     run(&[
         "req",
         "-x509",

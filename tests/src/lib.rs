@@ -40,6 +40,7 @@ mod process;
 mod sshd;
 mod sys;
 pub mod trixie;
+pub mod unpacked;
 
 pub use clients::{
     ClientResult, Method, close_with_reset, ssh_common_args, ssh_key, ssh_password,

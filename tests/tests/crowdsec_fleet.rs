@@ -532,6 +532,79 @@ fn an_https_lapi_is_pulled_with_its_ca_file_and_refused_without_it() {
     );
 }
 
+#[test]
+fn a_client_certificate_pulls_and_pushes_with_no_key_or_password() {
+    use authguard_e2e::crowdsec::{AGENT_OU, BOUNCER_OU};
+    if !require_root() {
+        return;
+    }
+    let Some(lapi) = Lapi::start_tls(free_local_addr()) else {
+        return;
+    };
+    let ca = lapi.ca_file().unwrap().to_owned();
+    let ous = [BOUNCER_OU, AGENT_OU];
+    let (old_cert, old_key) = lapi.client_certificate("web-6", &ous, true);
+    let (cert, key) = lapi.client_certificate("web-7", &ous, false);
+    // No key file and no password file exist: the certificate is all there is.
+    let missing = lapi.dir().join("none");
+    let guard = Guard::builder()
+        .allow(&["127.0.0.1"])
+        .max_failures(2)
+        .extra("[crowdsec]")
+        .extra(&format!("url = \"{}\"", lapi.url()))
+        .extra(&format!("ca_file = \"{}\"", ca.display()))
+        .extra(&format!("api_key_file = \"{}\"", missing.display()))
+        .extra("machine_id = \"web-7\"")
+        .extra(&format!("password_file = \"{}\"", missing.display()))
+        .extra(&format!("pull_interval = \"{PULL}\""))
+        .start();
+    let use_cert = |cert: &std::path::Path, key: &std::path::Path| {
+        guard.set_config(|c| {
+            c.extra
+                .retain(|l| !l.starts_with("cert_file") && !l.starts_with("key_file"));
+            c.extra.push(format!("cert_file = \"{}\"", cert.display()));
+            c.extra.push(format!("key_file = \"{}\"", key.display()));
+        });
+    };
+    // An X.509 v1 certificate (no extensions) is refused in words, not a crash.
+    use_cert(&old_cert, &old_key);
+    let mut daemon = Daemon::start(&guard);
+    assert!(
+        wait_until(ARRIVE, || daemon_log(&guard)
+            .contains("refused for TLS client authentication")),
+        "no word on the unusable certificate: {}",
+        daemon_log(&guard)
+    );
+    assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon died");
+    drop(daemon);
+    use_cert(&cert, &key);
+    daemon = Daemon::start(&guard);
+    lapi.decisions_add_ip("203.0.113.91", "1h");
+    assert!(
+        wait_until(ARRIVE, || crowdsec_ban(&guard, "203.0.113.91").is_some()),
+        "nothing pulled with the client certificate: {}\n{}",
+        daemon_log(&guard),
+        lapi.diag()
+    );
+    ban_by_failures(&guard, "203.0.113.92");
+    let observer = lapi.add_bouncer("observer");
+    assert!(
+        wait_until(ARRIVE, || in_lapi(&lapi, &observer, "203.0.113.92") == 1),
+        "the ban was not pushed with the client certificate: {}\n{}",
+        daemon_log(&guard),
+        lapi.diag()
+    );
+    assert_eq!(outbox(&guard), 0);
+    // What the README tells the admin to run to see it.
+    let listed = lapi.cscli_ok(&["decisions", "list", "-a", "-o", "json"]);
+    assert!(
+        listed.stdout.contains("203.0.113.92") && listed.stdout.contains("authguard"),
+        "cscli decisions list -a does not show the pushed ban: {}",
+        listed.stdout
+    );
+    drop(daemon);
+}
+
 /// Joins two labs' server namespaces with a veth pair: `10.99.0.1` in
 /// `a`, `10.99.0.2` in `b` (the fleet's own network; the attackers see
 /// neither).

@@ -39,7 +39,10 @@ pub struct CrowdsecConfig {
     pub scenario: String,
     /// A CA file for an https LAPI (empty: the system's roots).
     pub ca_file: PathBuf,
-    /// A client certificate for CrowdSec's TLS authentication (empty: none).
+    /// A client certificate for CrowdSec's TLS authentication (empty:
+    /// none). With one, it authenticates the pull (its OU in the LAPI's
+    /// `bouncers_allowed_ou`) and the push (in `agents_allowed_ou`), and
+    /// `api_key_file` and `password_file` are not read.
     pub cert_file: PathBuf,
     /// Its key.
     pub key_file: PathBuf,
@@ -101,6 +104,12 @@ impl CrowdsecConfig {
         !self.url.is_empty()
     }
 
+    /// True when a TLS client certificate authenticates us, instead of the
+    /// API key and the machine password.
+    pub fn client_cert(&self) -> bool {
+        !self.cert_file.as_os_str().is_empty()
+    }
+
     /// True when our bans are pushed (a machine id is set).
     pub fn pushes(&self) -> bool {
         self.enabled() && !self.machine_id.is_empty()
@@ -125,6 +134,15 @@ impl CrowdsecConfig {
             return Err((
                 "crowdsec.cert_file",
                 "cert_file and key_file go together".into(),
+            ));
+        }
+        if self.client_cert() && !url.https {
+            return Err((
+                "crowdsec.cert_file",
+                format!(
+                    "a client certificate needs an https:// url, not {}",
+                    self.url
+                ),
             ));
         }
         if self.scenario.is_empty() || self.scenario.contains(char::is_whitespace) {
@@ -228,5 +246,13 @@ mod tests {
         assert!(c.check().is_ok());
         c.cert_file = "/etc/authguard/crowdsec/client.pem".into();
         assert_eq!(c.check().unwrap_err().0, "crowdsec.cert_file");
+        c.key_file = "/etc/authguard/crowdsec/client.key".into();
+        assert!(c.check().is_ok() && c.client_cert());
+        c.url = "http://127.0.0.1:8080".into();
+        let (key, why) = c.check().unwrap_err();
+        assert!(
+            key == "crowdsec.cert_file" && why.contains("https"),
+            "{why}"
+        );
     }
 }

@@ -22,7 +22,8 @@ const USER_AGENT: &str = concat!("authguard/", env!("CARGO_PKG_VERSION"));
 pub struct Lapi {
     agent: ureq::Agent,
     base: String,
-    api_key: String,
+    /// None: the TLS client certificate authenticates.
+    api_key: Option<String>,
 }
 
 impl std::fmt::Debug for Lapi {
@@ -36,10 +37,14 @@ impl std::fmt::Debug for Lapi {
 
 impl Lapi {
     /// A client for `[crowdsec]`: reads the API key (a file of mode 0600
-    /// or stricter) and the TLS files.
+    /// or stricter; not with a client certificate) and the TLS files.
     pub fn new(config: &CrowdsecConfig) -> anyhow::Result<Lapi> {
         Url::parse(&config.url).map_err(anyhow::Error::msg)?;
-        let api_key = read_secret(&config.api_key_file, "api_key_file")?;
+        let api_key = if config.client_cert() {
+            None
+        } else {
+            Some(read_secret(&config.api_key_file, "api_key_file")?)
+        };
         Ok(Lapi {
             agent: agent(config)?,
             base: config.url.trim_end_matches('/').to_owned(),
@@ -55,7 +60,7 @@ impl Lapi {
         let mut response = self
             .agent
             .get(&url)
-            .header("X-Api-Key", &self.api_key)
+            .with_key(self.api_key.as_deref())
             .call()?;
         let status = response.status().as_u16();
         let text = read_body(&mut response)?;
@@ -85,7 +90,7 @@ impl Lapi {
         let mut response = self
             .agent
             .get(&url)
-            .header("X-Api-Key", &self.api_key)
+            .with_key(self.api_key.as_deref())
             .call()
             .with_context(|| format!("cannot reach the LAPI at {}", self.base))?;
         let status = response.status().as_u16();
@@ -94,6 +99,20 @@ impl Lapi {
             bail!("the LAPI answered {status}: {}", snippet(reader));
         }
         super::decisions::parse_stream(reader, judge, intake)
+    }
+}
+
+/// A bouncer's request with its `X-Api-Key`, when it has one.
+trait WithKey: Sized {
+    fn with_key(self, key: Option<&str>) -> Self;
+}
+
+impl<B> WithKey for ureq::RequestBuilder<B> {
+    fn with_key(self, key: Option<&str>) -> Self {
+        match key {
+            Some(k) => self.header("X-Api-Key", k),
+            None => self,
+        }
     }
 }
 
@@ -164,6 +183,13 @@ fn tls_config(config: &CrowdsecConfig) -> anyhow::Result<ureq::tls::TlsConfig> {
             .with_context(|| format!("[crowdsec] cert_file {}", config.cert_file.display()))?;
         let key = std::fs::read(&config.key_file)
             .with_context(|| format!("[crowdsec] key_file {}", config.key_file.display()))?;
+        usable_client_cert(&cert, &key).with_context(|| {
+            format!(
+                "[crowdsec] cert_file {} with key_file {}",
+                config.cert_file.display(),
+                config.key_file.display()
+            )
+        })?;
         let cert =
             Certificate::from_pem(&cert).context("[crowdsec] cert_file: not a PEM certificate")?;
         let key =
@@ -174,6 +200,26 @@ fn tls_config(config: &CrowdsecConfig) -> anyhow::Result<ureq::tls::TlsConfig> {
         )));
     }
     Ok(tls.build())
+}
+
+/// What rustls says of a client certificate and its key (both PEM), asked
+/// before ureq is given them: ureq panics on what rustls refuses (an X.509
+/// v1 certificate, a key that is not the certificate's).
+fn usable_client_cert(cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("not a PEM certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| anyhow::anyhow!("not a PEM private key: {e}"))?;
+    // The provider ureq itself builds its config with (deprecated in this
+    // rustls for lacking post-quantum key exchange, which a key check needs not).
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+        .map_err(|e| anyhow::anyhow!("refused for TLS client authentication: {e}"))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ pub struct Machine {
     agent: ureq::Agent,
     base: String,
     id: String,
-    password: String,
+    /// None: the TLS client certificate authenticates.
+    password: Option<String>,
     scenario: String,
     token: Option<(String, Instant)>,
 }
@@ -44,7 +45,10 @@ impl Machine {
             agent: agent(config)?,
             base: config.url.trim_end_matches('/').to_owned(),
             id: config.machine_id.clone(),
-            password: read_secret(&config.password_file, "password_file")?,
+            password: match config.client_cert() {
+                true => None,
+                false => Some(read_secret(&config.password_file, "password_file")?),
+            },
             scenario: config.scenario.clone(),
             token: None,
         })
@@ -56,11 +60,16 @@ impl Machine {
     }
 
     fn login(&mut self) -> anyhow::Result<String> {
-        let body = serde_json::json!({
-            "machine_id": self.id,
-            "password": self.password,
-            "scenarios": [self.scenario],
-        });
+        // With a client certificate the LAPI names the machine itself
+        // (`CN@address`) and wants only the scenarios.
+        let body = match &self.password {
+            Some(password) => serde_json::json!({
+                "machine_id": self.id,
+                "password": password,
+                "scenarios": [self.scenario],
+            }),
+            None => serde_json::json!({ "scenarios": [self.scenario] }),
+        };
         let url = format!("{}/v1/watchers/login", self.base);
         let mut response = self
             .agent

@@ -13,7 +13,10 @@ pub(super) fn finding(ctx: &Context, store: Option<&Store>) -> Finding {
     if !c.enabled() {
         return Finding::ok("crowdsec: no fleet ([crowdsec] url is empty)".into());
     }
-    if let Err(e) = read_secret(&c.api_key_file, "api_key_file") {
+    if let Some(e) = (!c.client_cert())
+        .then(|| read_secret(&c.api_key_file, "api_key_file").err())
+        .flatten()
+    {
         return Finding::fail(
             format!("crowdsec: {e:#}"),
             Some("write the key of `cscli bouncers add NAME -o raw` there, mode 0600".into()),
