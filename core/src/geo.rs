@@ -157,6 +157,16 @@ pub enum GeoError {
         /// The file, as named.
         file: String,
     },
+    /// A file whose every range names an unknown country (`??`, `-`, `ZZ`).
+    #[error(
+        "{file}: all {lines} ranges in it name an unknown country (??, - or ZZ): nothing to import"
+    )]
+    AllUnknown {
+        /// The file, as named.
+        file: String,
+        /// How many such lines.
+        lines: u64,
+    },
     /// Two ranges that share addresses (a lookup could not tell which holds).
     #[error("{file}, line {line}: range overlaps {other_file}, line {other_line}")]
     Overlap {
@@ -238,6 +248,10 @@ impl GeoParser {
                 format,
                 ranges: self.ranges,
                 unknown: self.unknown,
+            }),
+            _ if self.unknown > 0 => Err(GeoError::AllUnknown {
+                file: self.name,
+                lines: self.unknown,
             }),
             _ => Err(GeoError::Empty { file: self.name }),
         }

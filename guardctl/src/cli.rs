@@ -68,6 +68,10 @@ pub enum Command {
         /// Why, for the list and the log
         #[arg(long, default_value = "manual ban")]
         reason: String,
+        /// Ban even a network holding your own SSH session, every address
+        /// (/0), or one wider than /8 (IPv4) or /32 (IPv6)
+        #[arg(long)]
+        force: bool,
     },
     /// Lift a ban now and clear the source's pending failures
     #[command(group(ArgGroup::new("which").required(true).args(["target", "all"])))]

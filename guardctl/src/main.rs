@@ -7,6 +7,9 @@
 //! only turns them into tables, JSON and exit codes.
 #![forbid(unsafe_code)]
 
+// First: its `out!` and `outln!` are used everywhere below.
+#[macro_use]
+mod output;
 mod cli;
 mod cmd;
 mod context;
@@ -18,7 +21,6 @@ mod heartbeat;
 mod ingest;
 mod keyonly;
 mod lockout;
-mod output;
 mod pam_file;
 mod report;
 mod scan;

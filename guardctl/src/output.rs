@@ -1,4 +1,49 @@
-//! How things look: tables with human durations for people, JSON for programs.
+//! How things look: tables with human durations for people, JSON for
+//! programs; and where they go: standard output through [`out!`] and
+//! [`outln!`], which end the program quietly when the reader has gone
+//! (`guardctl list --json | head -1`), as ripgrep does, instead of
+//! `println!`'s panic on the broken pipe.
+
+/// `print!` to standard output; a reader that went away ends the program
+/// quietly (status 0), any other write error ends it with status 1.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!($($arg)*), false)
+    };
+}
+
+/// `println!` with [`out!`]'s handling of a reader that went away.
+macro_rules! outln {
+    () => {
+        $crate::output::write_out(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!($($arg)*), true)
+    };
+}
+
+/// Writes `args` (and a newline) to standard output; see [`out!`].
+pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| {
+            if newline {
+                stdout.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("guardctl: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
 
 use authguard_core::duration;
 use authguard_core::store::bans::{AttemptRecord, BanRecord};
@@ -26,7 +71,7 @@ pub fn key_value_table() -> Table {
 
 /// Prints a JSON value, pretty, with a trailing newline.
 pub fn print_json(value: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );

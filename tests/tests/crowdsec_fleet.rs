@@ -394,32 +394,9 @@ fn a_ban_on_one_host_is_refused_on_the_other_and_its_unban_lifts_it() {
     assert_eq!(in_lapi(&lapi, &key, "203.0.113.61"), 1, "delivered twice");
 }
 
-/// Holds one TCP connection to sshd from a source: prints `up` once the
-/// server's banner is read, then on a line from stdin sends a client
-/// banner and prints `alive` if sshd answers (its key exchange), `dead`
-/// if nothing comes back.
-const HOLD_SCRIPT: &str = r#"
-import socket, sys
-src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind((src, 0))
-s.settimeout(5)
-s.connect((dst, port))
-s.recv(256)
-print("up", flush=True)
-sys.stdin.readline()
-s.settimeout(4)
-try:
-    s.sendall(b"SSH-2.0-authguard-hold\r\n")
-    print("alive" if s.recv(4096) else "dead", flush=True)
-except OSError:
-    print("dead", flush=True)
-"#;
-
 #[test]
 fn a_fleet_ban_drops_new_connections_but_never_cuts_an_open_session() {
     use authguard_e2e::netns::{Fixture, SERVER_V4, SSH_PORT, WithDaemon};
-    use std::io::{BufRead, BufReader, Write};
     if !require_root() {
         return;
     }
@@ -443,30 +420,7 @@ fn a_fleet_ban_drops_new_connections_but_never_cuts_an_open_session() {
         sshd: _sshd,
         daemon,
     } = with_lab.guard(config).sshd().daemon();
-    let attacker = lab.attacker_ns("atk1").to_owned();
-
-    let mut hold = lab
-        .exec_in(
-            &attacker,
-            &[
-                "/usr/bin/python3",
-                "-c",
-                HOLD_SCRIPT,
-                "203.0.113.10",
-                SERVER_V4,
-                &SSH_PORT.to_string(),
-            ],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the held connection");
-    let mut said = BufReader::new(hold.stdout.take().unwrap()).lines();
-    assert_eq!(
-        said.next().and_then(Result::ok).as_deref(),
-        Some("up"),
-        "no session to hold"
-    );
+    let held = lab.hold_session("atk1", "203.0.113.10");
 
     lapi.decisions_add_ip("203.0.113.10", "1h");
     assert!(
@@ -477,14 +431,7 @@ fn a_fleet_ban_drops_new_connections_but_never_cuts_an_open_session() {
         lab.diag()
     );
     assert!(crowdsec_ban(&guard, "203.0.113.10").is_some());
-    hold.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
-    let after = said.next().and_then(Result::ok);
-    let _ = hold.wait();
-    assert_eq!(
-        after.as_deref(),
-        Some("alive"),
-        "the fleet's ban cut an open session"
-    );
+    assert!(held.still_talks(), "the fleet's ban cut an open session");
     assert!(
         daemon
             .stderr()

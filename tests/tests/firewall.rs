@@ -323,6 +323,51 @@ fn ipv6_ban_drops_the_whole_slash_64() {
 }
 
 #[test]
+fn the_admins_open_session_is_never_cut_by_a_ban_typed_in_it() {
+    if !require_root() {
+        return;
+    }
+    let WithDaemon {
+        lab,
+        guard,
+        sshd: _sshd,
+        daemon,
+    } = Fixture::lab(&[("admin", &["198.51.100.7/24"])])
+        .guard(firewall_guard("30s"))
+        .sshd()
+        .daemon();
+    let d = || diag(&guard, &daemon, &lab);
+    // The admin's session, and guardctl typed inside it (sshd's SSH_CONNECTION).
+    let session = lab.hold_session("admin", "198.51.100.7");
+    let inside = [("SSH_CONNECTION", Some("198.51.100.7 50022 192.0.2.1 22"))];
+    let out = guard.guardctl_env(&inside, &["ban", "198.51.100.0/24", "--for", "1h"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe_output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("your SSH session"),
+        "{}",
+        describe_output(&out)
+    );
+    std::thread::sleep(PUSH);
+    assert!(
+        session.still_talks(),
+        "the refused ban froze the session\n{}",
+        d()
+    );
+    lab.assert_open("admin", "198.51.100.7", SERVER_V4, "after the refusal", &d);
+
+    // --force means it: this host's own bans drop every packet to the
+    // guarded ports, so they cut an intruder's open session too.
+    let session = lab.hold_session("admin", "198.51.100.7");
+    guard.guardctl_ok(&["ban", "198.51.100.0/24", "--for", "1h", "--force"]);
+    lab.blocked_within("admin", "198.51.100.7", SERVER_V4, "forced ban", &d);
+    assert!(
+        !session.still_talks(),
+        "a forced ban left the session open\n{}",
+        d()
+    );
+}
+
+#[test]
 fn manual_network_ban_and_unban() {
     if !require_root() {
         return;

@@ -103,6 +103,10 @@ fn tor_geoip_files_import_look_up_and_survive_a_malformed_file() {
         stderr.contains(&format!("{}, line 3: `oops`", broken.display())),
         "the error must name the file and line 3: {stderr}"
     );
+    // A file of unknown countries only says so, not "no ranges".
+    let unknown = tmp.path().join("unknown.csv");
+    std::fs::write(&unknown, "8.8.8.0,8.8.8.255,ZZ\n9.9.9.0,9.9.9.255,??\n").expect("write");
+    assert_refused(&g, &unknown, "all 2 ranges in it name an unknown country");
     assert_known_lookups(&g);
 }
 

@@ -19,6 +19,72 @@ fn snapshot(g: &Guard) -> (Value, Value) {
 }
 
 #[test]
+fn a_ban_that_would_cut_off_the_admins_own_session_needs_force() {
+    if !require_root() {
+        return;
+    }
+    let g = Guard::new();
+    let session = [("SSH_CONNECTION", Some("198.51.100.7 50022 192.0.2.1 22"))];
+    let out = g.guardctl_env(&session, &["ban", "198.51.100.0/24"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe_output(&out));
+    assert!(
+        stderr(&out).contains("198.51.100.7, the address of your SSH session")
+            && stderr(&out).contains("--force"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(g.list(), Vec::<Value>::new(), "nothing banned");
+    // Another network is banned as ever; with the session allowed, so is its own.
+    g.guardctl_ok(&["ban", "203.0.113.0/24"]);
+    g.guardctl_ok(&["allow", "add", "198.51.100.7"]);
+    let allowed = g.guardctl_env(&session, &["ban", "198.51.100.0/24"]);
+    assert!(allowed.status.success(), "{}", describe_output(&allowed));
+    g.guardctl_ok(&["unban", "--all"]);
+    g.guardctl_ok(&["allow", "remove", "198.51.100.7"]);
+    // --force: the admin asked for it.
+    let forced = g.guardctl_env(&session, &["ban", "198.51.100.0/24", "--force"]);
+    assert!(forced.status.success(), "{}", describe_output(&forced));
+    let forced = g.guardctl(&["ban", "0.0.0.0/0", "--force", "--for", "1m"]);
+    assert!(forced.status.success(), "{}", describe_output(&forced));
+}
+
+#[test]
+fn output_to_a_reader_that_went_away_ends_quietly() {
+    if !require_root() {
+        return;
+    }
+    let g = Guard::new();
+    for i in 1..=50 {
+        g.guardctl_ok(&["ban", &format!("203.0.113.{i}")]);
+    }
+    for args in [&["list", "--json"][..], &["list"], &["status"], &["check"]] {
+        let mut child = Command::new(guardctl_path())
+            .arg("--config")
+            .arg(g.config_path())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("guardctl");
+        // `| head -0`: the reader is gone before the first write.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("guardctl's end");
+        let err = stderr(&out);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "guardctl {args:?}: {err}"
+        );
+        // `check` exits 1 when it finds something to fix; the rest succeed.
+        let want = if args[0] == "check" { [0, 1] } else { [0, 0] };
+        assert!(
+            out.status.code().is_some_and(|c| want.contains(&c)),
+            "guardctl {args:?} exits by its own rules: {:?}",
+            out.status
+        );
+    }
+}
+
+#[test]
 fn bad_input_exits_2_names_it_and_writes_nothing() {
     if !require_root() {
         return;
@@ -36,6 +102,10 @@ fn bad_input_exits_2_names_it_and_writes_nothing() {
             "--permanent",
         ),
         (&["ban", "127.0.0.1"], "allow"),
+        (&["ban", "0.0.0.0/0"], "every IPv4 address"),
+        (&["ban", "::/0"], "every IPv6 address"),
+        (&["ban", "10.0.0.0/7"], "wider than /8"),
+        (&["ban", "2001::/31"], "wider than /32"),
         (&["unban", "2001:db8::zz"], "2001:db8::zz"),
         (&["unban"], "--all"),
         (&["allow", "add", "300.1.1.1"], "300.1.1.1"),

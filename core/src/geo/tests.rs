@@ -176,7 +176,7 @@ fn malformed_lines_name_file_and_line() {
 
 #[test]
 fn a_file_without_ranges_is_refused() {
-    for data in ["", "# only comments\n\n", "1,2,??\n"] {
+    for data in ["", "# only comments\n\n"] {
         assert_eq!(
             parse("empty", data.as_bytes()),
             Err(GeoError::Empty {
@@ -184,6 +184,15 @@ fn a_file_without_ranges_is_refused() {
             })
         );
     }
+    let unknown = parse("unknown", b"1,2,??\n3,4,ZZ\n").unwrap_err();
+    assert_eq!(
+        unknown,
+        GeoError::AllUnknown {
+            file: "unknown".into(),
+            lines: 2
+        }
+    );
+    assert!(unknown.to_string().contains("unknown country"), "{unknown}");
 }
 
 #[test]

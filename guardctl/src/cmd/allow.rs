@@ -16,12 +16,12 @@ pub fn run(ctx: &Context, command: AllowCommand) -> anyhow::Result<ExitCode> {
             let mut store = ctx.writer()?;
             let name = addr::display(&target);
             let (added, lifted) = store.allow_add(&target, &comment, time::now())?;
-            println!(
+            outln!(
                 "{} {name}",
                 if added { "allowed" } else { "already allowed:" }
             );
             for source in lifted {
-                println!("unbanned {source} (now allowed)");
+                outln!("unbanned {source} (now allowed)");
                 ctx.log(&format!("unban {source} (allowed by {name})"));
             }
             if added {
@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, command: AllowCommand) -> anyhow::Result<ExitCode> {
             if !store.allow_remove(&target)? {
                 return Err(BadInput(format!("{name} is not in the allow list")).into());
             }
-            println!("removed {name} from the allow list");
+            outln!("removed {name} from the allow list");
             ctx.log(&format!("allow remove {name}"));
             crate::firewall::push_now(&ctx.config, &store, None);
         }
@@ -79,7 +79,7 @@ pub fn run(ctx: &Context, command: AllowCommand) -> anyhow::Result<ExitCode> {
                 for (n, o, a, c) in rows {
                     t.add_row(vec![n, o, a, untrusted(c.as_bytes()).into_owned()]);
                 }
-                println!("{t}");
+                outln!("{t}");
             }
         }
     }

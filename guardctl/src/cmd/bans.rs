@@ -44,7 +44,7 @@ pub fn list(
             bans.iter().map(|b| ban_json(b, now)).collect::<Vec<_>>()
         ));
     } else if bans.is_empty() {
-        println!(
+        outln!(
             "{}",
             if all {
                 "no bans on record"
@@ -57,7 +57,7 @@ pub fn list(
         for b in &bans {
             t.add_row(ban_row(b, now));
         }
-        println!("{t}");
+        outln!("{t}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -101,24 +101,26 @@ pub fn show(ctx: &Context, target: &IpNet, limit: u32, as_json: bool) -> anyhow:
         }));
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "source {} ({} attempts on record, {} pending failures)",
-        h.source, h.total_attempts, h.live_failures
+        h.source,
+        h.total_attempts,
+        h.live_failures
     );
     match (banned, &allowed) {
-        (_, Some(net)) => println!("allowed by {net}: never banned"),
-        (Some(b), None) => println!("banned: {}", output::expires_cell(b, now)),
-        (None, None) => println!("not banned"),
+        (_, Some(net)) => outln!("allowed by {net}: never banned"),
+        (Some(b), None) => outln!("banned: {}", output::expires_cell(b, now)),
+        (None, None) => outln!("not banned"),
     }
     if let Some(country) = country {
-        println!("country {}", country.as_deref().unwrap_or("unknown"));
+        outln!("country {}", country.as_deref().unwrap_or("unknown"));
     }
     if !h.bans.is_empty() {
         let mut t = table(&BAN_HEADER);
         for b in &h.bans {
             t.add_row(ban_row(b, now));
         }
-        println!("\nbans\n{t}");
+        outln!("\nbans\n{t}");
     }
     if !h.attempts.is_empty() {
         let mut t = table(&["time", "when", "address", "user", "outcome", "service"]);
@@ -132,7 +134,7 @@ pub fn show(ctx: &Context, target: &IpNet, limit: u32, as_json: bool) -> anyhow:
                 a.service.clone(),
             ]);
         }
-        println!("\nattempts (latest {})\n{t}", h.attempts.len());
+        outln!("\nattempts (latest {})\n{t}", h.attempts.len());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -152,6 +154,7 @@ pub fn ban(
     duration: Option<Duration>,
     permanent: bool,
     reason: &str,
+    force: bool,
 ) -> anyhow::Result<ExitCode> {
     let net = source_for(ctx, target);
     if let Some(allowed) = ctx
@@ -179,6 +182,17 @@ pub fn ban(
         ))
         .into());
     }
+    if !force {
+        let allowed = store.allowed_networks(&ctx.config)?;
+        let session = crate::lockout::session_address();
+        if let Some(why) = crate::lockout::ban::ban_risk(&net, session, &allowed) {
+            return Err(BadInput(format!(
+                "refusing to ban {}: {why}; pass --force to ban it anyway",
+                addr::display(&net)
+            ))
+            .into());
+        }
+    }
     let length = match (permanent, duration) {
         (true, _) => BanLength::Permanent,
         (false, Some(d)) => BanLength::For(d),
@@ -200,14 +214,14 @@ pub fn ban(
         .expires
         .map(time::rfc3339)
         .unwrap_or_else(|| "lifted".into());
-    println!(
+    outln!(
         "{verb} {} for {} (level {}, until {until})",
         ban.source,
         ban.length_text(),
         ban.level
     );
     if ban.origin == Origin::Recidive {
-        println!(
+        outln!(
             "repeat offender: {} (all ports: {})",
             ban.reason,
             ban.scope == BanScope::All
@@ -216,7 +230,7 @@ pub fn ban(
     ctx.log(&ban.log_line());
     let mut touched = vec![net];
     if let Some(net) = subnet {
-        println!("subnet rule: banned {} ({})", net.source, net.reason);
+        outln!("subnet rule: banned {} ({})", net.source, net.reason);
         ctx.log(&net.log_line());
         touched.extend(crate::firewall::parse_source(&net.source));
     }
@@ -229,11 +243,11 @@ pub fn unban(ctx: &Context, target: Option<&IpNet>, forget: bool) -> anyhow::Res
     let mut store = ctx.writer()?;
     let out = store.unban(net.as_ref(), forget, time::now())?;
     for source in &out.lifted {
-        println!("unbanned {source}");
+        outln!("unbanned {source}");
         ctx.log(&format!("unban {source} (origin manual)"));
     }
     if forget {
-        println!("forgot {} records", out.forgotten);
+        outln!("forgot {} records", out.forgotten);
     }
     if !out.lifted.is_empty() {
         let one = net.map(|n| [n]);
@@ -247,8 +261,8 @@ pub fn unban(ctx: &Context, target: Option<&IpNet>, forget: bool) -> anyhow::Res
                 out.covered_by.join(", ")
             ));
         }
-        (Some(net), true, true) => println!("{} was not banned", addr::display(&net)),
-        (None, true, _) => println!("no active bans"),
+        (Some(net), true, true) => outln!("{} was not banned", addr::display(&net)),
+        (None, true, _) => outln!("no active bans"),
         _ => {}
     }
     Ok(ExitCode::SUCCESS)

@@ -90,10 +90,10 @@ fn report_blocked(
     for c in countries {
         let ranges = plural(counts.get(c.as_str()).copied().unwrap_or(0), "range");
         if added.contains(c) {
-            println!("blocked {c} ({ranges})");
+            outln!("blocked {c} ({ranges})");
             ctx.log(&format!("geo block {c} ({ranges}){forced}"));
         } else {
-            println!("{c} was already blocked");
+            outln!("{c} was already blocked");
         }
     }
     Ok(())
@@ -116,7 +116,7 @@ fn unblock(ctx: &Context, countries: &[Country]) -> anyhow::Result<ExitCode> {
     }
     let removed = store.geo_unblock(countries)?;
     for c in &removed {
-        println!("unblocked {c}");
+        outln!("unblocked {c}");
         ctx.log(&format!("geo unblock {c}"));
     }
     finish_change(ctx, &store, !removed.is_empty());
@@ -187,7 +187,7 @@ fn range_counts(store: &Store) -> anyhow::Result<std::collections::HashMap<Strin
 /// anyway), or a word on why nothing will drop these countries.
 fn finish_change(ctx: &Context, store: &Store, changed: bool) {
     if ctx.config.firewall.backend == FirewallBackend::None {
-        println!("note: [firewall] backend is \"none\": no firewall drops blocked countries");
+        outln!("note: [firewall] backend is \"none\": no firewall drops blocked countries");
     } else if changed {
         crate::firewall::push_now(&ctx.config, store, None);
     }
@@ -210,7 +210,7 @@ fn list(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if blocked.is_empty() {
-        println!("no countries blocked");
+        outln!("no countries blocked");
         return Ok(ExitCode::SUCCESS);
     }
     let now = time::now();
@@ -222,8 +222,8 @@ fn list(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
             relative(b.since, now),
         ]);
     }
-    println!("{t}");
-    println!("{}", scope_words(ctx));
+    outln!("{t}");
+    outln!("{}", scope_words(ctx));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -311,14 +311,14 @@ fn print_import(files: &[GeoFile], abouts: &[Option<About>], done: &GeoImport, t
             (n, Format::Mmdb) => format!(" ({} of unknown country skipped)", plural(n, "network")),
             (n, _) => format!(" ({n} lines of unknown country skipped)"),
         };
-        println!(
+        outln!(
             "{}: {}, {} ranges{skipped}",
             f.name,
             format_words(f, about),
             f.ranges.len()
         );
     }
-    println!(
+    outln!(
         "imported {} ranges ({} IPv4, {} IPv6) for {} countries in {:.2} s \
          (reading {:.2} s, writing {:.2} s)",
         done.ipv4_ranges + done.ipv6_ranges,
@@ -364,11 +364,11 @@ fn lookup(ctx: &Context, ip: IpAddr, as_json: bool) -> anyhow::Result<ExitCode> 
     if as_json {
         print_json(&json!({"address": ip.to_string(), "country": country}));
     } else if let Some(country) = country {
-        println!("{country}");
+        outln!("{country}");
     } else if store.has_geo()? {
-        println!("unknown");
+        outln!("unknown");
     } else {
-        println!("unknown (no country data: run `guardctl geo import`)");
+        outln!("unknown (no country data: run `guardctl geo import`)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,23 +15,23 @@ pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
     let set = keyonly::desired_set(&ctx.config, &store, time::now())?;
     let text = keyonly::snippet(&ctx.config, &set);
     match command {
-        KeyOnlyCommand::Render => print!("{}", text?),
+        KeyOnlyCommand::Render => out!("{}", text?),
         KeyOnlyCommand::Apply => {
             let text = text?;
             let path = keyonly::file_path(&ctx.config);
             match keyonly::apply(&ctx.config, &text)? {
-                Applied::Unchanged => println!("{} already up to date", path.display()),
+                Applied::Unchanged => outln!("{} already up to date", path.display()),
                 Applied::Written { reloaded } => {
-                    println!("wrote {} ({})", path.display(), describe(&set));
+                    outln!("wrote {} ({})", path.display(), describe(&set));
                     ctx.log(&format!(
                         "keyonly: wrote {} ({})",
                         path.display(),
                         describe(&set)
                     ));
                     if reloaded {
-                        println!("sshd reloaded");
+                        outln!("sshd reloaded");
                     } else {
-                        println!(
+                        outln!(
                             "sshd not reloaded (reload = \"none\"): it reads the file at its next restart"
                         );
                     }
@@ -99,7 +99,7 @@ pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
                         ),
                     },
                 ]);
-                println!("{t}");
+                outln!("{t}");
             }
         }
     }

@@ -29,7 +29,8 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             duration,
             permanent,
             reason,
-        } => bans::ban(ctx, &target, duration, permanent, &reason),
+            force,
+        } => bans::ban(ctx, &target, duration, permanent, &reason, force),
         Command::Unban {
             target,
             all: _,

@@ -63,8 +63,8 @@ pub fn report(
         ports: ctx.config.firewall.ports.clone(),
     };
     match format {
-        Format::Text => print!("{}", report::text(&facts, &envelope, now)),
-        Format::Xarf => print!("{}", report::xarf(&facts, &envelope, now)),
+        Format::Text => out!("{}", report::text(&facts, &envelope, now)),
+        Format::Xarf => out!("{}", report::xarf(&facts, &envelope, now)),
     }
     Ok(ExitCode::SUCCESS)
 }

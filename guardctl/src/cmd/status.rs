@@ -13,13 +13,13 @@ pub fn init(ctx: &Context) -> anyhow::Result<ExitCode> {
     let done = Store::init(path)
         .with_context(|| format!("cannot initialise the store {}", path.display()))?;
     match done {
-        Migration::UpToDate => println!(
+        Migration::UpToDate => outln!(
             "store {} is up to date (schema {})",
             path.display(),
             store::SCHEMA_VERSION
         ),
         Migration::From(0) => {
-            println!(
+            outln!(
                 "created store {} (schema {})",
                 path.display(),
                 store::SCHEMA_VERSION
@@ -27,7 +27,7 @@ pub fn init(ctx: &Context) -> anyhow::Result<ExitCode> {
             ctx.log(&format!("store {} created", path.display()));
         }
         Migration::From(v) => {
-            println!(
+            outln!(
                 "migrated store {} from schema {v} to {}",
                 path.display(),
                 store::SCHEMA_VERSION
@@ -100,7 +100,7 @@ pub fn status(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
     ] {
         t.add_row(vec![k.to_string(), v]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(ExitCode::SUCCESS)
 }
 

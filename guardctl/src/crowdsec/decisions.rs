@@ -13,6 +13,8 @@ use authguard_core::time::Timestamp;
 use ipnet::IpNet;
 use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Read;
@@ -44,7 +46,7 @@ struct Held {
 
 /// Where full chunks go: held decisions as the store takes them, and the
 /// ids of deleted ones. An error stops the stream.
-pub type Sink<'s> = dyn FnMut(&[Pulled], &[i64]) -> anyhow::Result<()> + 's;
+pub type Sink<'s> = dyn FnMut(Vec<Pulled>, Vec<i64>) -> anyhow::Result<()> + 's;
 
 /// What one pull brought, a chunk at a time.
 pub struct Intake<'s> {
@@ -112,7 +114,7 @@ impl<'s> Intake<'s> {
             })
             .collect();
         let deleted = std::mem::take(&mut self.pending_deleted);
-        (self.sink)(&pulled, &deleted)
+        (self.sink)(pulled, deleted)
     }
 
     /// Flushes once a chunk is full; a sink error is kept to be returned
@@ -142,7 +144,7 @@ impl<'s> Intake<'s> {
         entry.0 += 1;
     }
 
-    fn offer(&mut self, judge: &Judge<'_>, d: &RawDecision) {
+    fn offer(&mut self, judge: &Judge<'_>, d: &RawDecision<'_>) {
         let offered = Offered {
             kind: &d.kind,
             scope: &d.scope,
@@ -163,7 +165,9 @@ impl<'s> Intake<'s> {
                     scenario,
                 });
             }
-            Verdict::Enforce { .. } => self.skip("over the limit of one pull", || d.value.clone()),
+            Verdict::Enforce { .. } => {
+                self.skip("over the limit of one pull", || d.value.to_string())
+            }
             Verdict::Skip(why) => {
                 let example = why.to_string();
                 self.skip(skip_kind(&why), || example);
@@ -189,19 +193,23 @@ fn skip_kind(why: &Skip) -> &'static str {
     }
 }
 
-/// One decision of the stream, as sent.
+/// One decision of the stream, as sent (borrowed from its raw text where
+/// it has no escapes).
 #[derive(Debug, Deserialize)]
-struct RawDecision {
+struct RawDecision<'a> {
     id: i64,
-    #[serde(rename = "type")]
-    kind: String,
-    scope: String,
-    value: String,
-    duration: String,
-    #[serde(default)]
-    origin: String,
-    #[serde(default)]
-    scenario: String,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    scope: Cow<'a, str>,
+    #[serde(borrow)]
+    value: Cow<'a, str>,
+    #[serde(borrow)]
+    duration: Cow<'a, str>,
+    #[serde(default, borrow)]
+    origin: Cow<'a, str>,
+    #[serde(default, borrow)]
+    scenario: Cow<'a, str>,
 }
 
 /// Parses a stream body (`{"new": [...] | null, "deleted": [...] | null}`).
@@ -290,10 +298,10 @@ impl<'de> Visitor<'de> for List<'_, '_, '_> {
         d.deserialize_seq(self)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        // An entry that is not a decision is counted, not fatal: read it
-        // as any JSON first, then as a decision.
-        while let Some(value) = seq.next_element::<serde_json::Value>()? {
-            match RawDecision::deserialize(value) {
+        // An entry that is not a decision is counted, not fatal: cut it
+        // out as raw JSON first, then read it as a decision.
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            match serde_json::from_str::<RawDecision<'_>>(raw.get()) {
                 Ok(d) if self.new => self.intake.offer(self.judge, &d),
                 Ok(d) => self.intake.delete(d.id),
                 Err(_) => self.intake.malformed += 1,
@@ -330,9 +338,9 @@ mod tests {
         };
         let mut got = Parsed::default();
         let (mut pulled, mut deleted, mut chunks) = (Vec::new(), Vec::new(), 0);
-        let mut sink = |p: &[Pulled], d: &[i64]| {
-            pulled.extend_from_slice(p);
-            deleted.extend_from_slice(d);
+        let mut sink = |p: Vec<Pulled>, d: Vec<i64>| {
+            pulled.extend(p);
+            deleted.extend(d);
             chunks += 1;
             Ok(())
         };
@@ -402,7 +410,7 @@ mod tests {
             now: 1_000,
         };
         let mut calls = 0;
-        let mut sink = |_: &[Pulled], _: &[i64]| {
+        let mut sink = |_: Vec<Pulled>, _: Vec<i64>| {
             calls += 1;
             anyhow::bail!("the store is locked")
         };

@@ -267,7 +267,7 @@ mod tests {
             allowed: &[],
             now: 0,
         };
-        let mut sink = |_: &[_], _: &[_]| Ok(());
+        let mut sink = |_: Vec<_>, _: Vec<_>| Ok(());
         let mut intake = Intake::new(100, &mut sink);
         lapi.stream(true, &judge, &mut intake)?;
         Ok(intake.held_ids.len())

@@ -298,7 +298,9 @@ fn deliver(item: &OutboxItem, lapi: &Lapi, machine: &mut Machine) -> anyhow::Res
     }
 }
 
-/// One pull into the store, a chunk at a time as the stream is read.
+/// One pull into the store, a chunk at a time as the stream is read. (A
+/// writer thread beside the reader gained nothing measurable: the LAPI's
+/// sending is the pull's pace, and two cores are busy already.)
 pub fn pull(config: &Config, lapi: &Lapi, startup: bool) -> anyhow::Result<PullReport> {
     let mut store = Store::open(
         &config.store.path,
@@ -320,14 +322,14 @@ pub fn pull(config: &Config, lapi: &Lapi, startup: bool) -> anyhow::Result<PullR
     let mut sessions = None;
     let (mut applied, mut spared, mut writing) =
         (PullApplied::default(), Vec::new(), Duration::ZERO);
-    let mut sink = |new: &[Pulled], deleted: &[i64]| -> anyhow::Result<()> {
+    let mut sink = |new: Vec<Pulled>, deleted: Vec<i64>| -> anyhow::Result<()> {
         let t0 = Instant::now();
-        let done = store.apply_pull(new, deleted, now)?;
+        let done = store.apply_pull(&new, &deleted, now)?;
         writing += t0.elapsed();
         if done.added > 0 {
             let open = sessions
                 .get_or_insert_with(|| crate::sshd::established_from(&config.firewall.ports));
-            spared.extend(spared_sessions(open, new));
+            spared.extend(spared_sessions(open, &new));
         }
         applied.add(done);
         Ok(())

@@ -32,7 +32,7 @@ pub struct Keeper {
 /// How long the change log must rest after a bulk write's mark before the
 /// rebuild: a 100,000-decision pull commits a chunk every few tens of
 /// milliseconds, and one rebuild at its end beats one per chunk.
-const SETTLE: Duration = Duration::from_millis(150);
+const SETTLE: Duration = Duration::from_millis(100);
 /// The longest a rebuild waits for a bulk write that keeps going.
 const SETTLE_AT_MOST: Duration = Duration::from_secs(3);
 

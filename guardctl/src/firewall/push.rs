@@ -33,7 +33,7 @@ pub fn push_now(config: &Config, store: &Store, touched: Option<&[IpNet]>) {
         nft::apply(&nft::render_changes(&added, &removed, units, now)).or_else(|_| full())
     });
     match result {
-        Ok(()) => println!("firewall updated"),
+        Ok(()) => outln!("firewall updated"),
         Err(e) => {
             eprintln!("note: firewall not updated now ({e:#}); `guardctl daemon` will catch up")
         }

@@ -32,6 +32,7 @@
 
 mod daemon;
 mod fixture;
+mod held;
 mod lab;
 mod namespaces;
 mod nft;
@@ -41,6 +42,7 @@ mod sshd;
 
 pub use daemon::Daemon;
 pub use fixture::{Fixture, WithDaemon, WithGuard, WithLab, WithSshd};
+pub use held::HeldSession;
 pub use lab::{Lab, SERVER_ADDRS, SERVER_V4, SERVER_V6, SSH_PORT};
 pub use nft::{NftElement, set_elements};
 pub use probe::{PROBE_TIMEOUT, Probe, WAIT};

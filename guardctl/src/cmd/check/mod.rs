@@ -83,9 +83,9 @@ pub fn check(ctx: &Context, pam_file: &Path) -> anyhow::Result<ExitCode> {
         fleet::finding(ctx, store.as_ref().ok()),
     ]);
     for f in &findings {
-        println!("{} {}", f.label(), f.what);
+        outln!("{} {}", f.label(), f.what);
         if let Some(fix) = &f.fix {
-            println!("     fix: {fix}");
+            outln!("     fix: {fix}");
         }
     }
     Ok(if findings.iter().all(|f| f.ok) {

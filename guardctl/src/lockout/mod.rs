@@ -1,4 +1,5 @@
-//! The lock-out guard of `guardctl geo block`: would blocking these
+//! The lock-out guards: of `guardctl ban` in [`ban`], and here of
+//! `guardctl geo block`: would blocking these
 //! countries cut the admin off? Allowed networks are accepted before any
 //! country is dropped, so the admin is safe exactly when an allow rule
 //! covers the address they connect from.
@@ -6,6 +7,8 @@
 //! [`risks`] decides, as a pure function of the session's address, the
 //! allowed networks and a country lookup; [`session_address`] reads the
 //! address from the environment sshd gives a login.
+
+pub mod ban;
 
 use authguard_core::addr;
 use authguard_core::geo::Country;
