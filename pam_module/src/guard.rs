@@ -162,7 +162,9 @@ fn decide(
         Decision::KeyOnly { why } => {
             log.log(
                 Severity::Notice,
-                &format!("refuse {ip} user={user}: key-only ({why}): password not checked"),
+                &format!(
+                    "refuse {ip} user={user}: key-only ({why}): password not checked, counted"
+                ),
             );
             Verdict::Refuse {
                 message: config.keyonly.message.clone(),

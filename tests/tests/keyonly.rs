@@ -230,8 +230,59 @@ fn a_key_only_source_is_told_so_through_pam() {
 }
 
 /// `[geo] keyonly`: a country's sources must use a key, told by sshd once
-/// the snippet is applied and refused by PAM before that, never counted
-/// towards a ban, while their key logins and everyone else's passwords work.
+/// the snippet is applied and refused by PAM before that, each refused
+/// password counted (persistence earns a ban), while their key logins and
+/// everyone else's passwords work.
+/// `keyonly.mode = "offenders"` (the default): a source that keeps guessing
+/// after its ban is refused unchecked, but every refused password counts,
+/// so it earns a longer ban, then the recidive ban, instead of an amnesty.
+#[test]
+fn a_guesser_under_key_only_earns_longer_bans_then_the_recidive_ban() {
+    if !require_root() {
+        return;
+    }
+    let guard = GuardConfig {
+        ban_time: "1s".into(),
+        ..Guard::builder().max_failures(2)
+    }
+    .extra("[recidive]")
+    .extra("bans = 3")
+    .extra("window = \"1h\"")
+    .extra("ban_time = \"1d\"")
+    .start();
+    let pam = PamService::deny(&guard);
+    let source = "203.0.113.90";
+    let recidive = || {
+        guard
+            .listed(source)
+            .is_some_and(|b| b["origin"] == "recidive")
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while !recidive() && std::time::Instant::now() < end {
+        pam.run(source, "root", &["authenticate"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bans: Vec<Value> = parse_json(&guard.guardctl_ok(&["list", "--all", "--json"]))
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|b| b["address"] == source)
+        .collect();
+    let origins: Vec<&str> = bans.iter().filter_map(|b| b["origin"].as_str()).collect();
+    assert!(recidive(), "never reached the recidive ban: {bans:#?}");
+    assert_eq!(
+        origins.iter().filter(|o| **o == "pam").count(),
+        2,
+        "{bans:#?}"
+    );
+    assert_eq!(
+        pam.reached_count(source),
+        2,
+        "only the first two passwords were checked: the rest were refused key-only"
+    );
+}
+
 #[test]
 fn a_key_only_country_may_log_in_with_a_key_only() {
     if !require_root() {
@@ -257,7 +308,7 @@ fn a_key_only_country_may_log_in_with_a_key_only() {
     );
 
     // Before sshd hears of it, PAM refuses the country's passwords, the
-    // right one included, without checking them or counting them.
+    // right one included, without checking them; they count all the same.
     for _ in 0..4 {
         let refused = sshd.login("127.0.0.20", RIGHT_PASSWORD, Method::Password);
         assert!(!refused.logged_in(), "{}", refused.describe());
@@ -268,8 +319,11 @@ fn a_key_only_country_may_log_in_with_a_key_only() {
         "a password was checked"
     );
     assert!(
-        guard.listed("127.0.0.20").is_none(),
-        "refusals were counted"
+        guard
+            .listed("127.0.0.20")
+            .is_some_and(|b| b["origin"] == "pam"),
+        "the refused passwords were not counted: {:?}",
+        guard.list()
     );
     assert_eq!(guard.show("127.0.0.20")["country"], "XA");
 

@@ -20,10 +20,15 @@ pub enum Admission<B> {
     },
     /// A ban covers the address: refused before the password is checked.
     Banned(B),
-    /// The source must use a public key: its password is refused unchecked.
+    /// The source must use a public key: its password is refused unchecked,
+    /// and counts against `source` as a failure of weight
+    /// [`KEYONLY_PASSWORD_WEIGHT`] (a guess all the same: persistence under
+    /// key-only earns the next, longer ban, not amnesty).
     KeyOnly {
         /// `past offender`, the mode (`untrusted`, `all`), or `country CC`.
         why: String,
+        /// The source the refused password counts against.
+        source: IpNet,
     },
     /// The source has reached the threshold: this attempt is refused and
     /// the source banned as planned.
@@ -116,16 +121,22 @@ pub fn admit<F: Facts>(
     if let Some(ban) = facts.active_ban_covering(ip, now)? {
         return Ok(Admission::Banned(ban));
     }
-    if let Some(why) = keyonly::reason(facts, config, ip, now)? {
-        return Ok(Admission::KeyOnly { why });
-    }
+    let key_only = keyonly::reason(facts, config, ip, now)?;
     let source = source_of(&config.policy, ip);
     let (failures, plan) = failure_ban(facts, config, &source, Trigger::Pam, now)?;
-    Ok(match plan {
-        Some(plan) => Admission::Ban(plan),
-        None => Admission::Admit { source, failures },
+    Ok(match (plan, key_only) {
+        (Some(plan), _) => Admission::Ban(plan),
+        (None, Some(why)) => Admission::KeyOnly { why, source },
+        (None, None) => Admission::Admit { source, failures },
     })
 }
+
+/// The weight a password refused under key-only counts with: a whole
+/// failure. The client was told to use a key (sshd offers only public-key
+/// authentication to key-only sources when its snippet is in effect); a
+/// password that still comes is a guess, and a real user who mistyped the
+/// rule gets `max_failures` tries before a ban, as with any password.
+pub const KEYONLY_PASSWORD_WEIGHT: f64 = 1.0;
 
 /// The weight of `source`'s live failures within `find_time`, and the ban
 /// they earn if they reach `max_failures`.

@@ -21,7 +21,8 @@ pub mod memory;
 mod words;
 
 pub use admission::{
-    Admission, Trigger, admit, allowed, failure_ban, reached, source_of, whole, window_start,
+    Admission, KEYONLY_PASSWORD_WEIGHT, Trigger, admit, allowed, failure_ban, reached, source_of,
+    whole, window_start,
 };
 pub use ban::{
     BanLength, BanPlan, NewBan, ban_and_subnet, expiry, is_active, plan_ban, subnet_ban,

@@ -48,7 +48,7 @@ pub enum Decision {
     },
     /// Key-only: the source must use a public key (`[keyonly]`, or its
     /// country is in `[geo] keyonly`); its password is refused before it is
-    /// checked. Not counted as a failure.
+    /// checked, and counted as a failure (`policy::KEYONLY_PASSWORD_WEIGHT`).
     KeyOnly {
         /// Why: `past offender`, the mode (`untrusted`, `all`), or
         /// `country CC`.
@@ -141,7 +141,7 @@ fn admit_in(
     let mut facts = TxFacts::new(tx);
     let refused = |tx| {
         let source = source_name(&config.policy, attempt.ip);
-        record(tx, attempt, &source, "refused", false, now)
+        record(tx, attempt, &source, "refused", Counted::No, now)
     };
     Ok(match policy::admit(&mut facts, config, attempt.ip, now)? {
         Admission::Allowed { network } => Decision::Allowed { network },
@@ -153,8 +153,10 @@ fn admit_in(
                 subnet: None,
             }
         }
-        Admission::KeyOnly { why } => {
-            refused(tx)?;
+        Admission::KeyOnly { why, source } => {
+            let source = addr::display(&source);
+            let counted = Counted::Live(policy::KEYONLY_PASSWORD_WEIGHT);
+            record(tx, attempt, &source, "refused", counted, now)?;
             Decision::KeyOnly { why }
         }
         Admission::Ban(plan) => {
@@ -168,7 +170,7 @@ fn admit_in(
         }
         Admission::Admit { source, failures } => {
             let source = addr::display(&source);
-            let attempt_id = record(tx, attempt, &source, "pending", true, now)?;
+            let attempt_id = record(tx, attempt, &source, "pending", Counted::Live(1.0), now)?;
             Decision::Admitted {
                 attempt_id,
                 source,
@@ -178,17 +180,30 @@ fn admit_in(
     })
 }
 
+/// Whether a recorded attempt counts toward a ban, and with what weight.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    /// Not counted (refused under a ban, or the attempt that banned).
+    No,
+    /// Live, with this weight, until a ban, an unban or a success clears it.
+    Live(f64),
+}
+
 fn record(
     tx: &Transaction<'_>,
     attempt: &Attempt<'_>,
     source: &str,
     outcome: &str,
-    live: bool,
+    counted: Counted,
     now: Timestamp,
 ) -> Result<i64, StoreError> {
+    let (live, weight) = match counted {
+        Counted::No => (false, 1.0),
+        Counted::Live(weight) => (true, weight),
+    };
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO attempts (at, source, address, user, service, origin, outcome, live)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pam', ?6, ?7)",
+        "INSERT INTO attempts (at, source, address, user, service, origin, outcome, live, weight)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pam', ?6, ?7, ?8)",
     )?;
     stmt.execute(params![
         now,
@@ -197,7 +212,8 @@ fn record(
         cap(attempt.user),
         attempt.service,
         outcome,
-        live
+        live,
+        weight
     ])?;
     Ok(tx.last_insert_rowid())
 }

@@ -70,7 +70,7 @@ pub enum Replayed {
     Allowed,
     /// A ban already covers the address.
     AlreadyBanned,
-    /// Key-only: refused, not counted.
+    /// Key-only: refused unchecked, counted as a failure.
     KeyOnly,
     /// Counted; the source's failures within `find_time` weigh this much.
     Counted(f64),
@@ -152,7 +152,10 @@ impl MemoryFacts {
         match decision {
             Admission::Allowed { .. } => Replayed::Allowed,
             Admission::Banned(_) => Replayed::AlreadyBanned,
-            Admission::KeyOnly { .. } => Replayed::KeyOnly,
+            Admission::KeyOnly { source, .. } => {
+                self.record_failure(source, now, super::KEYONLY_PASSWORD_WEIGHT, user);
+                Replayed::KeyOnly
+            }
             Admission::Ban(plan) => self.ban(config, &plan, now),
             Admission::Admit { source, failures } => {
                 self.record_failure(source, now, 1.0, user);

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::{Config, MaxFailures, PolicyConfig};
+use crate::policy::Origin;
 use crate::store::bans::{BanLength, BanOutcome, NewBan};
 use crate::store::test_support::TempStore;
 
@@ -23,26 +24,38 @@ fn with_max_failures(n: u32) -> Config {
 }
 
 #[test]
-fn a_past_offender_is_key_only_and_not_counted() {
+fn a_past_offender_is_key_only_and_its_passwords_still_count() {
     let t = TempStore::new("keyonly");
     let mut s = t.open();
-    let c = with_max_failures(1);
+    let c = with_max_failures(2);
     let keyonly = Config {
         keyonly: crate::config::KeyOnlyConfig::default(),
         ..c.clone()
     };
-    s.admit(&c, &attempt("203.0.113.70"), 0).unwrap();
+    for now in 0..2 {
+        s.admit(&c, &attempt("203.0.113.70"), now).unwrap();
+    }
     assert!(matches!(
-        s.admit(&c, &attempt("203.0.113.70"), 1).unwrap(),
+        s.admit(&c, &attempt("203.0.113.70"), 2).unwrap(),
         Decision::Refused { created: true, .. }
     ));
-    // The 10m ban has ended; within the 30d window the source is key-only.
-    assert_eq!(
-        s.admit(&keyonly, &attempt("203.0.113.70"), 3_000).unwrap(),
-        Decision::KeyOnly {
-            why: "past offender".into()
-        }
-    );
+    // The 10m ban has ended; within the 30d window the source is key-only,
+    // and each refused password counts: the third is refused by a new ban.
+    for now in [3_000, 3_001] {
+        assert_eq!(
+            s.admit(&keyonly, &attempt("203.0.113.70"), now).unwrap(),
+            Decision::KeyOnly {
+                why: "past offender".into()
+            }
+        );
+    }
+    let Decision::Refused {
+        ban, created: true, ..
+    } = s.admit(&keyonly, &attempt("203.0.113.70"), 3_002).unwrap()
+    else {
+        panic!("persistence under key-only earns a ban")
+    };
+    assert_eq!(ban.level, 2, "the next, longer ban: {ban:?}");
     assert!(
         matches!(
             s.admit(&keyonly, &attempt("203.0.113.71"), 3_000).unwrap(),
@@ -51,7 +64,7 @@ fn a_past_offender_is_key_only_and_not_counted() {
         "a clean neighbour keeps its passwords"
     );
     // After the window it may use passwords again.
-    let later = 1 + 600 + 30 * 86_400 + 1;
+    let later = 3_002 + 1_200 + 30 * 86_400 + 1;
     assert!(matches!(
         s.admit(&keyonly, &attempt("203.0.113.70"), later).unwrap(),
         Decision::Admitted { .. }
@@ -59,13 +72,46 @@ fn a_past_offender_is_key_only_and_not_counted() {
 }
 
 #[test]
-fn a_key_only_country_is_refused_its_passwords_and_not_counted() {
+fn a_guesser_through_three_key_only_ban_cycles_reaches_recidive() {
+    let t = TempStore::new("keyonly-recidive");
+    let mut s = t.open();
+    let c = Config {
+        keyonly: crate::config::KeyOnlyConfig::default(),
+        ..with_max_failures(2)
+    };
+    let mut now = 0;
+    let mut bans = Vec::new();
+    // It never stops guessing: each attempt as soon as the last ban ended.
+    while bans.len() < 3 && now < 86_400 {
+        match s.admit(&c, &attempt("203.0.113.80"), now).unwrap() {
+            Decision::Refused {
+                ban, created: true, ..
+            } => {
+                now = ban.expires.unwrap();
+                bans.push(ban);
+            }
+            Decision::Refused { ban, .. } => now = ban.expires.unwrap(),
+            _ => now += 1,
+        }
+    }
+    let origins: Vec<Origin> = bans.iter().map(|b| b.origin.clone()).collect();
+    assert_eq!(
+        origins,
+        [Origin::Pam, Origin::Pam, Origin::Recidive],
+        "{bans:#?}"
+    );
+    assert_eq!(bans[2].scope, crate::config::BanScope::All);
+    assert!(bans[2].expires.unwrap() - bans[2].since >= 30 * 86_400);
+}
+
+#[test]
+fn a_key_only_country_is_refused_its_passwords_and_counts_them() {
     let t = TempStore::new("geo-keyonly");
     let mut s = t.open();
     let data = crate::geo::parse("fixture.csv", b"198.51.100.0,198.51.100.255,XA\n").unwrap();
     let ranges = crate::geo::merge(&[data]).unwrap();
     s.import_geo(&ranges, &["fixture.csv".into()], 0).unwrap();
-    let mut c = with_max_failures(1);
+    let mut c = with_max_failures(3);
     c.geo.keyonly = vec![crate::geo::Country::parse("XA").unwrap().unwrap()];
     for now in 1..4 {
         assert_eq!(
@@ -73,9 +119,16 @@ fn a_key_only_country_is_refused_its_passwords_and_not_counted() {
             Decision::KeyOnly {
                 why: "country XA".into()
             },
-            "refused, and never counted towards a ban"
+            "refused unchecked"
         );
     }
+    assert!(
+        matches!(
+            s.admit(&c, &attempt("198.51.100.7"), 4).unwrap(),
+            Decision::Refused { created: true, .. }
+        ),
+        "the refused passwords counted"
+    );
     assert!(matches!(
         s.admit(&c, &attempt("198.51.101.7"), 5).unwrap(),
         Decision::Admitted { .. }
