@@ -68,7 +68,8 @@ const MIGRATIONS: [&str; 8] = [
     "#,
     // 2 → 3: a change log of bans, so the daemon reads what changed since
     // its last pass instead of every active ban. Triggers fill it, so every
-    // writer (PAM module, guardctl, older code) is covered; AUTOINCREMENT
+    // writer (PAM module, guardctl, older code) is covered (but a fleet
+    // pull, which turns them off and logs its own: `store/changes.rs`); AUTOINCREMENT
     // keeps `rev` growing even after the daemon prunes what it has read.
     r#"
     CREATE TABLE ban_changes (

@@ -58,8 +58,6 @@ pub struct Intake<'s> {
     word_ids: HashMap<String, u32>,
     /// Ids of every held decision, in stream order.
     pub held_ids: Vec<i64>,
-    /// Deleted decisions in the stream.
-    pub deleted: usize,
     /// Skipped decisions by reason (`type "captcha" is not a ban`, …),
     /// with one example each.
     pub skipped: BTreeMap<&'static str, (u64, String)>,
@@ -73,7 +71,6 @@ impl fmt::Debug for Intake<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Intake")
             .field("held", &self.held_ids.len())
-            .field("deleted", &self.deleted)
             .field("malformed", &self.malformed)
             .finish_non_exhaustive()
     }
@@ -90,7 +87,6 @@ impl<'s> Intake<'s> {
             words: Vec::new(),
             word_ids: HashMap::new(),
             held_ids: Vec::new(),
-            deleted: 0,
             skipped: BTreeMap::new(),
             malformed: 0,
             failed: None,
@@ -173,11 +169,6 @@ impl<'s> Intake<'s> {
                 self.skip(skip_kind(&why), || example);
             }
         }
-    }
-
-    fn delete(&mut self, id: i64) {
-        self.deleted += 1;
-        self.pending_deleted.push(id);
     }
 }
 
@@ -303,7 +294,7 @@ impl<'de> Visitor<'de> for List<'_, '_, '_> {
         while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
             match serde_json::from_str::<RawDecision<'_>>(raw.get()) {
                 Ok(d) if self.new => self.intake.offer(self.judge, &d),
-                Ok(d) => self.intake.delete(d.id),
+                Ok(d) => self.intake.pending_deleted.push(d.id),
                 Err(_) => self.intake.malformed += 1,
             }
             self.intake.flush_full().map_err(A::Error::custom)?;

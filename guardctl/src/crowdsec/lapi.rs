@@ -40,11 +40,7 @@ impl Lapi {
     /// or stricter; not with a client certificate) and the TLS files.
     pub fn new(config: &CrowdsecConfig) -> anyhow::Result<Lapi> {
         Url::parse(&config.url).map_err(anyhow::Error::msg)?;
-        let api_key = if config.client_cert() {
-            None
-        } else {
-            Some(read_secret(&config.api_key_file, "api_key_file")?)
-        };
+        let api_key = credential(config, &config.api_key_file, "api_key_file")?;
         Ok(Lapi {
             agent: agent(config)?,
             base: config.url.trim_end_matches('/').to_owned(),
@@ -143,9 +139,23 @@ pub(super) fn snippet(reader: impl Read) -> String {
     authguard_core::syslog::untrusted(text.trim().as_bytes()).into_owned()
 }
 
+/// The credential `key` names (`path`), or None when a TLS client
+/// certificate authenticates instead (`[crowdsec] cert_file`): then the
+/// file is not read.
+pub fn credential(
+    config: &CrowdsecConfig,
+    path: &Path,
+    key: &str,
+) -> anyhow::Result<Option<String>> {
+    if config.client_cert() {
+        return Ok(None);
+    }
+    read_secret(path, key).map(Some)
+}
+
 /// A credential from its file: one line, trimmed; the file must not be
 /// readable by group or others.
-pub fn read_secret(path: &Path, key: &str) -> anyhow::Result<String> {
+fn read_secret(path: &Path, key: &str) -> anyhow::Result<String> {
     let meta = std::fs::metadata(path)
         .with_context(|| format!("[crowdsec] {key} {}: cannot read it", path.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {

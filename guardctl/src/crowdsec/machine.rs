@@ -5,7 +5,7 @@
 //! `POST /v1/watchers/login`; it lives an hour and dies with a LAPI restart,
 //! so it is renewed before then and on any 401. Never logs the password.
 
-use super::lapi::{agent, read_body, read_secret, snippet};
+use super::lapi::{agent, credential, read_body, snippet};
 use anyhow::{Context as _, bail};
 use authguard_core::config::CrowdsecConfig;
 use authguard_core::store::bans::BanRecord;
@@ -45,10 +45,7 @@ impl Machine {
             agent: agent(config)?,
             base: config.url.trim_end_matches('/').to_owned(),
             id: config.machine_id.clone(),
-            password: match config.client_cert() {
-                true => None,
-                false => Some(read_secret(&config.password_file, "password_file")?),
-            },
+            password: credential(config, &config.password_file, "password_file")?,
             scenario: config.scenario.clone(),
             token: None,
         })

@@ -99,6 +99,8 @@ impl Keeper {
         // The revision first: a change made during the load is then seen
         // twice (harmless), never missed.
         let rev = store.ban_revision()?;
+        // Whatever bulk write was being waited for, this load takes it in.
+        self.settling = None;
         let geo = self.geo(store)?;
         let desired = Desired::load(&self.config, store, now, geo)?;
         let change = self.sync.sync(desired, verify, now)?;

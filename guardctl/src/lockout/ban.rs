@@ -31,7 +31,7 @@ pub fn ban_risk(net: &IpNet, session: Option<IpAddr>, allowed: &[IpNet]) -> Opti
         ));
     }
     let session = session.map(addr::canonical)?;
-    if net.contains(&session) && !allowed.iter().any(|a| a.contains(&session)) {
+    if net.contains(&session) && !super::covered(session, allowed) {
         return Some(format!(
             "{shown} holds {session}, the address of your SSH session: the ban would cut you off \
              (allow it first with `guardctl allow add {session}`)"

@@ -1,8 +1,8 @@
-//! The lock-out guards: of `guardctl ban` in [`ban`], and here of
-//! `guardctl geo block`: would blocking these
-//! countries cut the admin off? Allowed networks are accepted before any
-//! country is dropped, so the admin is safe exactly when an allow rule
-//! covers the address they connect from.
+//! The lock-out guards: `guardctl ban`'s in [`ban`], and here `guardctl
+//! geo block`'s: would blocking these countries cut the admin off?
+//! Allowed networks are accepted before any country is dropped, so the
+//! admin is safe exactly when an allow rule covers the address they
+//! connect from.
 //!
 //! [`risks`] decides, as a pure function of the session's address, the
 //! allowed networks and a country lookup; [`session_address`] reads the
@@ -144,6 +144,7 @@ pub fn session_risk<E>(
     Ok(blocked_country(countries, address, &mut lookup)?.map(|country| (address, country)))
 }
 
+/// True when an allow rule in `allowed` covers `ip`.
 fn covered(ip: IpAddr, allowed: &[IpNet]) -> bool {
     allowed.iter().any(|n| n.contains(&ip))
 }

@@ -4,7 +4,7 @@
 
 use super::Finding;
 use crate::context::Context;
-use crate::crowdsec::lapi::read_secret;
+use crate::crowdsec::lapi::credential;
 use crate::crowdsec::link::LinkState;
 use authguard_core::store::Store;
 
@@ -13,10 +13,7 @@ pub(super) fn finding(ctx: &Context, store: Option<&Store>) -> Finding {
     if !c.enabled() {
         return Finding::ok("crowdsec: no fleet ([crowdsec] url is empty)".into());
     }
-    if let Some(e) = (!c.client_cert())
-        .then(|| read_secret(&c.api_key_file, "api_key_file").err())
-        .flatten()
-    {
+    if let Err(e) = credential(c, &c.api_key_file, "api_key_file") {
         return Finding::fail(
             format!("crowdsec: {e:#}"),
             Some("write the key of `cscli bouncers add NAME -o raw` there, mode 0600".into()),
