@@ -7,6 +7,7 @@
 //! short transaction: a burst of 10,000 lines becomes 100 transactions with
 //! logins free to slip in between.
 
+use anyhow::Context;
 use authguard_core::config::{Config, LogSource, PamModule};
 use authguard_core::store::bans::BanRecord;
 use authguard_core::store::log_events::{LogEvent, LogOutcome, Worth};
@@ -197,6 +198,12 @@ impl Ingest {
         let lines = self.pending.len();
         self.pending.clear();
         self.last_error = None;
+        if !bans.is_empty() {
+            // Recorded (and not to be recorded twice): the caller logs a failure.
+            store
+                .make_durable()
+                .context("bans recorded but not synced to disk")?;
+        }
         Ok(Ingested { lines, bans })
     }
 }

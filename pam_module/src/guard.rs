@@ -119,13 +119,12 @@ pub fn authenticate(args: &ModuleArgs, items: &Items) -> Verdict {
         user: user_bytes,
         service: &service,
     };
-    let now = time::now();
     let decision = Store::open(
         &config.store.path,
-        Access::Write,
+        Access::Login,
         config.store.busy_timeout.0,
     )
-    .and_then(|mut store| store.admit(config, &attempt, now));
+    .and_then(|mut store| admit_durably(&mut store, config, log, &attempt));
     match decision {
         Ok(d) => decide(config, log, ip, &user, d),
         Err(e) => fault(
@@ -135,6 +134,24 @@ pub fn authenticate(args: &ModuleArgs, items: &Items) -> Verdict {
             &config.pam.message,
         ),
     }
+}
+
+/// Admission, and a ban it creates on disk before the refusal goes out. A
+/// ban that cannot be synced is still a ban: refused all the same, and said.
+fn admit_durably(
+    store: &mut Store,
+    config: &Config,
+    log: &Logger,
+    attempt: &Attempt<'_>,
+) -> Result<Decision, StoreError> {
+    let decision = store.admit(config, attempt, time::now())?;
+    if matches!(decision, Decision::Refused { created: true, .. }) {
+        if let Err(e) = store.make_durable() {
+            let why = describe_fault(&config.store.path, &e);
+            log.log(Severity::Error, &format!("ban not synced to disk: {why}"));
+        }
+    }
+    Ok(decision)
 }
 
 fn decide(
@@ -221,7 +238,7 @@ pub fn record_success(args: &ModuleArgs, items: &Items, attempt_id: Option<i64>)
     let user_bytes = items.user.as_deref().unwrap_or_default();
     let result = Store::open(
         &config.store.path,
-        Access::Write,
+        Access::Login,
         config.store.busy_timeout.0,
     )
     .and_then(|mut s| s.record_success(&config.policy, ip, user_bytes, attempt_id, time::now()));

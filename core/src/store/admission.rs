@@ -108,7 +108,8 @@ impl Store {
                 None => tx
                     .query_row(
                         "UPDATE attempts SET outcome = 'success', live = 0 WHERE id = (
-                             SELECT id FROM attempts WHERE source = ?1 AND user = ?2 AND live = 1
+                             SELECT id FROM attempts INDEXED BY attempts_live
+                             WHERE source = ?1 AND user = ?2 AND live = 1
                              AND outcome = 'pending' AND at > ?3 ORDER BY id DESC LIMIT 1)
                          RETURNING id",
                         params![source, user, window_start],
@@ -124,9 +125,15 @@ impl Store {
 
 /// A success forgives that user's pending failures from the source
 /// (pam_faillock-like), whoever saw the success (PAM or sshd's log).
+///
+/// `INDEXED BY attempts_live`: left to itself the planner takes
+/// `attempts_by_source` and walks every attempt the source ever made, so an
+/// admin's own logins grew slower with each one kept (measured: 0.2 ms per
+/// login after 4,000 of them; the partial index holds only live rows).
 pub(crate) fn forgive(tx: &Transaction<'_>, source: &str, user: &[u8]) -> Result<(), StoreError> {
     tx.execute(
-        "UPDATE attempts SET live = 0 WHERE source = ?1 AND user = ?2 AND live = 1",
+        "UPDATE attempts INDEXED BY attempts_live SET live = 0
+         WHERE source = ?1 AND user = ?2 AND live = 1",
         params![source, user],
     )?;
     Ok(())

@@ -77,9 +77,12 @@ pub(crate) fn mark_expired(tx: &Transaction<'_>, ban: &BanRecord) -> Result<(), 
     Ok(())
 }
 
-/// A ban or an unban starts the source again from zero failures.
+/// A ban or an unban starts the source again from zero failures. (The
+/// partial index by name: see `admission::forgive`.)
 pub(crate) fn consume_failures(tx: &Transaction<'_>, source: &str) -> Result<(), StoreError> {
-    tx.prepare_cached("UPDATE attempts SET live = 0 WHERE source = ?1 AND live = 1")?
-        .execute([source])?;
+    tx.prepare_cached(
+        "UPDATE attempts INDEXED BY attempts_live SET live = 0 WHERE source = ?1 AND live = 1",
+    )?
+    .execute([source])?;
     Ok(())
 }

@@ -18,6 +18,7 @@
 //! - [`meta`]: the keys of the `meta` table.
 //! - [`outbox`]: this host's bans waiting to reach the fleet's LAPI.
 //! - [`offenders`]: past offenders, for key-only signaling.
+//! - `wal`: the WAL across the PAM module's short connections; a ban's fsync.
 //!
 //! A [`Store`] is one connection, opened for one job and dropped after it:
 //! nothing here is kept in a static or across a fork.
@@ -37,6 +38,7 @@ pub mod meta;
 pub mod offenders;
 pub mod outbox;
 pub mod schema;
+mod wal;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -134,6 +136,9 @@ pub enum Access {
     Read,
     /// Reading and writing rows; never creates the file or changes the schema.
     Write,
+    /// [`Access::Write`] for one login (the PAM module): the WAL is left
+    /// for the next connection instead of checkpointed at close (`wal`).
+    Login,
 }
 
 /// One connection to the store.
@@ -142,6 +147,7 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     timeout: Duration,
+    access: Access,
 }
 
 impl Store {
@@ -150,16 +156,20 @@ impl Store {
     pub fn open(path: &Path, access: Access, timeout: Duration) -> Result<Store, StoreError> {
         let flags = match access {
             Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY,
-            Access::Write => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            Access::Write | Access::Login => OpenFlags::SQLITE_OPEN_READ_WRITE,
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
         let mut store = Store {
             conn,
             path: path.to_owned(),
             timeout,
+            access,
         };
         // SQLite opens lazily: "cannot open" may surface at the first statement.
         store.configure().map_err(|e| reclassify_open(path, e))?;
+        if access == Access::Login {
+            store.leave_wal_on_close()?;
+        }
         let found = store
             .schema_version()
             .map_err(|e| reclassify_open(path, e))?;
@@ -282,6 +292,9 @@ impl Store {
             tx.commit().map_err(|e| with_wait(e.into(), timeout))?;
             Ok(value)
         });
+        if result.is_ok() && self.access == Access::Login {
+            self.trim_wal();
+        }
         if budget != self.statement_budget() {
             self.renew_deadline();
         }

@@ -210,6 +210,8 @@ pub fn ban(
         BanOutcome::Created(b, subnet) => ("banned", b, subnet),
         BanOutcome::Updated(b) => ("ban updated for", b, None),
     };
+    // On disk before we say so.
+    store.make_durable()?;
     let until = ban
         .expires
         .map(time::rfc3339)

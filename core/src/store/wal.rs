@@ -1,0 +1,79 @@
+//! The WAL's life across the PAM module's short connections, and making a
+//! ban durable.
+//!
+//! Each login opens the store twice (authenticate, setcred) for one
+//! transaction each. By SQLite's default the last connection to close
+//! checkpoints the WAL into the database and deletes the WAL and its index;
+//! with no daemon holding the store open that is every close, and the next
+//! open creates them again: five fsyncs and a directory sync per
+//! transaction, two transactions per login.
+//!
+//! A login connection ([`super::Access::Login`]) leaves the WAL for the next
+//! one (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`). But the WAL must not grow: when
+//! no other connection has the store open, the next opener rebuilds the
+//! WAL's index by reading every frame in it, and forgets what was already
+//! copied back, so SQLite's own autocheckpoint never restarts the WAL and
+//! each open would read more. So after a commit that leaves the WAL at
+//! [`TRUNCATE_AT_BYTES`] or more, the connection checkpoints it and cuts it
+//! to zero (`wal_checkpoint(TRUNCATE)`), without waiting: if anyone is
+//! reading or writing, the next login's commit tries again.
+//!
+//! Durability. Commits run with `synchronous = NORMAL`: not fsynced, so a
+//! power cut may lose the last attempts recorded (a few recent failures, or
+//! successes). A transaction that creates a ban is fsynced before the
+//! refusal that reports it goes out ([`super::Store::make_durable`]): a ban
+//! is never lost. An fsync of the WAL syncs every frame in it, the ban's and
+//! all before; a checkpoint syncs the WAL before it copies it into the
+//! database and the database before it cuts the WAL, so there is no moment
+//! at which a synced ban lives nowhere on disk.
+
+use super::{Store, StoreError};
+use rusqlite::config::DbConfig;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A login connection cuts the WAL once it holds this much: 64 pages of
+/// 4 KiB with their frame headers, about four logins' worth.
+pub const TRUNCATE_AT_BYTES: u64 = 64 * (4096 + 24);
+
+impl Store {
+    /// A login connection: the WAL stays at close.
+    pub(super) fn leave_wal_on_close(&self) -> Result<(), StoreError> {
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        Ok(())
+    }
+
+    /// After a login connection's commit: cuts the WAL if it has grown past
+    /// [`TRUNCATE_AT_BYTES`] and nobody else is using the store. Best
+    /// effort: a busy store or a failed checkpoint leaves it for the next.
+    pub(super) fn trim_wal(&self) {
+        let grown = std::fs::metadata(self.wal_path()).is_ok_and(|m| m.len() >= TRUNCATE_AT_BYTES);
+        if !grown || self.conn.busy_timeout(Duration::ZERO).is_err() {
+            return;
+        }
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(self.timeout);
+    }
+
+    /// Puts everything committed so far on disk (fsync of the WAL), for a
+    /// transaction that created a ban. Costs one fsync; only bans pay it.
+    pub fn make_durable(&self) -> Result<(), StoreError> {
+        match std::fs::File::open(self.wal_path()) {
+            Ok(wal) => wal.sync_data()?,
+            // Checkpointed and removed meanwhile (a closing guardctl): the
+            // checkpoint synced the database before it removed the WAL.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    fn wal_path(&self) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push("-wal");
+        PathBuf::from(name)
+    }
+}
