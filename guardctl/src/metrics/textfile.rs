@@ -7,7 +7,7 @@ use authguard_core::config::Config;
 use authguard_core::store::{Access, Store};
 use authguard_core::time;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -90,7 +90,7 @@ pub fn start(
 /// opened on first use and again after a fault.
 fn pass(
     config: &Config,
-    path: &PathBuf,
+    path: &Path,
     timeout: Duration,
     store: &mut Option<Store>,
 ) -> Result<(), String> {
