@@ -128,6 +128,14 @@ pub enum Command {
     /// look an address up, block countries in the firewall
     #[command(subcommand)]
     Geo(GeoCommand),
+    /// Print Prometheus metrics (text format) read from the store: bans, attempts,
+    /// sshd log events, firewall, the daemon's heartbeat; no daemon needed
+    Metrics {
+        /// Write them atomically into this file (an absolute path ending in .prom,
+        /// for node_exporter's textfile collector) instead of printing them
+        #[arg(long, value_parser = parse_textfile, value_name = "PATH")]
+        textfile: Option<PathBuf>,
+    },
     /// Check config, store and the PAM line, and say what to fix
     Check {
         /// The PAM file to inspect
@@ -244,6 +252,13 @@ fn parse_country(s: &str) -> Result<Country, String> {
         )),
         Err(e) => Err(e),
     }
+}
+
+/// `--textfile`: as `[metrics] textfile`, but never empty.
+fn parse_textfile(s: &str) -> Result<PathBuf, String> {
+    authguard_core::config::Textfile::try_from(s.to_owned())?
+        .0
+        .ok_or_else(|| "give the file's path".to_owned())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

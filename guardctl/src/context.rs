@@ -62,7 +62,8 @@ impl Context {
             .with_context(|| format!("cannot write the store {}", path.display()))
     }
 
-    fn timeout(&self) -> std::time::Duration {
+    /// How long a store operation may wait for another writer.
+    pub fn timeout(&self) -> std::time::Duration {
         // A person can wait a little longer than sshd.
         self.config
             .store

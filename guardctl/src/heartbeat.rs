@@ -18,6 +18,13 @@ pub struct Heartbeat {
     pub bans: usize,
     /// The last pass's error, if it failed.
     pub last_error: Option<String>,
+    /// When it last rebuilt the firewall from the store (a resync), if it
+    /// has (absent from older daemons' heartbeats).
+    #[serde(default)]
+    pub last_resync: Option<Timestamp>,
+    /// Whether that resync succeeded.
+    #[serde(default)]
+    pub resync_ok: Option<bool>,
 }
 
 impl Heartbeat {

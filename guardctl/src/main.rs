@@ -21,6 +21,7 @@ mod heartbeat;
 mod ingest;
 mod keyonly;
 mod lockout;
+mod metrics;
 mod pam_file;
 mod report;
 mod scan;

@@ -139,6 +139,10 @@ impl GuardConfig {
         if !self.extra.iter().any(|l| l.trim() == "[sshd_log]") {
             let _ = writeln!(t, "\n[sshd_log]\nsource = \"off\"");
         }
+        // Nor write metrics into the host's node_exporter directory.
+        if !self.extra.iter().any(|l| l.trim() == "[metrics]") {
+            let _ = writeln!(t, "\n[metrics]\ntextfile = \"\"");
+        }
         if !self.extra.iter().any(|l| l.trim() == "[firewall]") {
             let _ = writeln!(t, "\n[firewall]\nbackend = \"none\"");
         }

@@ -59,6 +59,7 @@ fn systemd_unit_verifies_and_is_sandboxed() {
         "ProtectSystem=strict",
         "ReadWritePaths=/var/lib/authguard",
         "ReadWritePaths=-/etc/ssh/sshd_config.d",
+        "ReadWritePaths=-/var/lib/prometheus/node-exporter",
         "CapabilityBoundingSet=CAP_NET_ADMIN",
         "Restart=on-failure",
         "After=network-pre.target nftables.service",

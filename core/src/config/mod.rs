@@ -15,8 +15,8 @@ pub use crowdsec::{CrowdsecConfig, DecisionScope, Url};
 pub use keyonly::{KeyOnlyConfig, KeyOnlyMethod, KeyOnlyMode, Reload};
 pub use policy::{BanScope, PolicyConfig, RecidiveConfig};
 pub use sections::{
-    FirewallAction, FirewallBackend, FirewallConfig, GeoConfig, LogConfig, LogSource, PamConfig,
-    PamModule, ReportConfig, SshdLogConfig, StoreConfig,
+    FirewallAction, FirewallBackend, FirewallConfig, GeoConfig, LogConfig, LogSource,
+    MetricsConfig, PamConfig, PamModule, ReportConfig, SshdLogConfig, StoreConfig, Textfile,
 };
 pub use values::{
     Cidr, Factor, Ipv4Prefix, Ipv6Prefix, MaxFailures, PositiveDuration, ProbeWeight,
@@ -105,6 +105,8 @@ pub struct Config {
     pub geo: GeoConfig,
     /// The fleet: bans shared through CrowdSec's Local API.
     pub crowdsec: CrowdsecConfig,
+    /// Prometheus metrics for node_exporter's textfile collector.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -126,6 +128,7 @@ impl Default for Config {
             report: ReportConfig::default(),
             geo: GeoConfig::default(),
             crowdsec: CrowdsecConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -424,6 +427,29 @@ mod tests {
             .join("\n");
         assert!(uncommented.matches('=').count() >= 14, "{uncommented}");
         assert_eq!(parse(&uncommented).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn metrics_textfile_is_off_or_an_absolute_prom_file() {
+        let m = parse("[metrics]\ntextfile = \"\"\ninterval = \"10s\"\n")
+            .unwrap()
+            .metrics;
+        assert_eq!(m.textfile, Textfile(None));
+        assert_eq!(m.interval.0, HumanDuration::secs(10));
+        let m = parse("[metrics]\ntextfile = \"/run/x/ag.prom\"\n")
+            .unwrap()
+            .metrics;
+        assert_eq!(m.textfile.0.as_deref(), Some(Path::new("/run/x/ag.prom")));
+        for bad in ["\"ag.prom\"", "\"/run/x/ag.txt\"", "\"/run/x/\"", "3"] {
+            let (line, key, message) = error_of(&format!("[metrics]\n\ntextfile = {bad}\n"));
+            assert_eq!(
+                (line, key.as_deref()),
+                (Some(3), Some("metrics.textfile")),
+                "{message}"
+            );
+        }
+        let (line, key, _) = error_of("[metrics]\ninterval = \"0s\"\n");
+        assert_eq!((line, key.as_deref()), (Some(2), Some("metrics.interval")));
     }
 
     #[test]

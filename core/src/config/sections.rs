@@ -1,5 +1,5 @@
 //! The config's sections that are plain settings: `[store]`, `[pam]`,
-//! `[log]`, `[firewall]`, `[sshd_log]`, `[report]`, `[geo]`.
+//! `[log]`, `[firewall]`, `[sshd_log]`, `[report]`, `[geo]`, `[metrics]`.
 
 use super::{BanScope, PositiveDuration, ProbeWeight};
 use crate::duration::HumanDuration;
@@ -190,6 +190,52 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             socket: PathBuf::from("/dev/log"),
+        }
+    }
+}
+
+/// `[metrics]`: the daemon writes `guardctl metrics`' text into a file for
+/// node_exporter's textfile collector, every `interval`, while the file's
+/// directory exists (Debian's `prometheus-node-exporter` makes it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// The `.prom` file; `""`: none written.
+    pub textfile: Textfile,
+    /// How often the daemon rewrites it.
+    pub interval: PositiveDuration,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            textfile: Textfile(Some(PathBuf::from(
+                "/var/lib/prometheus/node-exporter/authguard.prom",
+            ))),
+            interval: PositiveDuration(HumanDuration::secs(60)),
+        }
+    }
+}
+
+/// `[metrics] textfile`: `""` (off) or an absolute path ending in `.prom`
+/// (node_exporter reads only those).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Textfile(pub Option<PathBuf>);
+
+impl TryFrom<String> for Textfile {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let path = PathBuf::from(&s);
+        match s.as_str() {
+            "" => Ok(Textfile(None)),
+            _ if !path.is_absolute() => Err(format!("{s:?} is not \"\" or an absolute path")),
+            _ if path.extension().is_none_or(|e| e != "prom") || path.file_stem().is_none() => {
+                Err(format!(
+                    "{s:?} does not end in .prom (node_exporter's textfile collector reads only *.prom)"
+                ))
+            }
+            _ => Ok(Textfile(Some(path))),
         }
     }
 }

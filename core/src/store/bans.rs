@@ -15,6 +15,7 @@ pub use super::ban_record::{BanRecord, FleetDecision};
 use super::lookup::{
     BAN_COLUMNS, ban_from_row, consume_failures, mark_expired, open_bans_containing,
 };
+use super::metrics::{delete_attempts, delete_bans};
 pub use crate::policy::{BanLength, EndReason, NewBan, Origin};
 
 /// What `ban` did.
@@ -136,8 +137,9 @@ impl Store {
                         .collect::<Result<_, _>>()?;
                     consume_failures(tx, &source)?;
                     if forget {
-                        out.forgotten += tx.execute("DELETE FROM bans WHERE source = ?1", [&source])?;
-                        out.forgotten += tx.execute("DELETE FROM attempts WHERE source = ?1", [&source])?;
+                        // Forgotten rows stay in the metrics' counters.
+                        out.forgotten += delete_bans(tx, "source = ?1", [&source])?;
+                        out.forgotten += delete_attempts(tx, "source = ?1", [&source])?;
                     }
                     if out.lifted.is_empty() {
                         out.covered_by = open_bans_containing(tx, net.network())?
@@ -155,8 +157,8 @@ impl Store {
                     out.lifted = stmt.query_map([now], |r| r.get(0))?.collect::<Result<_, _>>()?;
                     tx.execute("UPDATE attempts SET live = 0 WHERE live = 1", [])?;
                     if forget {
-                        out.forgotten += tx.execute("DELETE FROM bans", [])?;
-                        out.forgotten += tx.execute("DELETE FROM attempts", [])?;
+                        out.forgotten += delete_bans(tx, "true", [])?;
+                        out.forgotten += delete_attempts(tx, "true", [])?;
                     }
                 }
             }
@@ -181,13 +183,15 @@ impl Store {
     /// lock is never held long enough to delay a login). Returns how many.
     pub fn purge_batch(&mut self, cutoff: Timestamp, limit: u32) -> Result<usize, StoreError> {
         self.write(|tx| {
-            let attempts = tx.execute(
-                "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at < ?1 LIMIT ?2)",
+            // What is deleted stays in the metrics' counters.
+            let attempts = delete_attempts(
+                tx,
+                "id IN (SELECT id FROM attempts WHERE at < ?1 LIMIT ?2)",
                 params![cutoff, limit],
             )?;
-            let bans = tx.execute(
-                "DELETE FROM bans WHERE id IN
-                 (SELECT id FROM bans WHERE ended IS NOT NULL AND ended < ?1 LIMIT ?2)",
+            let bans = delete_bans(
+                tx,
+                "id IN (SELECT id FROM bans WHERE ended IS NOT NULL AND ended < ?1 LIMIT ?2)",
                 params![cutoff, limit],
             )?;
             Ok(attempts + bans)

@@ -16,6 +16,8 @@
 //!   blocked countries.
 //! - [`log_events`]: events from sshd's log, counted and banned like PAM's.
 //! - [`meta`]: the keys of the `meta` table.
+//! - [`metrics`]: counters and gauges for `guardctl metrics`; what the
+//!   purge and `--forget` delete is folded into its counters.
 //! - [`outbox`]: this host's bans waiting to reach the fleet's LAPI.
 //! - [`offenders`]: past offenders, for key-only signaling.
 //! - `wal`: the WAL across the PAM module's short connections; a ban's fsync.
@@ -35,6 +37,7 @@ pub mod geo;
 pub mod log_events;
 mod lookup;
 pub mod meta;
+pub mod metrics;
 pub mod offenders;
 pub mod outbox;
 pub mod schema;

@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -147,6 +147,21 @@ const MIGRATIONS: [&str; 8] = [
          AND NEW.origin != 'crowdsec'
          AND (SELECT value FROM meta WHERE key = 'crowdsec.push') = '1'
         BEGIN INSERT INTO crowdsec_outbox (ban_id, action, queued) VALUES (NEW.id, 'unban', NEW.ended); END;
+    "#,
+    // 8 → 9: counters for `guardctl metrics`. A `_total` metric is what
+    // this table holds plus what the current rows count: every path that
+    // deletes rows (the retention purge, `unban --forget`) adds what it
+    // deletes here, by label, in its own transaction, so a counter never
+    // goes down. Events kept nowhere else (key-only reloads of sshd) are
+    // counted here alone. No writer on a login's path touches it.
+    r#"
+    CREATE TABLE counters (
+        metric TEXT    NOT NULL,
+        first  TEXT    NOT NULL DEFAULT '',
+        second TEXT    NOT NULL DEFAULT '',
+        value  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (metric, first, second)
+    ) STRICT, WITHOUT ROWID;
     "#,
 ];
 
@@ -334,6 +349,35 @@ mod tests {
             ["ban", "unban", "unban"],
             "each of our unbans queues"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn version_8_store_migrates_to_counters_and_keeps_its_bans() {
+        let dir = std::env::temp_dir().join(format!("ag-migrate8-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = Connection::open(dir.join("v8.db")).unwrap();
+        for step in &MIGRATIONS[..8] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 8).unwrap();
+        conn.execute(
+            "INSERT INTO bans (source, lo, hi, since, expires, reason, origin, level, failures)
+             VALUES ('203.0.113.7', x'00', x'00', 1, 100, 'r', 'pam', 1, 5)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::From(8));
+        let (bans, counters): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM bans), (SELECT count(*) FROM counters)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((bans, counters), (1, 0));
+        assert_eq!(migrate(&mut conn).unwrap(), Migration::UpToDate);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

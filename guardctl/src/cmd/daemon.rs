@@ -15,6 +15,7 @@ use crate::heartbeat::Heartbeat;
 use crate::ingest::Ingest;
 use authguard_core::config::FirewallBackend;
 use authguard_core::store::Store;
+use authguard_core::store::metrics::Counter;
 use authguard_core::time;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut keyonly_error = None;
     let mut steer_changed = false;
     let mut pass_again = false;
+    let mut last_resync = None;
     ctx.say(&format!(
         "daemon started (store {}, firewall {}, resync {})",
         ctx.store_path().display(),
@@ -62,6 +64,10 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
         ));
         crate::crowdsec::link::start(&ctx.config, ctx.sayer())
     });
+    let _metrics = crate::metrics::textfile::start(&ctx.config, ctx.timeout(), ctx.sayer());
+    if _metrics.is_none() {
+        ctx.say("metrics: no textfile written ([metrics] textfile is empty)");
+    }
     let mut ingest = Ingest::start(&ctx.config, &store);
     ctx.say(&match &ingest {
         Some(i) => format!("sshd log: following {}", i.describe()),
@@ -97,6 +103,9 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
                 // Waiting out a bulk write: look again next turn, changed or not.
                 pass_again = matches!(pass, Ok(Change::Settling));
                 last_error = report(ctx, pass);
+                if resync_due {
+                    last_resync = Some((now, last_error.is_none()));
+                }
             }
             let applied = keeper.applied();
             next_expiry = applied.and_then(Desired::next_expiry);
@@ -106,6 +115,8 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
                 last_sync: now,
                 bans: applied.map_or(0, |d| d.bans.len()),
                 last_error,
+                last_resync: last_resync.map(|(at, _)| at),
+                resync_ok: last_resync.map(|(_, ok)| ok),
             };
             if let Err(e) = beat.record(&mut store) {
                 ctx.say(&format!("cannot record the heartbeat: {e}"));
@@ -115,7 +126,7 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
             }
         }
         if Instant::now() >= next_keyonly {
-            keyonly_pass(ctx, &store, &mut keyonly_error);
+            keyonly_pass(ctx, &mut store, &mut keyonly_error);
             if enabled && steering_is_stale(ctx, &keeper) {
                 keeper.reload_next();
                 steer_changed = true;
@@ -169,14 +180,14 @@ fn read_log(ctx: &Context, ingest: &mut Ingest, store: &mut Store, now: i64) -> 
 /// Re-applies the key-only snippet when the set changed: at most once per
 /// `[keyonly] min_interval`, so sshd is reloaded at most that often. A
 /// fault is logged once until it changes.
-fn keyonly_pass(ctx: &Context, store: &Store, last_error: &mut Option<String>) {
+fn keyonly_pass(ctx: &Context, store: &mut Store, last_error: &mut Option<String>) {
     let file = crate::keyonly::file_path(&ctx.config);
     if (!crate::keyonly::wanted(&ctx.config) && !file.exists())
         || !ctx.config.keyonly.sshd_config.exists()
     {
         return;
     }
-    let result = crate::keyonly::rendered(&ctx.config, store, time::now())
+    let result = crate::keyonly::rendered(&ctx.config, &*store, time::now())
         .and_then(|(set, text)| Ok((set.len(), crate::keyonly::apply(&ctx.config, &text)?)));
     match result {
         Ok((_, crate::keyonly::Applied::Unchanged)) => *last_error = None,
@@ -192,6 +203,9 @@ fn keyonly_pass(ctx: &Context, store: &Store, last_error: &mut Option<String>) {
                 file.display(),
                 if reloaded { ", sshd reloaded" } else { "" }
             ));
+            if reloaded {
+                count_reload(ctx, store);
+            }
             if reloaded && crate::keyonly::redirects(&ctx.config) {
                 // sshd re-executes on reload; steer only once it listens again.
                 let port = ctx.config.keyonly.port;
@@ -208,6 +222,13 @@ fn keyonly_pass(ctx: &Context, store: &Store, last_error: &mut Option<String>) {
                 *last_error = Some(message);
             }
         }
+    }
+}
+
+/// Counts a reload of sshd for `guardctl metrics`; a fault is only said.
+pub(crate) fn count_reload(ctx: &Context, store: &mut Store) {
+    if let Err(e) = store.count(Counter::KeyonlyReloads, "", 1) {
+        ctx.say(&format!("keyonly: cannot count the reload: {e}"));
     }
 }
 

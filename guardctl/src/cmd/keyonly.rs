@@ -30,6 +30,10 @@ pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
                     ));
                     if reloaded {
                         outln!("sshd reloaded");
+                        // Counted for `guardctl metrics`, as the daemon's reloads are.
+                        if let Ok(mut writer) = ctx.writer() {
+                            super::daemon::count_reload(ctx, &mut writer);
+                        }
                     } else {
                         outln!(
                             "sshd not reloaded (reload = \"none\"): it reads the file at its next restart"

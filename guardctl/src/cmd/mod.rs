@@ -6,6 +6,7 @@ mod check;
 mod daemon;
 mod geo;
 mod keyonly;
+mod metrics;
 mod report;
 mod scan;
 mod status;
@@ -52,6 +53,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             show_missed,
             json,
         } => scan::scan(ctx, &input, events, show_missed, json.json),
+        Command::Metrics { textfile } => metrics::metrics(ctx, textfile.as_deref()),
         Command::Daemon => daemon::daemon(ctx),
     }
 }
