@@ -305,7 +305,7 @@ pub fn worker(a: &WorkerArgs) -> Result<()> {
     let began = Instant::now();
     for _ in 0..a.iterations {
         let t = Instant::now();
-        let decision = Store::open(&a.store, Access::Write, BUSY_TIMEOUT)
+        let decision = Store::open(&a.store, Access::Login, BUSY_TIMEOUT)
             .and_then(|mut store| store.admit(&config, &attempt, time::now()));
         latencies.push(t.elapsed());
         match decision {

@@ -92,3 +92,23 @@ impl PamHooks for AuthGuard {
         PamResultCode::PAM_IGNORE
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// build.rs links the unwinder statically (libgcc_eh.a as `-lgcc_s`);
+    /// the hooks' `catch_unwind` must still catch a panic with it, and no
+    /// libgcc_s.so.1 may be mapped. This test binary links as the module does.
+    #[test]
+    fn a_panic_unwinds_to_catch_unwind_with_the_static_unwinder() {
+        let caught = std::panic::catch_unwind(|| {
+            let empty: Vec<u8> = Vec::new();
+            empty[std::hint::black_box(3)]
+        });
+        assert!(caught.is_err(), "the panic was caught, not aborted");
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(
+            !maps.contains("libgcc_s"),
+            "libgcc_s.so is loaded: build.rs did not find libgcc_eh.a"
+        );
+    }
+}

@@ -256,7 +256,7 @@ fn spawn_admitter(
                 service: "sshd",
             };
             let began = Instant::now();
-            let decision = Store::open(&db, Access::Write, BUSY_TIMEOUT)
+            let decision = Store::open(&db, Access::Login, BUSY_TIMEOUT)
                 .and_then(|mut store| store.admit(&config, &attempt, time::now()));
             let us = began.elapsed().as_secs_f64() * 1e6;
             let outcome = match decision {

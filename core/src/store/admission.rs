@@ -148,7 +148,7 @@ fn admit_in(
     let mut facts = TxFacts::new(tx);
     let refused = |tx| {
         let source = source_name(&config.policy, attempt.ip);
-        record(tx, attempt, &source, "refused", Counted::No, now)
+        record(tx, attempt, &source, Outcome::Refused, Counted::No, now)
     };
     Ok(match policy::admit(&mut facts, config, attempt.ip, now)? {
         Admission::Allowed { network } => Decision::Allowed { network },
@@ -163,7 +163,7 @@ fn admit_in(
         Admission::KeyOnly { why, source } => {
             let source = addr::display(&source);
             let counted = Counted::Live(policy::KEYONLY_PASSWORD_WEIGHT);
-            record(tx, attempt, &source, "refused", counted, now)?;
+            record(tx, attempt, &source, Outcome::KeyOnly, counted, now)?;
             Decision::KeyOnly { why }
         }
         Admission::Ban(plan) => {
@@ -177,7 +177,7 @@ fn admit_in(
         }
         Admission::Admit { source, failures } => {
             let source = addr::display(&source);
-            let attempt_id = record(tx, attempt, &source, "pending", Counted::Live(1.0), now)?;
+            let attempt_id = record(tx, attempt, &source, Outcome::Pending, Counted::Live(1.0), now)?;
             Decision::Admitted {
                 attempt_id,
                 source,
@@ -185,6 +185,18 @@ fn admit_in(
             }
         }
     })
+}
+
+/// What became of a recorded attempt at admission.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// Admitted: `pending` until a success marks it.
+    Pending,
+    /// Refused under a ban.
+    Refused,
+    /// A password refused under key-only: outcome `refused`, kind `keyonly`
+    /// (what tells it from a ban's refusal once `live` is cleared).
+    KeyOnly,
 }
 
 /// Whether a recorded attempt counts toward a ban, and with what weight.
@@ -200,7 +212,7 @@ fn record(
     tx: &Transaction<'_>,
     attempt: &Attempt<'_>,
     source: &str,
-    outcome: &str,
+    outcome: Outcome,
     counted: Counted,
     now: Timestamp,
 ) -> Result<i64, StoreError> {
@@ -209,9 +221,14 @@ fn record(
         Counted::Live(weight) => (true, weight),
     };
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO attempts (at, source, address, user, service, origin, outcome, live, weight)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pam', ?6, ?7, ?8)",
+        "INSERT INTO attempts (at, source, address, user, service, origin, outcome, live, weight, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pam', ?6, ?7, ?8, ?9)",
     )?;
+    let (outcome, kind) = match outcome {
+        Outcome::Pending => ("pending", None),
+        Outcome::Refused => ("refused", None),
+        Outcome::KeyOnly => ("refused", Some("keyonly")),
+    };
     stmt.execute(params![
         now,
         source,
@@ -220,7 +237,8 @@ fn record(
         attempt.service,
         outcome,
         live,
-        weight
+        weight,
+        kind
     ])?;
     Ok(tx.last_insert_rowid())
 }

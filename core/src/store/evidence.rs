@@ -20,7 +20,8 @@ pub struct EvidenceRow {
     pub origin: String,
     /// `pending`, `failure`, `refused`, `success`.
     pub outcome: String,
-    /// The sshd event kind (log events only).
+    /// The sshd event kind (log events), or `keyonly` for a password the
+    /// PAM module refused under key-only.
     pub kind: Option<String>,
     /// The raw sshd log line (log events only).
     pub line: Option<Vec<u8>>,

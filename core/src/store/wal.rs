@@ -77,3 +77,91 @@ impl Store {
         PathBuf::from(name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Access;
+    use super::super::admission::{Attempt, Decision};
+    use super::super::test_support::TempStore;
+    use super::*;
+    use crate::config::Config;
+
+    fn wal_len(t: &TempStore) -> Option<u64> {
+        let mut name = t.path.clone().into_os_string();
+        name.push("-wal");
+        std::fs::metadata(name).ok().map(|m| m.len())
+    }
+
+    /// Logins as the PAM module runs them: two connections each, nobody
+    /// else holding the store. Returns the largest WAL seen after a close.
+    fn logins(t: &TempStore, n: i64) -> u64 {
+        let config = Config::default();
+        let ip = "192.0.2.10".parse().unwrap();
+        let login = Attempt {
+            ip,
+            user: b"admin",
+            service: "sshd",
+        };
+        let open = || Store::open(&t.path, Access::Login, Duration::from_secs(1)).unwrap();
+        let mut largest = 0;
+        for now in 1..=n {
+            let Decision::Admitted { attempt_id, .. } =
+                open().admit(&config, &login, now).unwrap()
+            else {
+                panic!("a clean source is admitted");
+            };
+            let mut store = open();
+            store
+                .record_success(&config.policy, ip, b"admin", Some(attempt_id), now)
+                .unwrap();
+            drop(store);
+            largest = largest.max(wal_len(t).expect("a login connection leaves the WAL"));
+        }
+        largest
+    }
+
+    #[test]
+    fn login_connections_keep_the_wal_but_never_let_it_grow() {
+        let t = TempStore::new("wal-bound");
+        let largest = logins(&t, 100);
+        // One login writes a few pages past the bound before the cut.
+        assert!(
+            largest < TRUNCATE_AT_BYTES + 32 * 4120,
+            "the WAL grew to {largest} bytes over 100 logins"
+        );
+        // Nothing recorded was lost by leaving or cutting the WAL.
+        let store = t.open();
+        let successes: i64 = store
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM attempts WHERE outcome = 'success'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(successes, 100);
+    }
+
+    #[test]
+    fn another_connection_keeps_its_default_close() {
+        let t = TempStore::new("wal-write-close");
+        logins(&t, 3);
+        // A guardctl-style connection, the last to close, checkpoints and
+        // removes the WAL as SQLite always did.
+        drop(t.open());
+        assert_eq!(wal_len(&t), None);
+    }
+
+    #[test]
+    fn a_ban_can_be_made_durable_with_or_without_a_wal() {
+        let t = TempStore::new("wal-durable");
+        let store = Store::open(&t.path, Access::Login, Duration::from_secs(1)).unwrap();
+        store.make_durable().expect("fsync of the WAL");
+        let mut name = t.path.clone().into_os_string();
+        name.push("-wal");
+        let _ = std::fs::remove_file(name);
+        store
+            .make_durable()
+            .expect("no WAL: the checkpoint that removed it synced the database");
+    }
+}

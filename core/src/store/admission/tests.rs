@@ -49,6 +49,11 @@ fn a_past_offender_is_key_only_and_its_passwords_still_count() {
             }
         );
     }
+    // Told from a ban's refusals (kind `keyonly`), for the metrics.
+    let figures = s.figures(3_001).unwrap();
+    use crate::store::metrics::Counter;
+    assert_eq!(figures.get(Counter::Attempts, "keyonly", ""), 2);
+    assert_eq!(figures.get(Counter::Attempts, "refused", ""), 1);
     let Decision::Refused {
         ban, created: true, ..
     } = s.admit(&keyonly, &attempt("203.0.113.70"), 3_002).unwrap()

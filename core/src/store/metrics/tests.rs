@@ -86,20 +86,6 @@ fn bans_and_attempts_are_counted_by_their_bounded_labels() {
         f.active_bans,
         [("manual".to_owned(), 1), ("pam".to_owned(), 1)]
     );
-    // A password refused under key-only, once recorded with kind 'keyonly'.
-    s.conn()
-        .execute(
-            "INSERT INTO attempts (at, source, address, user, service, origin, outcome, live, kind)
-             VALUES (501, '192.0.2.70', '192.0.2.70', x'', 'sshd', 'pam', 'refused', 1, 'keyonly')",
-            [],
-        )
-        .unwrap();
-    assert_eq!(
-        s.figures(502)
-            .unwrap()
-            .get(Counter::Attempts, "keyonly", ""),
-        1
-    );
 }
 
 #[test]
