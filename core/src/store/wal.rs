@@ -105,8 +105,7 @@ mod tests {
         let open = || Store::open(&t.path, Access::Login, Duration::from_secs(1)).unwrap();
         let mut largest = 0;
         for now in 1..=n {
-            let Decision::Admitted { attempt_id, .. } =
-                open().admit(&config, &login, now).unwrap()
+            let Decision::Admitted { attempt_id, .. } = open().admit(&config, &login, now).unwrap()
             else {
                 panic!("a clean source is admitted");
             };
