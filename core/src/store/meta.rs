@@ -5,6 +5,10 @@
 pub enum MetaKey {
     /// The daemon's heartbeat (JSON: pid, started, last sync, last error).
     Heartbeat,
+    /// The pid of the `guardctl daemon` that holds the store open, written
+    /// at its start: while that process lives, login connections leave the
+    /// WAL to SQLite's own checkpoints (`store::wal`).
+    DaemonPid,
     /// The sshd log file follower's position (`inode:offset`).
     LogFilePosition,
     /// The journal follower's cursor.
@@ -33,6 +37,7 @@ impl MetaKey {
     pub fn as_str(self) -> &'static str {
         match self {
             MetaKey::Heartbeat => "daemon",
+            MetaKey::DaemonPid => "daemon.pid",
             MetaKey::LogFilePosition => "sshd_log.file",
             MetaKey::JournalCursor => "sshd_log.journal",
             MetaKey::GeoSources => "geo.sources",

@@ -18,6 +18,12 @@
 //! to zero (`wal_checkpoint(TRUNCATE)`), without waiting: if anyone is
 //! reading or writing, the next login's commit tries again.
 //!
+//! Not while `guardctl daemon` runs (`meta` key `daemon.pid` names a live
+//! guardctl process): it holds the store open, so the WAL index outlives
+//! every login connection, nobody rebuilds it, and SQLite's autocheckpoint
+//! (every 1,000 pages) keeps the WAL short. Cutting it every few logins
+//! would only add three fsyncs to every fourth login.
+//!
 //! Durability. Commits run with `synchronous = NORMAL`: not fsynced, so a
 //! power cut may lose the last attempts recorded (a few recent failures, or
 //! successes). A transaction that creates a ban is fsynced before the
@@ -27,7 +33,7 @@
 //! database and the database before it cuts the WAL, so there is no moment
 //! at which a synced ban lives nowhere on disk.
 
-use super::{Store, StoreError};
+use super::{MetaKey, Store, StoreError};
 use rusqlite::config::DbConfig;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,13 +55,26 @@ impl Store {
     /// effort: a busy store or a failed checkpoint leaves it for the next.
     pub(super) fn trim_wal(&self) {
         let grown = std::fs::metadata(self.wal_path()).is_ok_and(|m| m.len() >= TRUNCATE_AT_BYTES);
-        if !grown || self.conn.busy_timeout(Duration::ZERO).is_err() {
+        if !grown || self.held_by_daemon() || self.conn.busy_timeout(Duration::ZERO).is_err() {
             return;
         }
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         let _ = self.conn.busy_timeout(self.timeout);
+    }
+
+    /// Whether `guardctl daemon` holds the store open: the pid it wrote at
+    /// its start is a live process named guardctl (not a pid reused since).
+    fn held_by_daemon(&self) -> bool {
+        let Ok(Some(pid)) = self.meta(MetaKey::DaemonPid) else {
+            return false;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim_end() == "guardctl")
     }
 
     /// Puts everything committed so far on disk (fsync of the WAL), for a
@@ -139,6 +158,34 @@ mod tests {
             )
             .unwrap();
         assert_eq!(successes, 100);
+    }
+
+    /// A process named guardctl (a copy of sleep), as the daemon would be.
+    fn fake_daemon(t: &TempStore) -> std::process::Child {
+        let exe = t.dir.join("guardctl");
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        std::process::Command::new(&exe).arg("60").spawn().unwrap()
+    }
+
+    #[test]
+    fn while_the_daemon_holds_the_store_the_wal_is_left_to_sqlite() {
+        let t = TempStore::new("wal-daemon");
+        let mut daemon = fake_daemon(&t);
+        let mut held = t.open();
+        held.set_meta(MetaKey::DaemonPid, &daemon.id().to_string())
+            .unwrap();
+        let largest = logins(&t, 30);
+        assert!(
+            largest > 2 * TRUNCATE_AT_BYTES,
+            "cut at {largest} bytes although the daemon holds the store"
+        );
+        // The daemon gone (its pid dead): the next logins cut the WAL again.
+        // (`held` stays open, so no closing checkpoint removes the WAL.)
+        daemon.kill().unwrap();
+        daemon.wait().unwrap();
+        logins(&t, 1);
+        assert!(wal_len(&t).unwrap() < TRUNCATE_AT_BYTES);
+        drop(held);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::firewall::{Change, Desired};
 use crate::heartbeat::Heartbeat;
 use crate::ingest::Ingest;
 use authguard_core::config::FirewallBackend;
-use authguard_core::store::Store;
 use authguard_core::store::metrics::Counter;
+use authguard_core::store::{MetaKey, Store};
 use authguard_core::time;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -29,6 +29,11 @@ const PURGE_BATCH: u32 = 500;
 
 pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut store = ctx.writer()?;
+    // Says the store is held open from now on (login connections then leave
+    // the WAL to SQLite's checkpoints: core's store::wal).
+    if let Err(e) = store.set_meta(MetaKey::DaemonPid, &std::process::id().to_string()) {
+        ctx.say(&format!("cannot record the daemon's pid: {e}"));
+    }
     let resync = ctx.config.firewall.resync.0.0;
     let enabled = ctx.config.firewall.backend == FirewallBackend::Nftables;
     let mut keeper = Keeper::new(&ctx.config);
