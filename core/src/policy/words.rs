@@ -24,6 +24,18 @@ pub enum Origin {
     Other(String),
 }
 
+impl Origin {
+    /// Every origin this build knows (all but [`Origin::Other`]).
+    pub const KNOWN: [Origin; 6] = [
+        Origin::Pam,
+        Origin::SshdLog,
+        Origin::Manual,
+        Origin::Recidive,
+        Origin::Subnet,
+        Origin::Crowdsec,
+    ];
+}
+
 /// Why a ban ended before or at its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {
@@ -104,14 +116,7 @@ mod tests {
 
     #[test]
     fn every_word_comes_back_and_unknown_ones_are_kept() {
-        for o in [
-            Origin::Pam,
-            Origin::SshdLog,
-            Origin::Manual,
-            Origin::Recidive,
-            Origin::Subnet,
-            Origin::Crowdsec,
-        ] {
+        for o in Origin::KNOWN {
             assert_eq!(Origin::from_word(o.as_str()), o);
         }
         assert_eq!(

@@ -59,15 +59,7 @@ impl Family {
 /// The origins every host may have, shown even at 0 so their series
 /// exist from the start.
 fn known_origins() -> [String; 6] {
-    [
-        Origin::Pam,
-        Origin::SshdLog,
-        Origin::Manual,
-        Origin::Recidive,
-        Origin::Subnet,
-        Origin::Crowdsec,
-    ]
-    .map(|o| o.as_str().to_owned())
+    Origin::KNOWN.map(|o| o.as_str().to_owned())
 }
 
 /// The metrics text for the store as of `now`.
