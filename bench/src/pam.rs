@@ -150,7 +150,10 @@ pub fn run(exe: &Path, dir: &Path, rounds: usize, warmup: usize) -> Result<Repor
         }
         for stack in STACKS {
             let n = runs.get(&(phase, stack.to_owned())).map_or(0, Vec::len);
-            ensure!(n == rounds, "{phase}, {stack}: {n} timed runs, expected {rounds}");
+            ensure!(
+                n == rounds,
+                "{phase}, {stack}: {n} timed runs, expected {rounds}"
+            );
         }
     }
     let recorded = verify(&store, PHASES.len() * (rounds + warmup))?;
@@ -251,7 +254,7 @@ fn verify(store: &Path, runs: usize) -> Result<String> {
     Ok(format!("{successes} attempts, all marked success, no ban"))
 }
 
-fn in_path(tool: &str) -> bool {
+pub(crate) fn in_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
 }
@@ -375,7 +378,10 @@ impl Report {
         PHASES
             .into_iter()
             .filter(|phase| {
-                match (self.summary(phase, "permit"), self.summary(phase, "authguard")) {
+                match (
+                    self.summary(phase, "permit"),
+                    self.summary(phase, "authguard"),
+                ) {
                     (Some(b), Some(a)) => {
                         a.p50 / b.p50 > TARGET_RATIO || a.mean / b.mean > TARGET_RATIO
                     }
