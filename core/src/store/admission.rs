@@ -177,7 +177,14 @@ fn admit_in(
         }
         Admission::Admit { source, failures } => {
             let source = addr::display(&source);
-            let attempt_id = record(tx, attempt, &source, Outcome::Pending, Counted::Live(1.0), now)?;
+            let attempt_id = record(
+                tx,
+                attempt,
+                &source,
+                Outcome::Pending,
+                Counted::Live(1.0),
+                now,
+            )?;
             Decision::Admitted {
                 attempt_id,
                 source,
