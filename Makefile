@@ -18,8 +18,10 @@ TEST_DEPS  := debootstrap wget curl openssh-server openssh-client sshpass pamtes
 # (peak RSS of an import), the Perl modules xt_geoip_build needs (the script
 # itself is unpacked, not installed: its package recommends a DKMS module),
 # MaxMind::DB::Writer and python3-maxminddb (the lookup peer's DB and reader).
+# The flood's slow disk: dmsetup (dm-delay where the kernel has it), losetup
+# (util-linux) and mkfs.ext4 (e2fsprogs).
 BENCH_DAEMONS := sshguard fail2ban
-BENCH_DEPS := $(BENCH_DAEMONS) time libtext-csv-xs-perl libnet-cidr-lite-perl libmaxmind-db-writer-perl python3-maxminddb
+BENCH_DEPS := $(BENCH_DAEMONS) time dmsetup e2fsprogs util-linux libtext-csv-xs-perl libnet-cidr-lite-perl libmaxmind-db-writer-perl python3-maxminddb
 
 .PHONY: all build assets deb install deps test-deps test fuzz-build fuzz lint bench clean
 

@@ -13,6 +13,8 @@
 //!   costs a ban, and lookups against python3-maxminddb.
 //! - [`fleet`]: CrowdSec's LAPI: a ban on one host to another's nftables,
 //!   a 100,000-decision pull, admissions with those bans in the store.
+//! - [`flood`]: 64 and 256 concurrent login processes on one store, on
+//!   the normal disk and on a slow one ([`slowdisk`]): fail-open admissions.
 //! - [`stats`]: percentiles and the table style.
 #![forbid(unsafe_code)]
 
@@ -20,9 +22,11 @@ mod admission;
 mod bouncer;
 mod firewall;
 mod fleet;
+mod flood;
 mod geo;
 mod log;
 mod pam;
+mod slowdisk;
 mod stats;
 
 use anyhow::{Context, Result};
@@ -65,9 +69,18 @@ enum Cmd {
     /// The fleet part only: CrowdSec's LAPI, a ban from host to host, a
     /// 100,000-decision pull (needs root).
     Fleet(Opts),
+    /// The login flood only: 64 and 256 concurrent login processes, on the
+    /// normal disk and on a slow one (the slow disk needs root).
+    Flood(Opts),
     /// One admission worker process (started by `admission`).
     #[command(hide = true)]
     Worker(admission::WorkerArgs),
+    /// One login process of the flood (started by `flood`).
+    #[command(hide = true)]
+    FloodWorker(flood::WorkerArgs),
+    /// The slow disk's FUSE server (started by `flood`).
+    #[command(hide = true)]
+    SlowdiskServe(slowdisk::ServeArgs),
     /// The pamtester loop inside the private mount namespace (started by `pam`).
     #[command(hide = true)]
     Pamloop(pam::LoopArgs),
@@ -115,6 +128,18 @@ struct Opts {
     /// full pull alone takes minutes)
     #[arg(long)]
     fleet_without_peer: bool,
+    /// Decisions each login process of the flood makes
+    #[arg(long, default_value_t = 20)]
+    flood_decisions: usize,
+    /// The flood's slow disk: how long each flush waits (ms)
+    #[arg(long, default_value_t = 8)]
+    flood_slow_ms: u64,
+    /// The flood's process counts
+    #[arg(long, value_delimiter = ',', default_values_t = [64, 256])]
+    flood_procs: Vec<usize>,
+    /// Leave out the flood's slow disk
+    #[arg(long)]
+    flood_normal_disk_only: bool,
 }
 
 /// Which parts to run.
@@ -126,6 +151,7 @@ struct Parts {
     log: bool,
     geo: bool,
     fleet: bool,
+    flood: bool,
 }
 
 impl Parts {
@@ -136,6 +162,7 @@ impl Parts {
         log: true,
         geo: true,
         fleet: true,
+        flood: true,
     };
     const NONE: Parts = Parts {
         admission: false,
@@ -144,6 +171,7 @@ impl Parts {
         log: false,
         geo: false,
         fleet: false,
+        flood: false,
     };
 }
 
@@ -162,6 +190,8 @@ fn run() -> Result<()> {
     let (parts, opts) = match cli.command {
         Some(Cmd::Worker(a)) => return admission::worker(&a),
         Some(Cmd::Pamloop(a)) => return pam::pamloop(&a),
+        Some(Cmd::FloodWorker(a)) => return flood::worker(&a),
+        Some(Cmd::SlowdiskServe(a)) => return slowdisk::serve(&a),
         None => (Parts::ALL, cli.opts),
         Some(Cmd::All(o)) => (Parts::ALL, o),
         Some(Cmd::Admission(o)) => (
@@ -206,6 +236,13 @@ fn run() -> Result<()> {
             },
             o,
         ),
+        Some(Cmd::Flood(o)) => (
+            Parts {
+                flood: true,
+                ..Parts::NONE
+            },
+            o,
+        ),
     };
     let Parts {
         admission,
@@ -214,6 +251,7 @@ fn run() -> Result<()> {
         log: log_part,
         geo: geo_part,
         fleet: fleet_part,
+        flood: flood_part,
     } = parts;
     let began = Instant::now();
     let exe = std::env::current_exe().context("finding the bench's own executable")?;
@@ -228,6 +266,7 @@ fn run() -> Result<()> {
 
     let mut out = header();
     let mut missed = Vec::new();
+    let mut flood_missed: Vec<String> = Vec::new();
     if admission {
         let size = admission::HistorySize {
             attempts: opts.history_attempts,
@@ -308,6 +347,21 @@ fn run() -> Result<()> {
     } else if fleet_part {
         out.push_str("\nFleet: skipped, not root (it needs a network namespace).\n");
     }
+    if flood_part {
+        let load = flood::Load {
+            procs: opts.flood_procs.clone(),
+            decisions: opts.flood_decisions.max(1),
+            slow: (!opts.flood_normal_disk_only)
+                .then(|| std::time::Duration::from_millis(opts.flood_slow_ms)),
+        };
+        let report = flood::run(&exe, dir.path(), &load, root).context("flood benchmark")?;
+        out.push_str(&format!("\n{}\n{}\n", report.caption(), report.table()));
+        for note in report.notes() {
+            out.push_str(&format!("note: {note}\n"));
+        }
+        flood_missed = report.missed();
+    }
+    missed.extend(flood_missed.iter().map(String::as_str));
     let missed = if missed.is_empty() {
         "none".to_owned()
     } else {

@@ -254,7 +254,7 @@ fn verify(store: &Path, runs: usize) -> Result<String> {
     Ok(format!("{successes} attempts, all marked success, no ban"))
 }
 
-fn in_path(tool: &str) -> bool {
+pub(crate) fn in_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()))
 }

@@ -284,7 +284,7 @@ impl Guard {
     /// Deletes the store file and its `-wal` / `-shm` companions.
     pub fn remove_store(&self) {
         let db = self.store_path();
-        for suffix in ["", "-wal", "-shm", "-journal"] {
+        for suffix in ["", "-wal", "-shm", "-journal", "-queue"] {
             let mut p = db.clone().into_os_string();
             p.push(suffix);
             let _ = std::fs::remove_file(PathBuf::from(p));

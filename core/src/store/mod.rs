@@ -20,6 +20,7 @@
 //!   purge and `--forget` delete is folded into its counters.
 //! - [`outbox`]: this host's bans waiting to reach the fleet's LAPI.
 //! - [`offenders`]: past offenders, for key-only signaling.
+//! - `queue`: the kernel queue login writers wait their turn in.
 //! - `wal`: the WAL across the PAM module's short connections; a ban's fsync.
 //!
 //! A [`Store`] is one connection, opened for one job and dropped after it:
@@ -40,6 +41,7 @@ pub mod meta;
 pub mod metrics;
 pub mod offenders;
 pub mod outbox;
+mod queue;
 pub mod schema;
 mod wal;
 
@@ -290,11 +292,21 @@ impl Store {
         // Each transaction gets its own deadline (a long-lived connection,
         // the daemon's, would otherwise run out of the one set at open).
         self.arm_deadline(budget);
-        let result = self.begin_immediate().and_then(|tx| {
-            let value = f(&tx).map_err(|e| with_wait(e, timeout))?;
-            tx.commit().map_err(|e| with_wait(e.into(), timeout))?;
-            Ok(value)
-        });
+        let began = Instant::now();
+        // A login waits its turn in the queue first, then takes SQLite's
+        // lock, all within the one busy_timeout (see `queue`).
+        let turn = match self.access {
+            Access::Login => Some(queue::wait_turn(&self.path, timeout)?),
+            _ => None,
+        };
+        let result = self
+            .begin_immediate(timeout.saturating_sub(began.elapsed()))
+            .and_then(|tx| {
+                let value = f(&tx).map_err(|e| with_wait(e, timeout))?;
+                tx.commit().map_err(|e| with_wait(e.into(), timeout))?;
+                Ok(value)
+            });
+        drop(turn);
         if result.is_ok() && self.access == Access::Login {
             self.trim_wal();
         }
@@ -304,13 +316,14 @@ impl Store {
         result
     }
 
-    /// Takes the write lock (`BEGIN IMMEDIATE`) within `timeout`.
+    /// Takes the write lock (`BEGIN IMMEDIATE`) within `left` (what is left
+    /// of `busy_timeout`); a timeout is reported as the whole `busy_timeout`.
     ///
     /// SQLite's own busy handler sleeps 1, 2, 5 … 100 ms between tries, so
     /// under a burst of logins a waiter can sleep long after the lock is
     /// free and even run out its timeout (which would admit uncounted). We
     /// retry with short, jittered sleeps (50 µs doubling to 1 ms) instead.
-    fn begin_immediate(&self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    fn begin_immediate(&self, left: Duration) -> Result<rusqlite::Transaction<'_>, StoreError> {
         let start = Instant::now();
         let mut pause = Duration::from_micros(50);
         let mut jitter = Jitter::seeded();
@@ -322,13 +335,13 @@ impl Store {
             ) {
                 Ok(tx) => break Ok(tx),
                 Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {
-                    if start.elapsed() >= self.timeout {
+                    if start.elapsed() >= left {
                         break Err(StoreError::Busy(self.timeout));
                     }
                     std::thread::sleep(
                         jitter
                             .spread(pause)
-                            .min(self.timeout.saturating_sub(start.elapsed())),
+                            .min(left.saturating_sub(start.elapsed())),
                     );
                     pause = (pause * 2).min(Duration::from_millis(1));
                 }

@@ -14,9 +14,11 @@
 //! WAL's index by reading every frame in it, and forgets what was already
 //! copied back, so SQLite's own autocheckpoint never restarts the WAL and
 //! each open would read more. So after a commit that leaves the WAL at
-//! [`TRUNCATE_AT_BYTES`] or more, the connection checkpoints it and cuts it
-//! to zero (`wal_checkpoint(TRUNCATE)`), without waiting: if anyone is
-//! reading or writing, the next login's commit tries again.
+//! [`TRUNCATE_AT_BYTES`] or more, the connection checkpoints it
+//! (`wal_checkpoint(PASSIVE)`: other logins keep committing meanwhile) and,
+//! once all of it is copied back, cuts it to zero (`wal_checkpoint(TRUNCATE)`,
+//! which then holds the write lock only for the cut), without waiting: if
+//! anyone is reading or writing, the next login's commit tries again.
 //!
 //! Not while `guardctl daemon` runs (`meta` key `daemon.pid` names a live
 //! guardctl process): it holds the store open, so the WAL index outlives
@@ -58,9 +60,29 @@ impl Store {
         if !grown || self.held_by_daemon() || self.conn.busy_timeout(Duration::ZERO).is_err() {
             return;
         }
-        let _ = self
+        // PASSIVE first: it copies the WAL into the database and fsyncs
+        // both without the write lock, so other logins go on committing.
+        // TRUNCATE takes the write lock for the whole checkpoint, fsyncs
+        // included: on a disk whose flush takes 17 ms (the bench's slow
+        // disk) every fourth login held every other one up for two of them,
+        // and a flood of them ran out busy_timeout. Only once nothing is
+        // left to copy does TRUNCATE run, to cut the file: a short hold.
+        let passive = self
             .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            });
+        if let Ok((0, log, copied)) = passive {
+            if log >= 0 && log == copied {
+                let _ = self
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            }
+        }
         let _ = self.conn.busy_timeout(self.timeout);
     }
 
