@@ -120,6 +120,9 @@ struct Counts {
     faults_logged: u64,
     /// `ban not synced` lines.
     unsynced_logged: u64,
+    /// Refused because the store was saturated (`store saturated` lines):
+    /// not counted, never admitted.
+    saturated: u64,
 }
 
 impl Counts {
@@ -130,6 +133,7 @@ impl Counts {
         self.fail_open_logged += o.fail_open_logged;
         self.faults_logged += o.faults_logged;
         self.unsynced_logged += o.unsynced_logged;
+        self.saturated += o.saturated;
     }
 }
 
@@ -343,6 +347,7 @@ fn parse_worker(text: &str, row: &mut Row) -> Result<u128> {
             "failopen_logged" => c.fail_open_logged = v.parse()?,
             "faults_logged" => c.faults_logged = v.parse()?,
             "unsynced_logged" => c.unsynced_logged = v.parse()?,
+            "saturated" => c.saturated = v.parse()?,
             "late_us" => row.late = row.late.max(Duration::from_micros(v.parse()?)),
             "end_ns" => end_ns = v.parse()?,
             _ => bail!("unknown summary field {k}"),
@@ -412,6 +417,9 @@ pub fn worker(a: &WorkerArgs) -> Result<()> {
             if line.contains("ban not synced") {
                 c.unsynced_logged += 1;
             }
+            if line.contains(": store saturated") {
+                c.saturated += 1;
+            }
         }
     };
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
@@ -450,8 +458,14 @@ pub fn worker(a: &WorkerArgs) -> Result<()> {
     let _ = std::fs::remove_file(sock);
     let mut out = format!(
         "summary admitted={} refused={} failopen={} failopen_logged={} faults_logged={} \
-         unsynced_logged={} late_us={late_us} end_ns={end_ns}\n",
-        c.admitted, c.refused, c.fail_open, c.fail_open_logged, c.faults_logged, c.unsynced_logged
+         unsynced_logged={} saturated={} late_us={late_us} end_ns={end_ns}\n",
+        c.admitted,
+        c.refused,
+        c.fail_open,
+        c.fail_open_logged,
+        c.faults_logged,
+        c.unsynced_logged,
+        c.saturated
     );
     for l in latencies {
         writeln!(out, "{:.1}", l.as_secs_f64() * 1e6)?;
@@ -496,7 +510,8 @@ impl Report {
              left out. distinct: each process its own source, each admitted login \
              marked a success (the module's setcred); one: every process 203.0.113.66, \
              every attempt a failure (max_failures 5). fail-open = admitted because of \
-             a store fault.",
+             a store fault; busy = refused uncounted because the store was saturated \
+             (others kept committing for the whole busy_timeout).",
             self.procs, self.decisions
         );
         for d in &self.disks {
@@ -535,6 +550,7 @@ impl Report {
             "max",
             "admitted",
             "refused",
+            "of which busy",
             "fail-open",
             "bans",
             "goals",
@@ -555,6 +571,7 @@ impl Report {
                 fmt_us(s.max),
                 c.admitted.to_string(),
                 c.refused.to_string(),
+                c.saturated.to_string(),
                 c.fail_open.to_string(),
                 r.bans.to_string(),
                 r.goals(max_failures).1,
@@ -576,7 +593,9 @@ impl Report {
                     c.fail_open, c.fail_open_logged
                 ));
             }
-            let counted = (r.latencies.len() as u64).saturating_sub(c.fail_open);
+            let counted = (r.latencies.len() as u64)
+                .saturating_sub(c.fail_open)
+                .saturating_sub(c.saturated);
             if u64::try_from(r.recorded).ok() != Some(counted) {
                 notes.push(format!(
                     "{what}: the store recorded {} attempts for {counted} counted decisions",

@@ -127,6 +127,19 @@ pub fn authenticate(args: &ModuleArgs, items: &Items) -> Verdict {
     .and_then(|mut store| admit_durably(&mut store, config, log, &attempt));
     match decision {
         Ok(d) => decide(config, log, ip, &user, d),
+        // A flood, not a fault: refused, so nobody gets an uncounted guess.
+        Err(StoreError::Saturated(waited)) => {
+            log.log(
+                Severity::Warning,
+                &format!(
+                    "refuse {ip} user={user}: store saturated by other logins \
+                     (waited {waited:?}); not counted, the client may try again"
+                ),
+            );
+            Verdict::Refuse {
+                message: config.pam.message.clone(),
+            }
+        }
         Err(e) => fault(
             log,
             fail_mode,

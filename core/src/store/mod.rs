@@ -76,6 +76,13 @@ pub enum StoreError {
     /// Another process held the write lock past `busy_timeout`.
     #[error("store is locked by another process (waited {0:?})")]
     Busy(Duration),
+    /// A login waited `busy_timeout` for its turn while other connections
+    /// kept committing: the store works and is saturated (a flood), not
+    /// stuck. The PAM module refuses such an attempt instead of admitting
+    /// it uncounted, whatever `fail_mode` says (that is for a store that
+    /// does not work).
+    #[error("store is saturated: others kept committing while this login waited {0:?}")]
+    Saturated(Duration),
     /// The work took longer than its deadline and was interrupted.
     #[error("store operation interrupted after its deadline of {0:?}")]
     Timeout(Duration),
@@ -293,19 +300,23 @@ impl Store {
         // the daemon's, would otherwise run out of the one set at open).
         self.arm_deadline(budget);
         let began = Instant::now();
+        let login = self.access == Access::Login;
+        // What others have committed so far, to tell a flood from a stuck lock.
+        let seen = login.then(|| self.data_version().ok()).flatten();
         // A login waits its turn in the queue first, then takes SQLite's
-        // lock, all within the one busy_timeout (see `queue`).
-        let turn = match self.access {
-            Access::Login => Some(queue::wait_turn(&self.path, timeout)?),
-            _ => None,
-        };
+        // lock, all within the one busy_timeout (see `queue`). The queue
+        // gets three quarters of it: should its holder be stuck (stopped,
+        // say) outside any transaction, SQLite's lock is still free, and
+        // the last quarter takes it without the queue.
+        let turn = login.then(|| queue::wait_turn(&self.path, timeout * 3 / 4).ok());
         let result = self
             .begin_immediate(timeout.saturating_sub(began.elapsed()))
             .and_then(|tx| {
                 let value = f(&tx).map_err(|e| with_wait(e, timeout))?;
                 tx.commit().map_err(|e| with_wait(e.into(), timeout))?;
                 Ok(value)
-            });
+            })
+            .map_err(|e| self.saturated_or(e, seen));
         drop(turn);
         if result.is_ok() && self.access == Access::Login {
             self.trim_wal();
@@ -314,6 +325,18 @@ impl Store {
             self.renew_deadline();
         }
         result
+    }
+
+    /// A busy store whose data changed since `seen` is saturated, not stuck.
+    fn saturated_or(&self, e: StoreError, seen: Option<i64>) -> StoreError {
+        match (e, seen) {
+            (StoreError::Busy(waited), Some(before))
+                if self.data_version().is_ok_and(|now| now != before) =>
+            {
+                StoreError::Saturated(waited)
+            }
+            (e, _) => e,
+        }
     }
 
     /// Takes the write lock (`BEGIN IMMEDIATE`) within `left` (what is left
@@ -512,6 +535,52 @@ mod tests {
     use super::test_support::TempStore;
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    /// A login's admission while the queue is held and another connection
+    /// holds SQLite's write lock; `commit_meanwhile`: that connection
+    /// commits once during the wait (and takes the lock again at once, while
+    /// the login still waits in the queue, so it never finds it free).
+    fn admission_behind_a_holder(name: &str, commit_meanwhile: bool) -> StoreError {
+        let t = TempStore::new(name);
+        let queue_turn = queue::wait_turn(&t.path, Duration::from_secs(1)).unwrap();
+        let holder = t.open();
+        holder.conn().execute_batch("BEGIN IMMEDIATE").unwrap();
+        let path = t.path.clone();
+        let login = std::thread::spawn(move || {
+            let mut store = Store::open(&path, Access::Login, Duration::from_millis(400)).unwrap();
+            let attempt = admission::Attempt {
+                ip: "192.0.2.1".parse().unwrap(),
+                user: b"root",
+                service: "sshd",
+            };
+            store.admit(&crate::config::Config::default(), &attempt, 1)
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        if commit_meanwhile {
+            holder
+                .conn()
+                .execute_batch(
+                    "INSERT INTO meta (key, value) VALUES ('test', '1'); COMMIT; BEGIN IMMEDIATE",
+                )
+                .unwrap();
+        }
+        let outcome = login.join().unwrap();
+        holder.conn().execute_batch("COMMIT").unwrap();
+        drop(queue_turn);
+        outcome.expect_err("the login never got the lock")
+    }
+
+    #[test]
+    fn a_login_behind_a_stuck_lock_is_busy_a_fault_for_fail_mode() {
+        let e = admission_behind_a_holder("stuck", false);
+        assert!(matches!(e, StoreError::Busy(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_login_that_waited_while_others_committed_is_saturated_not_failed_open() {
+        let e = admission_behind_a_holder("saturated", true);
+        assert!(matches!(e, StoreError::Saturated(_)), "{e:?}");
+    }
 
     #[test]
     fn a_long_lived_connection_gets_a_fresh_deadline_per_pass() {
