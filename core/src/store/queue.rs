@@ -25,9 +25,7 @@
 //! which is what makes admission correct; the queue only makes it fair.
 
 use super::StoreError;
-use rustix::fs::{FlockOperation, flock};
-use rustix::io::Errno;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -40,7 +38,7 @@ pub(super) struct Turn(Option<File>);
 impl Drop for Turn {
     fn drop(&mut self) {
         if let Some(file) = &self.0 {
-            let _ = flock(file, FlockOperation::Unlock);
+            let _ = file.unlock();
         }
     }
 }
@@ -64,16 +62,17 @@ pub(super) fn wait_turn(store: &Path, timeout: Duration) -> Result<Turn, StoreEr
     else {
         return Ok(Turn(None));
     };
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+    // std's file locks are flock(2) on Linux.
+    match file.try_lock() {
         Ok(()) => return Ok(Turn(Some(file))),
-        Err(Errno::WOULDBLOCK) => {}
-        Err(_) => return Ok(Turn(None)),
+        Err(TryLockError::WouldBlock) => {}
+        Err(TryLockError::Error(_)) => return Ok(Turn(None)),
     }
     let (tx, rx) = mpsc::sync_channel::<Turn>(1);
     let waiter = std::thread::Builder::new()
         .name("authguard-queue".into())
         .spawn(move || {
-            if flock(&file, FlockOperation::LockExclusive).is_ok() {
+            if file.lock().is_ok() {
                 // Sent, or dropped here (unlocking) if the login gave up.
                 let _ = tx.try_send(Turn(Some(file)));
             }
