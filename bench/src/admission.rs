@@ -80,7 +80,7 @@ impl Sources {
     fn of(self, i: usize) -> String {
         match self {
             Sources::Shared => SHARED_SOURCE.to_owned(),
-            Sources::Distinct if i % 2 == 0 => format!("198.51.100.{}", i / 2 + 1),
+            Sources::Distinct if i.is_multiple_of(2) => format!("198.51.100.{}", i / 2 + 1),
             Sources::Distinct => format!("2001:db8:0:{:x}::1", i / 2 + 1),
         }
     }

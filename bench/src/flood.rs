@@ -75,7 +75,7 @@ impl Sources {
     fn of(self, i: usize) -> String {
         match self {
             Sources::One => ONE_SOURCE.to_owned(),
-            Sources::Distinct if i % 2 == 0 => format!("198.51.100.{}", i / 2 + 1),
+            Sources::Distinct if i.is_multiple_of(2) => format!("198.51.100.{}", i / 2 + 1),
             Sources::Distinct => format!("2001:db8:0:{:x}::1", i / 2 + 1),
         }
     }
@@ -634,10 +634,10 @@ impl Report {
                 )
             })
             .collect();
-        if let Some(d) = self.disks.iter().find(|d| d.name == "slow") {
-            if d.fsync.p50 < SLOW_FSYNC_MIN_US {
-                missed.push("flood slow disk fsync ≥ 5 ms".into());
-            }
+        if let Some(d) = self.disks.iter().find(|d| d.name == "slow")
+            && d.fsync.p50 < SLOW_FSYNC_MIN_US
+        {
+            missed.push("flood slow disk fsync ≥ 5 ms".into());
         }
         missed
     }

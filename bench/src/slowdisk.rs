@@ -200,10 +200,10 @@ fn wait_for_fuse(file: &Path, server: Option<&mut Child>) -> Result<()> {
         if std::fs::metadata(file).is_ok_and(|m| m.len() == DISK_BYTES) {
             return Ok(());
         }
-        if let Some(s) = server.as_deref_mut() {
-            if let Some(status) = s.try_wait()? {
-                bail!("the FUSE server exited before mounting: {status}");
-            }
+        if let Some(s) = server.as_deref_mut()
+            && let Some(status) = s.try_wait()?
+        {
+            bail!("the FUSE server exited before mounting: {status}");
         }
         ensure!(
             began.elapsed() < Duration::from_secs(10),

@@ -158,11 +158,11 @@ fn admit_durably(
     attempt: &Attempt<'_>,
 ) -> Result<Decision, StoreError> {
     let decision = store.admit(config, attempt, time::now())?;
-    if matches!(decision, Decision::Refused { created: true, .. }) {
-        if let Err(e) = store.make_durable() {
-            let why = describe_fault(&config.store.path, &e);
-            log.log(Severity::Error, &format!("ban not synced to disk: {why}"));
-        }
+    if matches!(decision, Decision::Refused { created: true, .. })
+        && let Err(e) = store.make_durable()
+    {
+        let why = describe_fault(&config.store.path, &e);
+        log.log(Severity::Error, &format!("ban not synced to disk: {why}"));
     }
     Ok(decision)
 }

@@ -90,15 +90,15 @@ impl Listening {
                 seen.ports.extend(port.trim().parse::<u16>().ok());
             } else if let Some(rest) = line.strip_prefix(address_word) {
                 let (address, more) = rest.split_once(' ').unwrap_or((rest, ""));
-                if let Some((host, port)) = address.rsplit_once(':') {
-                    if let Ok(port) = port.parse() {
-                        let more = if more.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" {more}")
-                        };
-                        seen.addresses.push((host.to_owned(), port, more));
-                    }
+                if let Some((host, port)) = address.rsplit_once(':')
+                    && let Ok(port) = port.parse()
+                {
+                    let more = if more.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {more}")
+                    };
+                    seen.addresses.push((host.to_owned(), port, more));
                 }
             }
         }

@@ -85,11 +85,11 @@ pub(crate) fn tempdir(prefix: &str) -> tempfile::TempDir {
 }
 
 pub(crate) fn release_dir(dir: Option<tempfile::TempDir>) {
-    if let Some(dir) = dir {
-        if keep_dirs() {
-            eprintln!("AUTHGUARD_E2E_KEEP: kept {}", dir.path().display());
-            std::mem::forget(dir);
-        }
+    if let Some(dir) = dir
+        && keep_dirs()
+    {
+        eprintln!("AUTHGUARD_E2E_KEEP: kept {}", dir.path().display());
+        std::mem::forget(dir);
     }
 }
 

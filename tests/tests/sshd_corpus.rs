@@ -500,10 +500,10 @@ impl LogSource {
                 let Ok(entry) = serde_json::from_str::<Value>(&json) else {
                     continue;
                 };
-                if let Some(id) = entry["SYSLOG_IDENTIFIER"].as_str() {
-                    if id.starts_with("sshd") {
-                        *seen.entry(id.to_owned()).or_default() += 1;
-                    }
+                if let Some(id) = entry["SYSLOG_IDENTIFIER"].as_str()
+                    && id.starts_with("sshd")
+                {
+                    *seen.entry(id.to_owned()).or_default() += 1;
                 }
             }
         }
@@ -1247,10 +1247,10 @@ fn connection_ports(lines: &[Vec<u8>]) -> BTreeMap<IpAddr, BTreeSet<u16>> {
             continue;
         };
         let words: Vec<&str> = rest.split(' ').collect();
-        if let [addr, "port", port, "on", ..] = words[..] {
-            if let (Ok(addr), Ok(port)) = (addr.parse(), port.parse()) {
-                ports.entry(addr).or_default().insert(port);
-            }
+        if let [addr, "port", port, "on", ..] = words[..]
+            && let (Ok(addr), Ok(port)) = (addr.parse(), port.parse())
+        {
+            ports.entry(addr).or_default().insert(port);
         }
     }
     ports

@@ -197,13 +197,13 @@ impl Store {
     /// Creates the store (directory 0700, file 0600) or migrates it to
     /// [`SCHEMA_VERSION`]. Idempotent: running it twice changes nothing.
     pub fn init(path: &Path) -> Result<schema::Migration, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)?;
-            }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         let mut conn = Connection::open(path).map_err(|e| open_error(path, e))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;

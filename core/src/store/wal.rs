@@ -76,12 +76,13 @@ impl Store {
                     r.get::<_, i64>(2)?,
                 ))
             });
-        if let Ok((0, log, copied)) = passive {
-            if log >= 0 && log == copied {
-                let _ = self
-                    .conn
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-            }
+        if let Ok((0, log, copied)) = passive
+            && log >= 0
+            && log == copied
+        {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
         let _ = self.conn.busy_timeout(self.timeout);
     }

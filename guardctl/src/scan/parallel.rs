@@ -372,7 +372,7 @@ mod tests {
             2026,
             2,
             |line, parsed| {
-                if seen % 2 == 0 {
+                if seen.is_multiple_of(2) {
                     let Parsed::Event(e) = parsed else {
                         panic!("line {seen}: {parsed:?}")
                     };
