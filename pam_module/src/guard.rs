@@ -431,6 +431,48 @@ mod tests {
     }
 
     #[test]
+    fn a_saturated_store_refuses_instead_of_failing_open() {
+        let f = Fixture::new("saturated", "");
+        let store = f.dir.join("authguard.db");
+        let cfg = f.dir.join("authguard.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(
+            &cfg,
+            text.replace("[store]\n", "[store]\nbusy_timeout = \"1s\"\n"),
+        )
+        .unwrap();
+        // Other logins' turn in the queue, and a writer holding SQLite's
+        // lock that commits once while this login waits, then holds it again.
+        let queue = std::fs::File::create(f.dir.join("authguard.db-queue")).unwrap();
+        queue.lock().unwrap();
+        let holder = rusqlite::Connection::open(&store).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let args = f.args.clone();
+        let login =
+            std::thread::spawn(move || authenticate(&args, &items(b"203.0.113.20", b"root")));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        holder
+            .execute_batch(
+                "INSERT INTO meta (key, value) VALUES ('t', '1'); COMMIT; BEGIN IMMEDIATE",
+            )
+            .unwrap();
+        let verdict = login.join().unwrap();
+        holder.execute_batch("COMMIT").unwrap();
+        assert!(
+            matches!(verdict, Verdict::Refuse { .. }),
+            "fail_mode=open, yet a flood must not admit uncounted: {verdict:?} {:?}",
+            f.lines()
+        );
+        assert!(
+            f.lines()
+                .iter()
+                .any(|l| l.contains("store saturated by other logins")),
+            "{:?}",
+            f.lines()
+        );
+    }
+
+    #[test]
     fn missing_store_follows_fail_mode() {
         let f = Fixture::new("missing", "");
         std::fs::remove_file(f.dir.join("authguard.db")).unwrap();
