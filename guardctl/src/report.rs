@@ -1,12 +1,14 @@
 //! `guardctl report`'s content: an email-ready complaint about one source,
 //! as plain text or X-ARF (the `login-attack` schema), built only from that
 //! source's own records. The abuse contact comes from `whois` when it is
-//! installed.
+//! installed. Each time is given in UTC and in the server's own time zone;
+//! the names of the host's own accounts are redacted.
 
+use authguard_core::store::bans::BanRecord;
 use authguard_core::store::evidence::EvidenceRow;
 use authguard_core::syslog::untrusted;
 use authguard_core::time::{self, Timestamp};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -25,7 +27,16 @@ pub struct Facts {
     pub rows: Vec<EvidenceRow>,
     /// The guarded ports.
     pub ports: Vec<u16>,
+    /// The bans this host made of it (and of networks holding it).
+    pub bans: Vec<BanRecord>,
+    /// User names shown as [`REDACTED`]: this host's own accounts.
+    pub redacted: BTreeSet<Vec<u8>>,
+    /// The server's time zone, for the second timestamp.
+    pub zone: jiff::tz::TimeZone,
 }
+
+/// What a redacted user name reads as.
+pub const REDACTED: &str = "[local account]";
 
 /// Who sends it, and to whom.
 #[derive(Debug)]
@@ -52,11 +63,43 @@ impl Facts {
         (first, last)
     }
 
+    /// A user name as the report may show it.
+    fn user(&self, name: &[u8]) -> String {
+        if self.redacted.contains(name) {
+            REDACTED.to_owned()
+        } else {
+            untrusted(name).into_owned()
+        }
+    }
+
+    /// `t` in the server's time zone, e.g. `2026-12-07 11:00:00 +01:00`.
+    fn local(&self, t: Timestamp) -> String {
+        jiff::Timestamp::from_second(t)
+            .map(|ts| {
+                ts.to_zoned(self.zone.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %:z")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| "?".into())
+    }
+
+    /// `t` in UTC and in the server's zone.
+    fn both(&self, t: Timestamp) -> String {
+        format!("{} ({})", time::rfc3339(t), self.local(t))
+    }
+
+    /// The zone's name, for the reader (`Europe/Berlin`, or its offset).
+    fn zone_name(&self) -> String {
+        self.zone
+            .iana_name()
+            .map_or_else(|| "the server's local time".into(), str::to_owned)
+    }
+
     /// User names tried, with how often, most tried first.
     fn users(&self) -> Vec<(String, usize)> {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for r in self.offences().filter(|r| !r.user.is_empty()) {
-            *counts.entry(untrusted(&r.user).into_owned()).or_default() += 1;
+            *counts.entry(self.user(&r.user)).or_default() += 1;
         }
         let mut users: Vec<_> = counts.into_iter().collect();
         users.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -81,9 +124,9 @@ impl Facts {
     fn excerpt(&self) -> Vec<String> {
         self.offences()
             .map(|r| {
-                let when = time::rfc3339(r.at);
+                let when = self.both(r.at);
                 match &r.line {
-                    Some(line) => format!("{when} sshd: {}", untrusted(line)),
+                    Some(line) => format!("{when} sshd: {}", self.redact_line(line, &r.user)),
                     None => format!(
                         "{when} pam_authguard: {} password authentication for user {} from {}",
                         if r.outcome == "refused" {
@@ -91,13 +134,64 @@ impl Facts {
                         } else {
                             "failed"
                         },
-                        untrusted(&r.user),
+                        self.user(&r.user),
                         r.address
                     ),
                 }
             })
             .collect()
     }
+
+    /// An sshd line with `user`, if redacted, replaced wherever it stands
+    /// as a word of its own.
+    fn redact_line(&self, line: &[u8], user: &[u8]) -> String {
+        let text = untrusted(line).into_owned();
+        if user.is_empty() || !self.redacted.contains(user) {
+            return text;
+        }
+        let name = untrusted(user).into_owned();
+        text.split(' ')
+            .map(|word| if word == name { REDACTED } else { word })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// One line per ban this host made of the source, oldest first.
+    fn ban_lines(&self) -> Vec<String> {
+        let mut bans: Vec<&BanRecord> = self.bans.iter().collect();
+        bans.sort_by_key(|b| (b.since, b.id));
+        bans.iter()
+            .map(|b| {
+                format!(
+                    "{} {} for {}: {} (level {}, origin {})",
+                    self.both(b.since),
+                    b.source,
+                    b.length_text(),
+                    untrusted(b.reason.as_bytes()),
+                    b.level,
+                    b.origin
+                )
+            })
+            .collect()
+    }
+}
+
+/// This host's own account names, from `/etc/passwd` (empty if unreadable).
+pub fn local_accounts(passwd: &str) -> BTreeSet<Vec<u8>> {
+    passwd
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .filter(|n| !n.is_empty() && !n.starts_with('#'))
+        .map(|n| n.as_bytes().to_vec())
+        .collect()
+}
+
+/// `now` as an email's `Date:` wants it (RFC 5322: `Mon, 7 Dec 2026 16:48:17 +0000`).
+fn mail_date(now: Timestamp) -> String {
+    jiff::Timestamp::from_second(now)
+        .ok()
+        .and_then(|t| jiff::fmt::rfc2822::to_string(&t.to_zoned(jiff::tz::TimeZone::UTC)).ok())
+        .unwrap_or_else(|| time::rfc3339(now))
 }
 
 /// The plain-text complaint (headers, body, excerpt).
@@ -105,7 +199,7 @@ pub fn text(facts: &Facts, env: &Envelope, now: Timestamp) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "From: {}", env.from);
     let _ = writeln!(s, "To: {}", env.to.as_deref().unwrap_or(&env.to_note));
-    let _ = writeln!(s, "Date: {}", time::rfc3339(now));
+    let _ = writeln!(s, "Date: {}", mail_date(now));
     let _ = writeln!(s, "Subject: {}\n", subject(facts));
     s.push_str(&body(facts, env));
     s
@@ -135,6 +229,8 @@ fn body(facts: &Facts, env: &Envelope) -> String {
         time::rfc3339(first),
         time::rfc3339(last)
     );
+    let _ = writeln!(s, "First seen: {}", facts.both(first));
+    let _ = writeln!(s, "Last seen:  {}", facts.both(last));
     let _ = writeln!(s, "Offending address: {}", facts.address);
     if facts.network != facts.address {
         let _ = writeln!(s, "Network counted as one source: {}", facts.network);
@@ -169,7 +265,19 @@ fn body(facts: &Facts, env: &Envelope) -> String {
             users.join(", ")
         }
     );
-    let _ = writeln!(s, "Log excerpt (UTC timestamps):\n");
+    let bans = facts.ban_lines();
+    if !bans.is_empty() {
+        let _ = writeln!(s, "Banned here:");
+        for line in &bans {
+            let _ = writeln!(s, "  {line}");
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "Log excerpt (each time in UTC, then in {}):\n",
+        facts.zone_name()
+    );
     let lines = facts.excerpt();
     for line in lines.iter().take(MAX_EXCERPT) {
         let _ = writeln!(s, "{line}");
@@ -199,7 +307,7 @@ pub fn xarf(facts: &Facts, env: &Envelope, now: Timestamp) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "From: {}", env.from);
     let _ = writeln!(s, "To: {}", env.to.as_deref().unwrap_or(&env.to_note));
-    let _ = writeln!(s, "Date: {}", time::rfc3339(now));
+    let _ = writeln!(s, "Date: {}", mail_date(now));
     let _ = writeln!(s, "Subject: {}", subject(facts));
     let _ = writeln!(s, "MIME-Version: 1.0");
     let _ = writeln!(s, "X-XARF: PLAIN");
@@ -333,10 +441,14 @@ mod tests {
                 row(1_795_500_060, "admin", None),
             ],
             ports: vec![22],
+            bans: Vec::new(),
+            redacted: BTreeSet::new(),
+            zone: jiff::tz::TimeZone::UTC,
         };
         let t = text(&facts, &envelope(), 1_795_600_000);
         for want in [
             "To: abuse@isp.example",
+            "Date: Wed, 25 Nov 2026 09:46:40 +0000",
             "Subject: SSH login attacks from 203.0.113.5 (2 attempts, 2026-11-24T",
             "User names tried: admin (1), root (1)",
             "Source ports: 4001",
@@ -352,6 +464,67 @@ mod tests {
             "{x}"
         );
         assert!(x.trim_end().ends_with("--"), "{x}");
+    }
+
+    #[test]
+    fn times_are_in_utc_and_the_server_zone_and_local_names_are_redacted() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        let berlin = jiff::tz::TimeZone::fixed(jiff::tz::offset(1));
+        let ban = |since, reason: &str, origin| BanRecord {
+            id: since,
+            source: "203.0.113.5".into(),
+            since,
+            expires: Some(since + 600),
+            ended: None,
+            end_reason: None,
+            reason: reason.into(),
+            origin,
+            level: 1,
+            failures: 5,
+            scope: authguard_core::config::BanScope::Ports,
+            fleet: None,
+        };
+        let facts = Facts {
+            address: "203.0.113.5".into(),
+            network: "203.0.113.5".into(),
+            rows: vec![
+                row(
+                    1_795_500_000,
+                    "alice",
+                    Some("Failed password for alice from 203.0.113.5 port 4001 ssh2"),
+                ),
+                row(1_795_500_030, "alice", None),
+                row(
+                    1_795_500_060,
+                    "oracle",
+                    Some("Failed password for invalid user oracle from 203.0.113.5 port 4002 ssh2"),
+                ),
+            ],
+            ports: vec![22],
+            bans: vec![ban(
+                1_795_500_061,
+                "5 failures within 10m",
+                authguard_core::policy::Origin::Pam,
+            )],
+            redacted: local_accounts(passwd),
+            zone: berlin,
+        };
+        let t = text(&facts, &envelope(), 1_795_600_000);
+        assert!(!t.contains("alice"), "a local account's name leaked:\n{t}");
+        for want in [
+            "User names tried: [local account] (2), oracle (1)",
+            "sshd: Failed password for [local account] from 203.0.113.5 port 4001 ssh2",
+            "user [local account] from 203.0.113.5",
+            // A guessed name is evidence.
+            "invalid user oracle from",
+            // 1_795_500_000 is 2026-11-24T06:00:00Z.
+            "2026-11-24T06:00:00Z (2026-11-24 07:00:00 +01:00) sshd:",
+            "First seen: 2026-11-24T06:00:00Z (2026-11-24 07:00:00 +01:00)",
+            "Banned here:",
+            "for 10m: 5 failures within 10m (level 1, origin pam)",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in:\n{t}");
+        }
     }
 
     #[test]

@@ -42,7 +42,8 @@ fn a_report_carries_one_offenders_evidence_and_nothing_else() {
     );
     // The follower starts at the end of the log: let it open the file first.
     std::thread::sleep(Duration::from_millis(500));
-    for user in ["admin", "test", "admin"] {
+    // root is a real account of this host: guessed or not, its name is redacted.
+    for user in ["admin", "test", "admin", "root"] {
         let r = ssh_password(sshd.port(), "127.0.0.2", user, SECRET, Method::Password);
         assert!(!r.logged_in(), "{}", r.describe());
     }
@@ -50,7 +51,7 @@ fn a_report_carries_one_offenders_evidence_and_nothing_else() {
     assert!(!r.logged_in(), "{}", r.describe());
     assert!(
         wait_until(Duration::from_secs(5), || guard.log_attempts("127.0.0.2")
-            >= 3
+            >= 4
             && guard.log_attempts("127.0.0.3") >= 1),
         "the daemon did not record the log lines: {:#}\n{}",
         guard.show("127.0.0.2"),
@@ -67,6 +68,9 @@ fn a_report_carries_one_offenders_evidence_and_nothing_else() {
         "test (",
         "Failed password for invalid user admin from 127.0.0.2 port ",
         "pam_authguard: failed password authentication for user admin from 127.0.0.2",
+        "[local account] (",
+        "Failed password for [local account] from 127.0.0.2 port ",
+        "each time in UTC, then in ",
     ] {
         assert!(
             report.contains(want),
@@ -89,6 +93,10 @@ fn a_report_carries_one_offenders_evidence_and_nothing_else() {
     assert!(
         !report.contains(SECRET),
         "a password in the report:\n{report}"
+    );
+    assert!(
+        !report.contains("for root from") && !report.contains("user root"),
+        "a local account's name in the report:\n{report}"
     );
 
     let xarf = guard.guardctl_ok(&[

@@ -18,15 +18,29 @@ pub struct GeoConfig {
     pub keyonly: Vec<crate::geo::Country>,
 }
 
-/// `[report]`: the sender of `guardctl report`'s complaints. Empty means
+/// `[report]`: `guardctl report`'s complaints. An empty sender means
 /// `root@HOSTNAME` and the host name.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportConfig {
     /// The `From:` address (and X-ARF `Reported-From`).
     pub from: String,
     /// Who reports, in words (a person, a company, the host).
     pub reporter: String,
+    /// Names of this host's own accounts (`/etc/passwd`) never appear in a
+    /// report: the user names an attacker guessed are fine to show, the
+    /// names of real local accounts are not.
+    pub redact_users: bool,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            from: String::new(),
+            reporter: String::new(),
+            redact_users: true,
+        }
+    }
 }
 
 /// `[sshd_log]`: the daemon follows sshd's log and counts what PAM never

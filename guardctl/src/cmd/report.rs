@@ -22,6 +22,7 @@ pub fn report(
     let network = addr::display(&addr::source_of(ip, p.ipv4_prefix.0, p.ipv6_prefix.0));
     let now = time::now();
     let start = authguard_core::time::before(now, since);
+    let source = addr::source_of(ip, p.ipv4_prefix.0, p.ipv6_prefix.0);
     let rows = store.evidence(&network, start)?;
     if !rows.iter().any(|r| r.outcome != "success") {
         anyhow::bail!(
@@ -61,12 +62,37 @@ pub fn report(
         network,
         rows,
         ports: ctx.config.firewall.ports.clone(),
+        bans: local_bans(&store, &source, ip, start, now)?,
+        redacted: if r.redact_users {
+            report::local_accounts(&std::fs::read_to_string("/etc/passwd").unwrap_or_default())
+        } else {
+            Default::default()
+        },
+        zone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
     };
     match format {
         Format::Text => out!("{}", report::text(&facts, &envelope, now)),
         Format::Xarf => out!("{}", report::xarf(&facts, &envelope, now)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bans this host made of the source (or of networks holding it) that
+/// were in force within the report's window; pulled ones are not its evidence.
+fn local_bans(
+    store: &authguard_core::store::Store,
+    source: &IpNet,
+    ip: std::net::IpAddr,
+    start: time::Timestamp,
+    now: time::Timestamp,
+) -> anyhow::Result<Vec<authguard_core::store::bans::BanRecord>> {
+    let history = store.history(source, ip, 0, now)?;
+    Ok(history
+        .bans
+        .into_iter()
+        .filter(|b| b.origin != authguard_core::policy::Origin::Crowdsec)
+        .filter(|b| b.since >= start || b.ended.is_none_or(|e| e >= start))
+        .collect())
 }
 
 fn host_name() -> String {
