@@ -26,6 +26,7 @@ mod pam_file;
 mod report;
 mod scan;
 mod sshd;
+mod whois;
 
 use clap::Parser;
 pub use error::BadInput;

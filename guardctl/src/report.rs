@@ -1,7 +1,6 @@
 //! `guardctl report`'s content: an email-ready complaint about one source,
 //! as plain text or X-ARF (the `login-attack` schema), built only from that
-//! source's own records. The abuse contact comes from `whois` when it is
-//! installed. Each time is given in UTC and in the server's own time zone;
+//! source's own records (the abuse contact: `crate::whois`). Each time is given in UTC and in the server's own time zone;
 //! the names of the host's own accounts are redacted.
 
 use authguard_core::store::bans::BanRecord;
@@ -10,8 +9,6 @@ use authguard_core::syslog::untrusted;
 use authguard_core::time::{self, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 /// The most log lines quoted; the rest is counted.
 pub const MAX_EXCERPT: usize = 100;
@@ -357,51 +354,6 @@ pub fn xarf(facts: &Facts, env: &Envelope, now: Timestamp) -> String {
     s
 }
 
-/// The abuse contact `whois` names for `address`: `Ok(None)` when whois
-/// found none, `Err` when whois is not installed or failed.
-pub fn abuse_contact(address: &str) -> Result<Option<String>, String> {
-    let mut child = Command::new("whois")
-        .arg(address)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|_| {
-            "whois is not installed (apt install whois), so the abuse contact was not looked up"
-                .to_owned()
-        })?;
-    // whois talks to the network: never wait for it forever.
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while child.try_wait().ok().flatten().is_none() {
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("whois did not answer within 15 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    Ok(contact_in(&String::from_utf8_lossy(&out.stdout)))
-}
-
-/// The first abuse mailbox in a whois answer.
-pub fn contact_in(whois: &str) -> Option<String> {
-    for line in whois.lines() {
-        let lower = line.to_ascii_lowercase();
-        let value = if lower.starts_with("abuse-mailbox:") || lower.starts_with("orgabuseemail:") {
-            line.split_once(':').map(|(_, v)| v.trim())
-        } else if lower.contains("abuse contact for") {
-            // RIPE: `% Abuse contact for '…' is 'abuse@example.net'`
-            line.rsplit('\'').nth(1)
-        } else {
-            None
-        };
-        if let Some(v) = value.filter(|v| v.contains('@') && !v.contains(' ')) {
-            return Some(v.to_owned());
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,22 +477,5 @@ mod tests {
         ] {
             assert!(t.contains(want), "missing {want:?} in:\n{t}");
         }
-    }
-
-    #[test]
-    fn finds_abuse_contacts_in_whois_answers() {
-        assert_eq!(
-            contact_in("% Abuse contact for '193.0.0.0 - 193.0.7.255' is 'abuse@ripe.net'\n"),
-            Some("abuse@ripe.net".into())
-        );
-        assert_eq!(
-            contact_in("OrgAbuseEmail:  network-abuse@google.com\n"),
-            Some("network-abuse@google.com".into())
-        );
-        assert_eq!(
-            contact_in("abuse-mailbox: abuse@example.net\n"),
-            Some("abuse@example.net".into())
-        );
-        assert_eq!(contact_in("nothing here\n"), None);
     }
 }

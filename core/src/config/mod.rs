@@ -19,7 +19,7 @@ pub use sections::{
     MetricsConfig, PamConfig, PamModule, ReportConfig, SshdLogConfig, StoreConfig, Textfile,
 };
 pub use values::{
-    Cidr, Factor, Ipv4Prefix, Ipv6Prefix, MaxFailures, PositiveDuration, ProbeWeight,
+    Cidr, Factor, Ipv4Prefix, Ipv6Prefix, MaxFailures, PositiveDuration, ProbeWeight, WhoisServer,
 };
 
 use crate::addr;
@@ -514,5 +514,19 @@ mod tests {
             Config::load_or_default(missing, true),
             Err(ConfigError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn whois_server_is_a_host_with_an_optional_port_and_errors_name_the_key() {
+        let c = parse("[report]\nwhois_server = \"127.0.0.1:4343\"\n").unwrap();
+        assert_eq!(c.report.whois_server.to_string(), "127.0.0.1:4343");
+        let c = parse("[report]\nwhois_server = \"whois.ripe.net\"\n").unwrap();
+        assert_eq!(c.report.whois_server.port, 43);
+        for bad in ["", "whois://x", "host:0", "host:99999", "two words"] {
+            let err = parse(&format!("[report]\nwhois_server = {bad:?}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("key `report.whois_server`"), "{bad}: {err}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The config's sections that are plain settings: `[store]`, `[pam]`,
 //! `[log]`, `[firewall]`, `[sshd_log]`, `[report]`, `[geo]`, `[metrics]`.
 
-use super::{BanScope, PositiveDuration, ProbeWeight};
+use super::{BanScope, PositiveDuration, ProbeWeight, WhoisServer};
 use crate::duration::HumanDuration;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -31,6 +31,12 @@ pub struct ReportConfig {
     /// report: the user names an attacker guessed are fine to show, the
     /// names of real local accounts are not.
     pub redact_users: bool,
+    /// Where abuse contacts are asked first (`host` or `host:port`, whois
+    /// port 43 by default); its referral is followed to the registry.
+    pub whois_server: WhoisServer,
+    /// How long an abuse contact found by whois is kept (in the store)
+    /// before it is asked again.
+    pub whois_max_age: PositiveDuration,
 }
 
 impl Default for ReportConfig {
@@ -39,6 +45,11 @@ impl Default for ReportConfig {
             from: String::new(),
             reporter: String::new(),
             redact_users: true,
+            whois_server: WhoisServer {
+                host: "whois.iana.org".into(),
+                port: 43,
+            },
+            whois_max_age: PositiveDuration(HumanDuration::secs(30 * 86_400)),
         }
     }
 }

@@ -73,3 +73,55 @@ impl TryFrom<HumanDuration> for PositiveDuration {
         }
     }
 }
+
+/// `[report] whois_server`: `host` or `host:port` (port 43 by default).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct WhoisServer {
+    /// The host name or address.
+    pub host: String,
+    /// The TCP port.
+    pub port: u16,
+}
+
+impl TryFrom<String> for WhoisServer {
+    type Error = &'static str;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        WhoisServer::parse(&text)
+    }
+}
+
+impl WhoisServer {
+    /// Parses `host` or `host:port`; a host names a machine, not a URL.
+    pub fn parse(text: &str) -> Result<WhoisServer, &'static str> {
+        let (host, port) = match text.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (
+                h,
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or("the port after `:` must be a number from 1 to 65535")?,
+            ),
+            _ => (text, 43),
+        };
+        let valid = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if !valid {
+            return Err(
+                "must be a host name or address, optionally with :port (e.g. whois.iana.org)",
+            );
+        }
+        Ok(WhoisServer {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for WhoisServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}

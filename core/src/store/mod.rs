@@ -22,6 +22,7 @@
 //! - [`offenders`]: past offenders, for key-only signaling.
 //! - `queue`: the kernel queue login writers wait their turn in.
 //! - `wal`: the WAL across the PAM module's short connections; a ban's fsync.
+//! - [`whois`]: abuse contacts whois named, cached for reports.
 //!
 //! A [`Store`] is one connection, opened for one job and dropped after it:
 //! nothing here is kept in a static or across a fork.
@@ -44,6 +45,7 @@ pub mod outbox;
 mod queue;
 pub mod schema;
 mod wal;
+pub mod whois;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

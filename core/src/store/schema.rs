@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -162,6 +162,18 @@ const MIGRATIONS: [&str; 9] = [
         value  INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (metric, first, second)
     ) STRICT, WITHOUT ROWID;
+    "#,
+    // 9 → 10: abuse contacts found by whois for `guardctl report`, per
+    // source network (as reports count sources), with when and from whom.
+    // `contact` NULL: the registry named none. Kept for
+    // `[report] whois_max_age`, then asked again.
+    r#"
+    CREATE TABLE whois_cache (
+        network TEXT    PRIMARY KEY,
+        contact TEXT,
+        server  TEXT    NOT NULL,
+        fetched INTEGER NOT NULL
+    ) STRICT;
     "#,
 ];
 

@@ -3,7 +3,9 @@
 use crate::cli::ReportFormat as Format;
 use crate::context::Context;
 use crate::report::{self, Envelope, Facts};
+use crate::whois;
 use authguard_core::addr;
+use authguard_core::store::whois::CachedContact;
 use authguard_core::time;
 use ipnet::IpNet;
 use std::process::ExitCode;
@@ -31,9 +33,10 @@ pub fn report(
         );
     }
     let host = host_name();
+    let r = &ctx.config.report;
     let (to, to_note) = match to {
         Some(to) => (Some(to), String::new()),
-        None => match report::abuse_contact(&ip.to_string()) {
+        None => match abuse_contact(ctx, &network, ip, now) {
             Ok(Some(contact)) => (Some(contact), String::new()),
             Ok(None) => (
                 None,
@@ -42,7 +45,6 @@ pub fn report(
             Err(why) => (None, format!("(unknown: {why})")),
         },
     };
-    let r = &ctx.config.report;
     let envelope = Envelope {
         from: if r.from.is_empty() {
             format!("root@{host}")
@@ -75,6 +77,36 @@ pub fn report(
         Format::Xarf => out!("{}", report::xarf(&facts, &envelope, now)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long one whois exchange may take (connecting, then reading).
+const WHOIS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The abuse contact for `network`: from the store's cache while younger
+/// than `[report] whois_max_age`, else asked of whois and kept. A cache
+/// that cannot be written is no reason to fail the report.
+fn abuse_contact(
+    ctx: &Context,
+    network: &str,
+    ip: std::net::IpAddr,
+    now: time::Timestamp,
+) -> Result<Option<String>, String> {
+    let r = &ctx.config.report;
+    let oldest = time::before(now, r.whois_max_age.0.0);
+    let mut store = ctx.writer().map_err(|e| e.to_string())?;
+    if let Ok(Some(cached)) = store.cached_contact(network, oldest) {
+        return Ok(cached.contact);
+    }
+    let answer = whois::lookup(&r.whois_server, &ip.to_string(), WHOIS_TIMEOUT)?;
+    let found = CachedContact {
+        contact: answer.contact.clone(),
+        server: answer.server,
+        fetched: now,
+    };
+    if let Err(e) = store.remember_contact(network, &found) {
+        ctx.say(&format!("the abuse contact was not cached: {e}"));
+    }
+    Ok(answer.contact)
 }
 
 /// The bans this host made of the source (or of networks holding it) that
