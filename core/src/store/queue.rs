@@ -44,7 +44,7 @@ impl Drop for Turn {
 }
 
 /// The queue's file beside the store.
-pub(super) fn queue_path(store: &Path) -> PathBuf {
+fn queue_path(store: &Path) -> PathBuf {
     let mut name = store.as_os_str().to_owned();
     name.push("-queue");
     PathBuf::from(name)
