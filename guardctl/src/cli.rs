@@ -94,21 +94,9 @@ pub enum Command {
     /// Key-only signaling: sshd offers past offenders only public-key authentication
     #[command(subcommand)]
     Keyonly(KeyOnlyCommand),
-    /// Print an email-ready abuse report about one source, with log excerpts
-    Report {
-        /// The offending address
-        #[arg(value_parser = parse_target, value_name = "ADDR")]
-        target: IpNet,
-        /// How far back [default: 30d]
-        #[arg(long, value_parser = parse_duration, value_name = "DUR", default_value = "30d")]
-        since: Duration,
-        /// text (an email) or xarf (X-ARF login-attack)
-        #[arg(long, value_enum, default_value = "text")]
-        format: ReportFormat,
-        /// The recipient, instead of the abuse contact whois names
-        #[arg(long, value_name = "ADDR")]
-        to: Option<String>,
-    },
+    /// Abuse reports: print or mail one source's (with log excerpts), see
+    /// which abuse contacts act on them, run the automatic pass
+    Report(ReportArgs),
     /// Dry run over an sshd log (plain, .gz or - for stdin): lines, events by kind,
     /// failures by source, and who the current policy would ban
     Scan {
@@ -141,6 +129,54 @@ pub enum Command {
         /// The PAM file to inspect
         #[arg(long, value_name = "PATH", default_value = "/etc/pam.d/sshd")]
         pam_file: PathBuf,
+    },
+}
+
+/// `guardctl report ADDR [--send …]`, or one of its subcommands.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: Option<ReportCommand>,
+    /// The offending address
+    #[arg(value_parser = parse_target, value_name = "ADDR", required = true)]
+    pub target: Option<IpNet>,
+    /// How far back [default: 30d]
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", default_value = "30d")]
+    pub since: Duration,
+    /// text (an email) or xarf (X-ARF login-attack)
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+    /// The recipient, instead of the abuse contact whois names
+    #[arg(long, value_name = "ADDR")]
+    pub to: Option<String>,
+    /// Mail it through [report] sendmail and record it in the store
+    #[arg(long)]
+    pub send: bool,
+    /// With --send: print exactly what would go; send and record nothing
+    #[arg(long, requires = "send")]
+    pub dry_run: bool,
+    /// With --send: mail a contact given up on as unresponsive all the same
+    #[arg(long, requires = "send")]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Each abuse contact reported to: reports, sources reported, sources seen
+    /// attacking again after [report] grace, last report, verdict
+    Contacts {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Run the automatic pass now (what the daemon does with [report] auto):
+    /// mail each contact the sources of its bans not yet reported
+    Auto {
+        /// Print the emails that would go; send and record nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 

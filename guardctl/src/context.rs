@@ -9,7 +9,7 @@ use authguard_core::syslog::{Logger, Severity};
 use std::path::{Path, PathBuf};
 
 /// Loaded once per run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Context {
     pub config: Config,
     pub config_path: PathBuf,

@@ -12,6 +12,7 @@
 mod output;
 mod cli;
 mod cmd;
+mod complaints;
 mod context;
 mod crowdsec;
 mod error;
@@ -21,6 +22,7 @@ mod heartbeat;
 mod ingest;
 mod keyonly;
 mod lockout;
+mod mail;
 mod metrics;
 mod pam_file;
 mod report;

@@ -8,18 +8,21 @@
 mod crowdsec;
 mod keyonly;
 mod policy;
+mod report;
 mod sections;
 mod values;
 
 pub use crowdsec::{CrowdsecConfig, DecisionScope, Url};
 pub use keyonly::{KeyOnlyConfig, KeyOnlyMethod, KeyOnlyMode, Reload};
 pub use policy::{BanScope, PolicyConfig, RecidiveConfig};
+pub use report::{AutoReport, ReportConfig, Unresponsive};
 pub use sections::{
     FirewallAction, FirewallBackend, FirewallConfig, GeoConfig, LogConfig, LogSource,
-    MetricsConfig, PamConfig, PamModule, ReportConfig, SshdLogConfig, StoreConfig, Textfile,
+    MetricsConfig, PamConfig, PamModule, SshdLogConfig, StoreConfig, Textfile,
 };
 pub use values::{
-    Cidr, Factor, Ipv4Prefix, Ipv6Prefix, MaxFailures, PositiveDuration, ProbeWeight, WhoisServer,
+    Cidr, Factor, GiveUpAfter, Ipv4Prefix, Ipv6Prefix, MailCap, MaxFailures, PositiveDuration,
+    ProbeWeight, SendmailCommand, SubnetOffenders, WhoisServer,
 };
 
 use crate::addr;

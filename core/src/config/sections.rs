@@ -1,7 +1,7 @@
 //! The config's sections that are plain settings: `[store]`, `[pam]`,
-//! `[log]`, `[firewall]`, `[sshd_log]`, `[report]`, `[geo]`, `[metrics]`.
+//! `[log]`, `[firewall]`, `[sshd_log]`, `[geo]`, `[metrics]`.
 
-use super::{BanScope, PositiveDuration, ProbeWeight, WhoisServer};
+use super::{BanScope, PositiveDuration, ProbeWeight};
 use crate::duration::HumanDuration;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -16,42 +16,6 @@ pub struct GeoConfig {
     /// Countries whose sources must use a key (the key-only mechanism:
     /// sshd's snippet and the PAM module), rather than being dropped.
     pub keyonly: Vec<crate::geo::Country>,
-}
-
-/// `[report]`: `guardctl report`'s complaints. An empty sender means
-/// `root@HOSTNAME` and the host name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReportConfig {
-    /// The `From:` address (and X-ARF `Reported-From`).
-    pub from: String,
-    /// Who reports, in words (a person, a company, the host).
-    pub reporter: String,
-    /// Names of this host's own accounts (`/etc/passwd`) never appear in a
-    /// report: the user names an attacker guessed are fine to show, the
-    /// names of real local accounts are not.
-    pub redact_users: bool,
-    /// Where abuse contacts are asked first (`host` or `host:port`, whois
-    /// port 43 by default); its referral is followed to the registry.
-    pub whois_server: WhoisServer,
-    /// How long an abuse contact found by whois is kept (in the store)
-    /// before it is asked again.
-    pub whois_max_age: PositiveDuration,
-}
-
-impl Default for ReportConfig {
-    fn default() -> Self {
-        ReportConfig {
-            from: String::new(),
-            reporter: String::new(),
-            redact_users: true,
-            whois_server: WhoisServer {
-                host: "whois.iana.org".into(),
-                port: 43,
-            },
-            whois_max_age: PositiveDuration(HumanDuration::secs(30 * 86_400)),
-        }
-    }
 }
 
 /// `[sshd_log]`: the daemon follows sshd's log and counts what PAM never

@@ -125,3 +125,52 @@ impl std::fmt::Display for WhoisServer {
         write!(f, "{}:{}", self.host, self.port)
     }
 }
+
+/// `[report] sendmail`: the MTA's submission command, an absolute program
+/// path and its arguments, split at spaces (no shell is involved).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SendmailCommand(pub Vec<String>);
+
+impl TryFrom<String> for SendmailCommand {
+    type Error = &'static str;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let argv: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+        match argv.first() {
+            Some(program) if program.starts_with('/') => Ok(SendmailCommand(argv)),
+            _ => {
+                Err("must start with the MTA's absolute path (e.g. \"/usr/sbin/sendmail -t -oi\")")
+            }
+        }
+    }
+}
+
+impl Default for SendmailCommand {
+    fn default() -> Self {
+        SendmailCommand(
+            ["/usr/sbin/sendmail", "-t", "-oi"]
+                .map(str::to_owned)
+                .to_vec(),
+        )
+    }
+}
+
+impl std::fmt::Display for SendmailCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(" "))
+    }
+}
+
+bounded!(
+    /// `[report] max_per_day`: automatic reports in any 24 hours, 1 to 1000.
+    MailCap(u32), "u32", |v| (1..=1000).contains(v), "must be from 1 to 1000"
+);
+bounded!(
+    /// `[report] give_up_after`: unresponsive reports before a contact is
+    /// no longer mailed, at least 1.
+    GiveUpAfter(u32), "u32", |v| *v >= 1, "must be at least 1"
+);
+bounded!(
+    /// `[report] unresponsive_subnet_offenders`: 1 to 256 banned sources.
+    SubnetOffenders(u32), "u32", |v| (1..=256).contains(v), "must be from 1 to 256"
+);

@@ -10,10 +10,12 @@
 //! - [`ban`]: a new ban's level and length (escalation, its cap), the
 //!   recidive override, the subnet rule, expiry.
 //! - [`keyonly`]: who must use a key, per address and as a set.
+//! - [`contacts`]: whether an abuse contact acts on reports.
 //! - [`escalation`]: the arithmetic `ban_time × factor^n`, capped.
 
 pub mod admission;
 pub mod ban;
+pub mod contacts;
 pub mod escalation;
 pub mod fleet;
 pub mod keyonly;

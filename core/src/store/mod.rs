@@ -22,6 +22,7 @@
 //! - [`offenders`]: past offenders, for key-only signaling.
 //! - `queue`: the kernel queue login writers wait their turn in.
 //! - `wal`: the WAL across the PAM module's short connections; a ban's fsync.
+//! - [`reports`]: abuse reports sent, and what their sources did after.
 //! - [`whois`]: abuse contacts whois named, cached for reports.
 //!
 //! A [`Store`] is one connection, opened for one job and dropped after it:
@@ -43,6 +44,7 @@ pub mod metrics;
 pub mod offenders;
 pub mod outbox;
 mod queue;
+pub mod reports;
 pub mod schema;
 mod wal;
 pub mod whois;

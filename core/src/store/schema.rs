@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -174,6 +174,33 @@ const MIGRATIONS: [&str; 10] = [
         server  TEXT    NOT NULL,
         fetched INTEGER NOT NULL
     ) STRICT;
+    "#,
+    // 10 → 11: abuse reports that went out (`guardctl report --send`, and
+    // automatic ones): to whom, when, the Message-ID, and per source the
+    // evidence window and the log lines quoted, so `report contacts` can
+    // tell whether the sources stopped. `contact` is lower case. Never
+    // purged: a few rows a day at most, by `[report] max_per_day`.
+    r#"
+    CREATE TABLE reports (
+        id         INTEGER PRIMARY KEY,
+        sent       INTEGER NOT NULL,
+        contact    TEXT    NOT NULL,
+        message_id TEXT    NOT NULL UNIQUE,
+        format     TEXT    NOT NULL CHECK (format IN ('text', 'xarf')),
+        auto       INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX reports_by_contact ON reports (contact, sent);
+    CREATE INDEX reports_by_time ON reports (sent);
+    CREATE TABLE reported_sources (
+        report  INTEGER NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+        address TEXT    NOT NULL,
+        source  TEXT    NOT NULL,
+        first   INTEGER NOT NULL,
+        last    INTEGER NOT NULL,
+        lines   INTEGER NOT NULL,
+        PRIMARY KEY (report, source)
+    ) STRICT;
+    CREATE INDEX reported_sources_by_source ON reported_sources (source);
     "#,
 ];
 

@@ -70,6 +70,13 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
         crate::crowdsec::link::start(&ctx.config, ctx.sayer())
     });
     let _metrics = crate::metrics::textfile::start(&ctx.config, ctx.timeout(), ctx.sayer());
+    let _reporter = crate::complaints::auto::start(ctx);
+    if _reporter.is_some() {
+        ctx.say(&format!(
+            "report: automatic reports of {:?} bans, at most one per contact every {}, {} a day",
+            ctx.config.report.auto, ctx.config.report.interval.0, ctx.config.report.max_per_day.0
+        ));
+    }
     if _metrics.is_none() {
         ctx.say("metrics: no textfile written ([metrics] textfile is empty)");
     }

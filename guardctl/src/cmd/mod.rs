@@ -39,12 +39,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         } => bans::unban(ctx, target.as_ref(), forget),
         Command::Allow(a) => allow::run(ctx, a),
         Command::Keyonly(k) => keyonly::run(ctx, k),
-        Command::Report {
-            target,
-            since,
-            format,
-            to,
-        } => report::report(ctx, &target, since, format, to),
+        Command::Report(args) => report::run(ctx, args),
         Command::Geo(g) => geo::run(ctx, g),
         Command::Check { pam_file } => check::check(ctx, &pam_file),
         Command::Scan {

@@ -1,43 +1,54 @@
-//! `guardctl report ADDR [--since DUR] [--format text|xarf] [--to ADDR]`.
+//! `guardctl report ADDR [--since DUR] [--format text|xarf] [--to ADDR]
+//! [--send [--dry-run] [--force]]`, `guardctl report contacts [--json]`,
+//! `guardctl report auto [--dry-run] [--json]`.
 
-use crate::cli::ReportFormat as Format;
+use crate::BadInput;
+use crate::cli::{ReportArgs, ReportCommand, ReportFormat as Format};
+use crate::complaints::send::{self, Outgoing};
+use crate::complaints::{self, Host, auto, contacts};
 use crate::context::Context;
-use crate::report::{self, Envelope, Facts};
-use crate::whois;
-use authguard_core::addr;
-use authguard_core::store::whois::CachedContact;
+use crate::mail;
+use crate::output::{print_json, relative, table};
+use crate::report::{self, MAX_EXCERPT};
 use authguard_core::time;
-use ipnet::IpNet;
+use serde_json::json;
 use std::process::ExitCode;
-use std::time::Duration;
 
-pub fn report(
-    ctx: &Context,
-    target: &IpNet,
-    since: Duration,
-    format: Format,
-    to: Option<String>,
-) -> anyhow::Result<ExitCode> {
-    let store = ctx.reader()?;
-    let p = &ctx.config.policy;
-    let ip = target.addr();
-    let network = addr::display(&addr::source_of(ip, p.ipv4_prefix.0, p.ipv6_prefix.0));
+pub fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(ReportCommand::Contacts { json }) => list_contacts(ctx, json.json),
+        Some(ReportCommand::Auto { dry_run, json }) => auto_pass(ctx, dry_run, json.json),
+        None => one(ctx, &args),
+    }
+}
+
+/// One source's report: printed, or mailed and recorded.
+fn one(ctx: &Context, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let target = args
+        .target
+        .expect("clap requires ADDR without a subcommand");
+    if let Some(to) = &args.to {
+        mail::mailbox(to).map_err(|why| BadInput(format!("--to: {why}")))?;
+    }
+    // A writer keeps the whois answer; a reader still makes a report.
+    let mut store = ctx.writer().or_else(|_| ctx.reader())?;
     let now = time::now();
-    let start = authguard_core::time::before(now, since);
-    let source = addr::source_of(ip, p.ipv4_prefix.0, p.ipv6_prefix.0);
-    let rows = store.evidence(&network, start)?;
-    if !rows.iter().any(|r| r.outcome != "success") {
+    let start = time::before(now, args.since);
+    let host = Host::read(ctx);
+    let ip = target.addr();
+    let facts = complaints::facts(ctx, &store, &host, ip, start, now)?;
+    if !facts.has_offences() {
         anyhow::bail!(
-            "nothing to report: no failed or refused attempts from {network} since {}",
+            "nothing to report: no failed or refused attempts from {} since {}",
+            facts.network,
             time::rfc3339(start)
         );
     }
-    let host = host_name();
-    let r = &ctx.config.report;
-    let (to, to_note) = match to {
-        Some(to) => (Some(to), String::new()),
-        None => match abuse_contact(ctx, &network, ip, now) {
-            Ok(Some(contact)) => (Some(contact), String::new()),
+    let (to, to_note) = match &args.to {
+        Some(to) => (Some(to.clone()), String::new()),
+        None => match complaints::abuse_contact(ctx, &mut store, ip, now) {
+            Ok(Some(c)) if mail::mailbox(&c).is_ok() => (Some(c), String::new()),
+            Ok(Some(c)) => (None, format!("(whois named {c:?}, not a mail address)")),
             Ok(None) => (
                 None,
                 "(whois names no abuse contact: find it at the address's registry)".into(),
@@ -45,92 +56,152 @@ pub fn report(
             Err(why) => (None, format!("(unknown: {why})")),
         },
     };
-    let envelope = Envelope {
-        from: if r.from.is_empty() {
-            format!("root@{host}")
-        } else {
-            r.from.clone()
-        },
-        reporter: if r.reporter.is_empty() {
-            host
-        } else {
-            r.reporter.clone()
-        },
-        to,
-        to_note,
+    let env = host.envelope(ctx, to.clone(), to_note.clone(), now, false);
+    let (message, format) = match args.format {
+        Format::Text => (report::text(&facts, &env, now), "text"),
+        Format::Xarf => (report::xarf(&facts, &env, now), "xarf"),
     };
-    let facts = Facts {
-        address: ip.to_string(),
-        network,
-        rows,
-        ports: ctx.config.firewall.ports.clone(),
-        bans: local_bans(&store, &source, ip, start, now)?,
-        redacted: if r.redact_users {
-            report::local_accounts(&std::fs::read_to_string("/etc/passwd").unwrap_or_default())
-        } else {
-            Default::default()
-        },
-        zone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
-    };
-    match format {
-        Format::Text => out!("{}", report::text(&facts, &envelope, now)),
-        Format::Xarf => out!("{}", report::xarf(&facts, &envelope, now)),
+    if !args.send {
+        out!("{message}");
+        return Ok(ExitCode::SUCCESS);
     }
+    let Some(to) = to else {
+        anyhow::bail!("not sent: no recipient {to_note}; name one with --to");
+    };
+    if let Some(j) = send::standing(ctx, &store, &to, now)?
+        && let Some(why) = send::given_up_words(&j, &to, ctx)
+        && !args.force
+    {
+        anyhow::bail!("not sent: {why}; --force sends it all the same");
+    }
+    let outgoing = Outgoing {
+        message_id: env.message_id.clone(),
+        sources: vec![send::reported(&facts, MAX_EXCERPT)],
+        to,
+        message,
+        format,
+        auto: false,
+    };
+    if args.dry_run {
+        out!("{}", outgoing.message);
+        eprintln!(
+            "guardctl: dry run: this is what `{}` would be given for {}; nothing was sent or recorded",
+            ctx.config.report.sendmail, outgoing.to
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    send::deliver(ctx, &mut store, &outgoing, now)?;
+    let s = &outgoing.sources[0];
+    outln!(
+        "sent to {}: Message-ID <{}>, {} log lines quoted from {} to {}",
+        outgoing.to,
+        outgoing.message_id,
+        s.lines,
+        time::rfc3339(s.first),
+        time::rfc3339(s.last)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-/// How long one whois exchange may take (connecting, then reading).
-const WHOIS_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The abuse contact for `network`: from the store's cache while younger
-/// than `[report] whois_max_age`, else asked of whois and kept. A cache
-/// that cannot be written is no reason to fail the report.
-fn abuse_contact(
-    ctx: &Context,
-    network: &str,
-    ip: std::net::IpAddr,
-    now: time::Timestamp,
-) -> Result<Option<String>, String> {
-    let r = &ctx.config.report;
-    let oldest = time::before(now, r.whois_max_age.0.0);
-    let mut store = ctx.writer().map_err(|e| e.to_string())?;
-    if let Ok(Some(cached)) = store.cached_contact(network, oldest) {
-        return Ok(cached.contact);
+fn list_contacts(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.reader()?;
+    let now = time::now();
+    let rows = contacts::all(ctx, &store, now)?;
+    if as_json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let j = &r.judgement;
+                json!({
+                    "contact": r.contact,
+                    "reports": r.reports,
+                    "sources_reported": j.sources_reported,
+                    "sources_judged": j.sources_judged,
+                    "sources_back": j.sources_back,
+                    "last_report": time::rfc3339(r.last_report),
+                    "last_report_age_seconds": now.saturating_sub(r.last_report),
+                    "verdict": j.verdict.word(),
+                    "given_up": j.given_up,
+                })
+            })
+            .collect();
+        print_json(&json!(list));
+        return Ok(ExitCode::SUCCESS);
     }
-    let answer = whois::lookup(&r.whois_server, &ip.to_string(), WHOIS_TIMEOUT)?;
-    let found = CachedContact {
-        contact: answer.contact.clone(),
-        server: answer.server,
-        fetched: now,
+    if rows.is_empty() {
+        outln!("no reports sent yet");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = table(&[
+        "contact",
+        "reports",
+        "sources reported",
+        "back after grace",
+        "last report",
+        "verdict",
+        "mailed",
+    ]);
+    for r in &rows {
+        let j = &r.judgement;
+        t.add_row(vec![
+            r.contact.clone(),
+            r.reports.to_string(),
+            j.sources_reported.to_string(),
+            format!("{} of {} judged", j.sources_back, j.sources_judged),
+            relative(r.last_report, now),
+            j.verdict.word().to_owned(),
+            if j.given_up { "no: given up" } else { "yes" }.to_owned(),
+        ]);
+    }
+    outln!("{t}");
+    outln!(
+        "back: seen attacking more than {} after its report (grace); given up after {} reports while unresponsive",
+        ctx.config.report.grace.0,
+        ctx.config.report.give_up_after.0
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn auto_pass(ctx: &Context, dry_run: bool, as_json: bool) -> anyhow::Result<ExitCode> {
+    if ctx.config.report.auto.is_empty() {
+        return Err(BadInput(
+            "[report] auto is empty: no ban is reported automatically (e.g. auto = [\"recidive\"])"
+                .into(),
+        )
+        .into());
+    }
+    let mut store = ctx.writer()?;
+    let pass = auto::run(ctx, &mut store, time::now(), dry_run, |m| out!("{m}"))?;
+    if as_json {
+        print_json(&json!({
+            "dry_run": dry_run,
+            "sent": pass.sent.iter().map(|(to, id, n)| json!({"to": to, "message_id": id, "sources": n})).collect::<Vec<_>>(),
+            "skipped": pass.skipped.iter().map(|(what, why)| json!({"what": what, "why": why})).collect::<Vec<_>>(),
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut sent = table(&["to", "sources", "message-id"]);
+    for (to, id, n) in &pass.sent {
+        sent.add_row(vec![to.clone(), n.to_string(), format!("<{id}>")]);
+    }
+    let mut skipped = table(&["not reported", "why"]);
+    for (what, why) in &pass.skipped {
+        skipped.add_row(vec![what.clone(), why.clone()]);
+    }
+    let say = |text: String| {
+        if dry_run {
+            eprintln!("{text}");
+        } else {
+            outln!("{text}");
+        }
     };
-    if let Err(e) = store.remember_contact(network, &found) {
-        ctx.say(&format!("the abuse contact was not cached: {e}"));
+    let verb = if dry_run { "would send" } else { "sent" };
+    say(format!("{verb} {} report(s)", pass.sent.len()));
+    if !pass.sent.is_empty() {
+        say(sent.to_string());
     }
-    Ok(answer.contact)
-}
-
-/// The bans this host made of the source (or of networks holding it) that
-/// were in force within the report's window; pulled ones are not its evidence.
-fn local_bans(
-    store: &authguard_core::store::Store,
-    source: &IpNet,
-    ip: std::net::IpAddr,
-    start: time::Timestamp,
-    now: time::Timestamp,
-) -> anyhow::Result<Vec<authguard_core::store::bans::BanRecord>> {
-    let history = store.history(source, ip, 0, now)?;
-    Ok(history
-        .bans
-        .into_iter()
-        .filter(|b| b.origin != authguard_core::policy::Origin::Crowdsec)
-        .filter(|b| b.since >= start || b.ended.is_none_or(|e| e >= start))
-        .collect())
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    if !pass.skipped.is_empty() {
+        say(skipped.to_string());
+    }
+    Ok(ExitCode::SUCCESS)
 }

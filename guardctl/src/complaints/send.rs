@@ -1,0 +1,112 @@
+//! Mailing a complaint and writing it down: the MTA first, the store
+//! after, so nothing is recorded as sent that the MTA did not take.
+
+use crate::context::Context;
+use crate::mail;
+use crate::report::Facts;
+use anyhow::Context as _;
+use authguard_core::policy::contacts::{self, Judgement};
+use authguard_core::store::Store;
+use authguard_core::store::reports::{ReportedSource, SentReport};
+use authguard_core::time::Timestamp;
+
+/// A complaint ready for the MTA.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The recipient, a checked mailbox.
+    pub to: String,
+    /// The whole message, headers first.
+    pub message: String,
+    /// Its Message-ID.
+    pub message_id: String,
+    /// `text` or `xarf`.
+    pub format: &'static str,
+    /// Sent without a person asking.
+    pub auto: bool,
+    /// What it says about each source.
+    pub sources: Vec<ReportedSource>,
+}
+
+/// What the store keeps of one source a complaint quoted `max_lines` of.
+pub fn reported(facts: &Facts, max_lines: usize) -> ReportedSource {
+    let (first, last) = facts.window();
+    ReportedSource {
+        address: facts.address.clone(),
+        source: facts.network.clone(),
+        first,
+        last,
+        lines: facts.quoted_lines(max_lines),
+    }
+}
+
+/// How `contact` stands: its judgement, if it was ever reported to.
+pub fn standing(
+    ctx: &Context,
+    store: &Store,
+    contact: &str,
+    now: Timestamp,
+) -> anyhow::Result<Option<Judgement>> {
+    let r = &ctx.config.report;
+    let grace = grace_secs(ctx);
+    Ok(store
+        .contact_ledger(contact, grace)?
+        .map(|ledger| contacts::judge(&ledger, grace, r.give_up_after.0, now)))
+}
+
+/// Why `contact` is no longer mailed, in words, if it is not.
+pub fn given_up_words(j: &Judgement, contact: &str, ctx: &Context) -> Option<String> {
+    j.given_up.then(|| {
+        format!(
+            "{contact} is unresponsive: {} of {} reported sources that can be judged attacked again more than {} after their report, and reports stop after {} (give_up_after)",
+            j.sources_back,
+            j.sources_judged,
+            ctx.config.report.grace.0,
+            ctx.config.report.give_up_after.0
+        )
+    })
+}
+
+/// `[report] grace` in seconds.
+pub fn grace_secs(ctx: &Context) -> i64 {
+    i64::try_from(ctx.config.report.grace.0.0.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Hands `out` to the MTA, then records it. An MTA that fails records
+/// nothing; a store that fails after the MTA took it says which message
+/// went unrecorded.
+pub fn deliver(
+    ctx: &Context,
+    store: &mut Store,
+    out: &Outgoing,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    mail::submit(&ctx.config.report.sendmail.0, &out.message)
+        .with_context(|| format!("the report to {} was not sent", out.to))?;
+    store
+        .record_report(&SentReport {
+            sent: now,
+            contact: out.to.clone(),
+            message_id: out.message_id.clone(),
+            format: out.format,
+            auto: out.auto,
+            sources: out.sources.clone(),
+        })
+        .with_context(|| {
+            format!(
+                "the report to {} was sent (Message-ID <{}>) but could not be recorded",
+                out.to, out.message_id
+            )
+        })?;
+    ctx.log(&format!(
+        "report sent to {} about {} (Message-ID <{}>, {} log lines)",
+        out.to,
+        out.sources
+            .iter()
+            .map(|s| s.address.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        out.message_id,
+        out.sources.iter().map(|s| s.lines).sum::<u32>()
+    ));
+    Ok(())
+}
