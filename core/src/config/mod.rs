@@ -15,14 +15,14 @@ mod values;
 pub use crowdsec::{CrowdsecConfig, DecisionScope, Url};
 pub use keyonly::{KeyOnlyConfig, KeyOnlyMethod, KeyOnlyMode, Reload};
 pub use policy::{BanScope, PolicyConfig, RecidiveConfig};
-pub use report::{AutoReport, ReportConfig, Unresponsive};
+pub use report::{AutoReport, ReportConfig};
 pub use sections::{
     FirewallAction, FirewallBackend, FirewallConfig, GeoConfig, LogConfig, LogSource,
     MetricsConfig, PamConfig, PamModule, SshdLogConfig, StoreConfig, Textfile,
 };
 pub use values::{
     Cidr, Factor, GiveUpAfter, Ipv4Prefix, Ipv6Prefix, MailCap, MaxFailures, PositiveDuration,
-    ProbeWeight, SendmailCommand, SubnetOffenders, WhoisServer,
+    ProbeWeight, SendmailCommand, WhoisServer,
 };
 
 use crate::addr;

@@ -2,9 +2,7 @@
 //! which go out without a person, and when a contact that never acts is
 //! no longer told.
 
-use super::{
-    GiveUpAfter, MailCap, PositiveDuration, SendmailCommand, SubnetOffenders, WhoisServer,
-};
+use super::{GiveUpAfter, MailCap, PositiveDuration, SendmailCommand, WhoisServer};
 use crate::duration::HumanDuration;
 use serde::Deserialize;
 
@@ -44,11 +42,6 @@ pub struct ReportConfig {
     /// A contact judged unresponsive after this many reports is no longer
     /// mailed.
     pub give_up_after: GiveUpAfter,
-    /// What else happens to offenders behind a contact that was given up on.
-    pub unresponsive: Unresponsive,
-    /// With `unresponsive = "subnet"`: banned sources within one subnet of
-    /// such a contact's networks that get the subnet banned.
-    pub unresponsive_subnet_offenders: SubnetOffenders,
 }
 
 impl Default for ReportConfig {
@@ -70,8 +63,6 @@ impl Default for ReportConfig {
             xarf: Vec::new(),
             grace: days(2),
             give_up_after: GiveUpAfter(3),
-            unresponsive: Unresponsive::Mail,
-            unresponsive_subnet_offenders: SubnetOffenders(2),
         }
     }
 }
@@ -99,16 +90,4 @@ pub enum AutoReport {
     Recidive,
     /// Every ban this host made from its own evidence (PAM, sshd's log, recidive).
     Ban,
-}
-
-/// `[report] unresponsive`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Unresponsive {
-    /// Nothing more than no longer mailing it.
-    #[default]
-    Mail,
-    /// Also ban a subnet of its networks once
-    /// `unresponsive_subnet_offenders` of its sources there were banned.
-    Subnet,
 }

@@ -170,7 +170,3 @@ bounded!(
     /// no longer mailed, at least 1.
     GiveUpAfter(u32), "u32", |v| *v >= 1, "must be at least 1"
 );
-bounded!(
-    /// `[report] unresponsive_subnet_offenders`: 1 to 256 banned sources.
-    SubnetOffenders(u32), "u32", |v| (1..=256).contains(v), "must be from 1 to 256"
-);

@@ -126,21 +126,15 @@ impl Store {
     /// source counts as back when it offended more than `grace` seconds
     /// after its first report to that contact.
     pub fn contact_ledgers(&self, grace: i64) -> Result<Vec<ContactLedger>, StoreError> {
-        let mut ledgers = Vec::new();
-        let mut stmt = self.conn().prepare(
-            "SELECT contact, COUNT(*), MAX(sent) FROM reports GROUP BY contact ORDER BY contact",
-        )?;
-        let heads = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT DISTINCT contact FROM reports ORDER BY contact")?;
+        let contacts = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
-        for (contact, reports, last_report) in heads {
-            let sources = self.source_fates(&contact, grace)?;
-            ledgers.push(ContactLedger {
-                contact,
-                reports,
-                last_report,
-                sources,
-            });
+        let mut ledgers = Vec::with_capacity(contacts.len());
+        for contact in contacts {
+            ledgers.extend(self.contact_ledger(&contact, grace)?);
         }
         Ok(ledgers)
     }

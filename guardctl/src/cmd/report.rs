@@ -10,6 +10,7 @@ use crate::context::Context;
 use crate::mail;
 use crate::output::{print_json, relative, table};
 use crate::report::{self, MAX_EXCERPT};
+use authguard_core::store::reports::SentReport;
 use authguard_core::time;
 use serde_json::json;
 use std::process::ExitCode;
@@ -75,27 +76,31 @@ fn one(ctx: &Context, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("not sent: {why}; --force sends it all the same");
     }
     let outgoing = Outgoing {
-        message_id: env.message_id.clone(),
-        sources: vec![send::reported(&facts, MAX_EXCERPT)],
-        to,
         message,
-        format,
-        auto: false,
+        report: SentReport {
+            sent: now,
+            contact: to,
+            message_id: env.message_id,
+            format,
+            auto: false,
+            sources: vec![send::reported(&facts, MAX_EXCERPT)],
+        },
     };
+    let r = &outgoing.report;
     if args.dry_run {
         out!("{}", outgoing.message);
         eprintln!(
             "guardctl: dry run: this is what `{}` would be given for {}; nothing was sent or recorded",
-            ctx.config.report.sendmail, outgoing.to
+            ctx.config.report.sendmail, r.contact
         );
         return Ok(ExitCode::SUCCESS);
     }
-    send::deliver(ctx, &mut store, &outgoing, now)?;
-    let s = &outgoing.sources[0];
+    send::deliver(ctx, &mut store, &outgoing)?;
+    let s = &r.sources[0];
     outln!(
         "sent to {}: Message-ID <{}>, {} log lines quoted from {} to {}",
-        outgoing.to,
-        outgoing.message_id,
+        r.contact,
+        r.message_id,
         s.lines,
         time::rfc3339(s.first),
         time::rfc3339(s.last)

@@ -19,6 +19,7 @@ use crate::mail;
 use crate::report::{self, BATCH_EXCERPT, Facts, MAX_BATCH, MAX_EXCERPT};
 use authguard_core::config::AutoReport;
 use authguard_core::store::Store;
+use authguard_core::store::reports::{ReportedSource, SentReport};
 use authguard_core::time::{self, Timestamp};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -121,11 +122,11 @@ pub fn run(
             if dry_run {
                 show(&out.message);
             } else {
-                send::deliver(ctx, store, &out, now)?;
+                send::deliver(ctx, store, &out)?;
             }
             left -= 1;
-            pass.sent
-                .push((out.to.clone(), out.message_id.clone(), out.sources.len()));
+            let r = out.report;
+            pass.sent.push((r.contact, r.message_id, r.sources.len()));
         }
     }
     Ok(pass)
@@ -208,12 +209,14 @@ fn compose(
             .map(|f| {
                 let env = envelope();
                 Outgoing {
-                    to: contact.to_owned(),
                     message: report::xarf(f, &env, now),
-                    message_id: env.message_id,
-                    format: "xarf",
-                    auto: true,
-                    sources: vec![send::reported(f, MAX_EXCERPT)],
+                    report: sent_report(
+                        contact,
+                        env.message_id,
+                        "xarf",
+                        now,
+                        vec![send::reported(f, MAX_EXCERPT)],
+                    ),
                 }
             })
             .collect();
@@ -223,14 +226,29 @@ fn compose(
         [one] => (report::text(one, &env, now), MAX_EXCERPT),
         many => (report::batch(many, &env, now), BATCH_EXCERPT),
     };
+    let quoted = sources.iter().map(|f| send::reported(f, lines)).collect();
     vec![Outgoing {
-        to: contact.to_owned(),
         message,
-        message_id: env.message_id,
-        format: "text",
-        auto: true,
-        sources: sources.iter().map(|f| send::reported(f, lines)).collect(),
+        report: sent_report(contact, env.message_id, "text", now, quoted),
     }]
+}
+
+/// What the store keeps of an automatic report to `contact`.
+fn sent_report(
+    contact: &str,
+    message_id: String,
+    format: &'static str,
+    now: Timestamp,
+    sources: Vec<ReportedSource>,
+) -> SentReport {
+    SentReport {
+        sent: now,
+        contact: contact.to_owned(),
+        message_id,
+        format,
+        auto: true,
+        sources,
+    }
 }
 
 /// The daemon's automatic reporter: a pass at start and every [`EVERY`],
@@ -273,10 +291,7 @@ pub fn start(ctx: &Context) -> Option<Reporter> {
                 }
                 Err(e) => ctx.say(&format!("report: the automatic pass failed: {e:#}")),
             }
-            let until = std::time::Instant::now() + EVERY;
-            while !stopped.load(Ordering::Relaxed) && std::time::Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            crate::metrics::textfile::pause(EVERY, &stopped);
         }
     });
     Some(Reporter {

@@ -10,26 +10,20 @@ use authguard_core::store::Store;
 use authguard_core::store::reports::{ReportedSource, SentReport};
 use authguard_core::time::Timestamp;
 
-/// A complaint ready for the MTA.
+/// A complaint ready for the MTA: the message, and what the store will
+/// keep of it once the MTA took it (`report.contact` is the checked
+/// recipient).
 #[derive(Debug)]
 pub struct Outgoing {
-    /// The recipient, a checked mailbox.
-    pub to: String,
     /// The whole message, headers first.
     pub message: String,
-    /// Its Message-ID.
-    pub message_id: String,
-    /// `text` or `xarf`.
-    pub format: &'static str,
-    /// Sent without a person asking.
-    pub auto: bool,
-    /// What it says about each source.
-    pub sources: Vec<ReportedSource>,
+    /// Its record.
+    pub report: SentReport,
 }
 
 /// What the store keeps of one source a complaint quoted `max_lines` of.
 pub fn reported(facts: &Facts, max_lines: usize) -> ReportedSource {
-    let (first, last) = facts.window();
+    let (first, last) = facts.span();
     ReportedSource {
         address: facts.address.clone(),
         source: facts.network.clone(),
@@ -71,42 +65,29 @@ pub fn grace_secs(ctx: &Context) -> i64 {
     i64::try_from(ctx.config.report.grace.0.0.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Hands `out` to the MTA, then records it. An MTA that fails records
+/// Hands `out` to the MTA, then records it (sent at `report.sent`). An MTA that fails records
 /// nothing; a store that fails after the MTA took it says which message
 /// went unrecorded.
-pub fn deliver(
-    ctx: &Context,
-    store: &mut Store,
-    out: &Outgoing,
-    now: Timestamp,
-) -> anyhow::Result<()> {
+pub fn deliver(ctx: &Context, store: &mut Store, out: &Outgoing) -> anyhow::Result<()> {
+    let r = &out.report;
     mail::submit(&ctx.config.report.sendmail.0, &out.message)
-        .with_context(|| format!("the report to {} was not sent", out.to))?;
-    store
-        .record_report(&SentReport {
-            sent: now,
-            contact: out.to.clone(),
-            message_id: out.message_id.clone(),
-            format: out.format,
-            auto: out.auto,
-            sources: out.sources.clone(),
-        })
-        .with_context(|| {
-            format!(
-                "the report to {} was sent (Message-ID <{}>) but could not be recorded",
-                out.to, out.message_id
-            )
-        })?;
+        .with_context(|| format!("the report to {} was not sent", r.contact))?;
+    store.record_report(r).with_context(|| {
+        format!(
+            "the report to {} was sent (Message-ID <{}>) but could not be recorded",
+            r.contact, r.message_id
+        )
+    })?;
     ctx.log(&format!(
         "report sent to {} about {} (Message-ID <{}>, {} log lines)",
-        out.to,
-        out.sources
+        r.contact,
+        r.sources
             .iter()
             .map(|s| s.address.as_str())
             .collect::<Vec<_>>()
             .join(", "),
-        out.message_id,
-        out.sources.iter().map(|s| s.lines).sum::<u32>()
+        r.message_id,
+        r.sources.iter().map(|s| s.lines).sum::<u32>()
     ));
     Ok(())
 }

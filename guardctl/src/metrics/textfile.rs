@@ -116,7 +116,7 @@ fn pass(
 }
 
 /// Sleeps `d`, waking early when asked to stop.
-fn pause(d: Duration, stop: &AtomicBool) {
+pub(crate) fn pause(d: Duration, stop: &AtomicBool) {
     let until = Instant::now() + d;
     while !stop.load(Ordering::Relaxed) && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));

@@ -61,11 +61,6 @@ impl Facts {
         self.rows.iter().filter(|r| r.outcome != "success")
     }
 
-    /// The evidence window: the first and last record's time.
-    pub fn window(&self) -> (Timestamp, Timestamp) {
-        self.span()
-    }
-
     /// Log lines a complaint quoting at most `max_lines` quotes.
     pub fn quoted_lines(&self, max_lines: usize) -> u32 {
         u32::try_from(self.offences().count().min(max_lines)).unwrap_or(u32::MAX)
@@ -76,7 +71,8 @@ impl Facts {
         self.offences().next().is_some()
     }
 
-    fn span(&self) -> (Timestamp, Timestamp) {
+    /// The evidence window: the first and last record's time.
+    pub fn span(&self) -> (Timestamp, Timestamp) {
         let first = self.rows.first().map_or(0, |r| r.at);
         let last = self.rows.last().map_or(0, |r| r.at);
         (first, last)
