@@ -10,9 +10,10 @@ DEB_ARCH   := $(shell dpkg --print-architecture)
 PAM_LINE   := auth requisite pam_authguard.so
 
 # What building needs (libpam0g-dev: the module links libpam) and what the
-# end-to-end tests drive (a real sshd, client, pamtester, sqlite3 for locks).
+# end-to-end tests drive (a real sshd, client, pamtester, sqlite3 for locks,
+# exim4 as the MTA abuse reports are delivered through).
 BUILD_DEPS := build-essential pkg-config libpam0g-dev
-TEST_DEPS  := debootstrap wget curl openssh-server openssh-client sshpass pamtester sqlite3 openssl util-linux libpam-modules nftables iproute2 python3 systemd lintian libmaxmind-db-writer-perl prometheus-node-exporter python3-prometheus-client
+TEST_DEPS  := exim4-daemon-light debootstrap wget curl openssh-server openssh-client sshpass pamtester sqlite3 openssl util-linux libpam-modules nftables iproute2 python3 systemd lintian libmaxmind-db-writer-perl prometheus-node-exporter python3-prometheus-client
 # The peers the bench's log part measures `guardctl scan` against (it runs
 # only their parsers: sshg-parser, fail2ban-regex). The geo part: GNU time
 # (peak RSS of an import), the Perl modules xt_geoip_build needs (the script

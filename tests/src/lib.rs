@@ -13,6 +13,8 @@
 //!   `sshpass`) from a chosen 127.0.0.0/8 source address.
 //! * [`PamService`] / [`pamtester`]: drive a PAM stack with `pamtester`,
 //!   without sshd, for hostile `PAM_RHOST` / user values.
+//! * [`HostDaemon`]: `guardctl daemon` for a guard, in the host's namespaces.
+//! * [`abuse`]: a whois server on loopback and a local-only exim4, for abuse reports.
 //! * [`netns`]: network-namespace labs for the firewall tests: a server
 //!   namespace running sshd and `guardctl daemon`, attacker namespaces with
 //!   documentation addresses, TCP probes, nft inside the server namespace.
@@ -22,18 +24,20 @@
 //!
 //! The crate's rooms: `env` (root, paths, temporary directories, waiting),
 //! `process` (bounded child processes), `guard`, `sshd`, `clients`,
-//! `pamtester`, [`netns`] (the firewall lab), [`trixie`] (Debian 13),
+//! `pamtester`, `host_daemon`, [`abuse`], [`netns`] (the firewall lab), [`trixie`] (Debian 13),
 //! [`deb`] (the package), and `sys` (every libc call). Everything a test
 //! uses is re-exported here (the lab's under `netns::`), so a test names
 //! `authguard_e2e::X` and never a room.
 
 pub use serde_json::Value;
 
+pub mod abuse;
 mod clients;
 pub mod crowdsec;
 pub mod deb;
 mod env;
 mod guard;
+mod host_daemon;
 pub mod netns;
 mod pamtester;
 mod process;
@@ -51,6 +55,7 @@ pub use env::{
     tor_geoip, wait_until,
 };
 pub use guard::{DEFAULT_BLOCK_MESSAGE, Guard, GuardConfig, syslog_ident, syslog_message};
+pub use host_daemon::HostDaemon;
 pub use pamtester::{PAM_SERVICE, PamService, os, pamtester};
 pub use process::{Finished, read_line_with_timeout, run_with_timeout};
 pub use sshd::{

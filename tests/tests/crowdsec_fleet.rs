@@ -13,37 +13,12 @@
 use authguard_e2e::crowdsec::{Lapi, free_local_addr};
 use authguard_e2e::*;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// The pull interval the tests use; a decision must arrive within a few.
 const PULL: &str = "1s";
 const ARRIVE: Duration = Duration::from_secs(8);
-
-/// `guardctl daemon` on the host (firewall backend none); killed on drop.
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(guard: &Guard) -> Daemon {
-        let err = std::fs::File::create(guard.dir().join("daemon.err")).expect("daemon.err");
-        let child = Command::new(guardctl_path())
-            .arg("--config")
-            .arg(guard.config_path())
-            .arg("daemon")
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("guardctl daemon");
-        Daemon(child)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `text` in `lapi`'s directory as `name`, mode 0600 (a credential file).
 fn secret(lapi: &Lapi, name: &str, text: &str) -> std::path::PathBuf {
@@ -87,7 +62,7 @@ fn a_fleet_decision_is_refused_inline_and_its_deletion_lifts_it() {
         return;
     };
     let guard = fleet_guard(&lapi, "authguard-pull");
-    let _daemon = Daemon::start(&guard);
+    let _daemon = HostDaemon::start(&guard);
     let pam = PamService::permit(&guard);
     assert!(
         pam.run("203.0.113.7", "root", &["authenticate"])
@@ -187,7 +162,7 @@ fn the_fleet_never_locks_the_admin_out_and_survives_an_outage() {
         return;
     };
     let guard = fleet_guard(&lapi, "authguard-safe");
-    let _daemon = Daemon::start(&guard);
+    let _daemon = HostDaemon::start(&guard);
     let pam = PamService::permit(&guard);
 
     lapi.decisions_add_ip("192.0.2.9", "1h"); // inside the allow list
@@ -322,7 +297,7 @@ fn a_ban_on_one_host_is_refused_on_the_other_and_its_unban_lifts_it() {
     };
     let a = pushing_guard(&lapi, "host-a");
     let b = pushing_guard(&lapi, "host-b");
-    let (_da, _db) = (Daemon::start(&a), Daemon::start(&b));
+    let (_da, _db) = (HostDaemon::start(&a), HostDaemon::start(&b));
     let on_b = PamService::permit(&b);
 
     ban_by_failures(&a, "203.0.113.60");
@@ -459,7 +434,7 @@ fn an_https_lapi_is_pulled_with_its_ca_file_and_refused_without_it() {
         .extra(&format!("pull_interval = \"{PULL}\""))
         .start();
     // Without the CA file the LAPI's certificate is not trusted: no pull.
-    let daemon = Daemon::start(&guard);
+    let daemon = HostDaemon::start(&guard);
     lapi.decisions_add_ip("203.0.113.90", "1h");
     assert!(
         wait_until(ARRIVE, || daemon_log(&guard).contains("pull failed")),
@@ -470,7 +445,7 @@ fn an_https_lapi_is_pulled_with_its_ca_file_and_refused_without_it() {
     drop(daemon);
     // With it, the decision arrives.
     guard.set_config(|c| c.extra.push(format!("ca_file = \"{}\"", ca.display())));
-    let _daemon = Daemon::start(&guard);
+    let _daemon = HostDaemon::start(&guard);
     assert!(
         wait_until(ARRIVE, || crowdsec_ban(&guard, "203.0.113.90").is_some()),
         "nothing pulled over https: {}\n{}",
@@ -515,17 +490,17 @@ fn a_client_certificate_pulls_and_pushes_with_no_key_or_password() {
     };
     // An X.509 v1 certificate (no extensions) is refused in words, not a crash.
     use_cert(&old_cert, &old_key);
-    let mut daemon = Daemon::start(&guard);
+    let mut daemon = HostDaemon::start(&guard);
     assert!(
         wait_until(ARRIVE, || daemon_log(&guard)
             .contains("refused for TLS client authentication")),
         "no word on the unusable certificate: {}",
         daemon_log(&guard)
     );
-    assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon died");
+    assert!(daemon.is_running(), "the daemon died");
     drop(daemon);
     use_cert(&cert, &key);
-    daemon = Daemon::start(&guard);
+    daemon = HostDaemon::start(&guard);
     lapi.decisions_add_ip("203.0.113.91", "1h");
     assert!(
         wait_until(ARRIVE, || crowdsec_ban(&guard, "203.0.113.91").is_some()),

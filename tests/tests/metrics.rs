@@ -10,7 +10,7 @@ use authguard_e2e::crowdsec::free_local_addr;
 use authguard_e2e::*;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -107,36 +107,6 @@ fn counters(p: &Parsed) -> Vec<(String, BTreeMap<String, String>, f64)> {
         .filter(|s| s.0.ends_with("_total"))
         .cloned()
         .collect()
-}
-
-/// Runs `guardctl daemon` until dropped.
-struct Daemon(Child, PathBuf);
-
-impl Daemon {
-    fn start(g: &Guard) -> Daemon {
-        let log = g.dir().join("daemon.err");
-        let err = std::fs::File::create(&log).expect("daemon.err");
-        let child = Command::new(guardctl_path())
-            .arg("--config")
-            .arg(g.config_path())
-            .arg("daemon")
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("guardctl daemon");
-        Daemon(child, log)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.1).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -297,13 +267,13 @@ fn the_daemon_writes_a_textfile_node_exporter_serves_and_counters_survive_the_pu
     let before = metrics(&g);
     std::thread::sleep(Duration::from_millis(2100));
 
-    let daemon = Daemon::start(&g);
+    let daemon = HostDaemon::start(&g);
     assert!(
         wait_until(Duration::from_secs(15), || daemon
-            .log()
+            .stderr()
             .contains("retention: deleted")),
         "no purge: {}",
-        daemon.log()
+        daemon.stderr()
     );
     let listed = parse_json(&g.guardctl_ok(&["list", "--all", "--json"]));
     assert_eq!(
@@ -326,7 +296,7 @@ fn the_daemon_writes_a_textfile_node_exporter_serves_and_counters_survive_the_pu
             file.is_some()
         }),
         "no textfile from the daemon: {}",
-        daemon.log()
+        daemon.stderr()
     );
     let file = file.expect("the textfile");
     assert_eq!(
@@ -342,10 +312,10 @@ fn the_daemon_writes_a_textfile_node_exporter_serves_and_counters_survive_the_pu
     assert!(file.must("authguard_daemon_heartbeat_timestamp_seconds", &[]) > 1.7e9);
     assert!(
         daemon
-            .log()
+            .stderr()
             .contains(&format!("metrics: writing {}", prom.display())),
         "{}",
-        daemon.log()
+        daemon.stderr()
     );
     let leftovers: Vec<_> = std::fs::read_dir(&textdir)
         .expect("textfile dir")

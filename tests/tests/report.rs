@@ -4,53 +4,11 @@
 //! from a whois server on loopback answering as RIPE does, then from the
 //! store's cache.
 
+use authguard_e2e::abuse::{WhoisServer, ripe_reply};
 use authguard_e2e::*;
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// A reply in RIPE's shape, for a network whose abuse desk is abuse@isp.example.
-const RIPE_REPLY: &str = "% This is the RIPE Database query service.
-
-% Abuse contact for '127.0.0.0 - 127.255.255.255' is 'abuse@isp.example'
-
-inetnum:        127.0.0.0 - 127.255.255.255
-netname:        LOOPBACK-TEST
-source:         RIPE
-";
-
-/// A whois server on loopback: answers every question with `reply` and
-/// counts the questions. Returns its port and the count.
-fn whois_server(reply: &'static str) -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a whois port");
-    let port = listener.local_addr().expect("local addr").port();
-    let asked = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&asked);
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            count.fetch_add(1, Ordering::SeqCst);
-            let mut byte = [0u8; 1];
-            while conn.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {}
-            let _ = conn.write_all(reply.as_bytes());
-        }
-    });
-    (port, asked)
-}
-
 const SECRET: &str = "hunter2-never-in-a-report";
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn a_report_carries_one_offenders_evidence_and_nothing_else() {
@@ -65,16 +23,7 @@ fn a_report_carries_one_offenders_evidence_and_nothing_else() {
             .push(format!("source = \"{}\"", sshd.sshd_log_path().display()));
         c.extra.push("pam_module = \"active\"".into());
     });
-    let _daemon = Daemon(
-        Command::new(guardctl_path())
-            .arg("--config")
-            .arg(guard.config_path())
-            .arg("daemon")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("guardctl daemon"),
-    );
+    let _daemon = HostDaemon::start(&guard);
     // The follower starts at the end of the log: let it open the file first.
     std::thread::sleep(Duration::from_millis(500));
     // root is a real account of this host: guessed or not, its name is redacted.
@@ -153,10 +102,11 @@ fn a_report_carries_one_offenders_evidence_and_nothing_else() {
     );
 
     // No --to: whois names the contact, once; the second report reads the cache.
-    let (port, asked) = whois_server(RIPE_REPLY);
+    let whois = WhoisServer::start(|_| ripe_reply("abuse@isp.example"));
     guard.set_config(|c| {
         c.extra.push("[report]".into());
-        c.extra.push(format!("whois_server = \"127.0.0.1:{port}\""));
+        c.extra
+            .push(format!("whois_server = \"{}\"", whois.address()));
     });
     for _ in 0..2 {
         let out = guard.guardctl_ok(&["report", "127.0.0.2"]);
@@ -164,7 +114,7 @@ fn a_report_carries_one_offenders_evidence_and_nothing_else() {
         assert!(report.contains("To: abuse@isp.example"), "{report}");
     }
     assert_eq!(
-        asked.load(Ordering::SeqCst),
+        whois.asked(),
         1,
         "the second report asked whois again instead of the store's cache"
     );
