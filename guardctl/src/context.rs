@@ -62,6 +62,15 @@ impl Context {
             .with_context(|| format!("cannot write the store {}", path.display()))
     }
 
+    /// A writer for a thread of a process that has the store open already
+    /// (the daemon's reporter, `keyonly apply`): no pre-check, which would open and close a
+    /// descriptor of the file and so drop the process's SQLite locks.
+    pub fn writer_beside_open_store(&self) -> anyhow::Result<Store> {
+        let path = self.store_path();
+        Store::open(path, Access::Write, self.timeout())
+            .with_context(|| format!("cannot write the store {}", path.display()))
+    }
+
     /// How long a store operation may wait for another writer.
     pub fn timeout(&self) -> std::time::Duration {
         // A person can wait a little longer than sshd.

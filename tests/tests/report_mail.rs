@@ -148,7 +148,17 @@ fn a_sent_report_arrives_as_email_and_its_contact_is_judged() {
     }
     let mta = Mta::start();
     let whois = WhoisServer::start(registry);
-    let guard = guard_with(&mta, &whois, 3, &["grace = \"1s\"", "give_up_after = 1"]);
+    let guard = guard_with(
+        &mta,
+        &whois,
+        3,
+        &[
+            "grace = \"1s\"",
+            "give_up_after = 1",
+            "unresponsive = \"subnet\"",
+            "unresponsive_subnet_offenders = 2",
+        ],
+    );
     guard.set_config(|c| c.ban_time = "2s".into());
     let log = SshdLogFile(guard.dir().join("auth.log"));
     let _daemon = daemon_following(&guard);
@@ -267,8 +277,9 @@ fn a_sent_report_arrives_as_email_and_its_contact_is_judged() {
             judged(&list, "abuse@isp-one.example", "responsive")
                 && judged(&list, "abuse@isp-two.example", "unresponsive")
         }),
-        "{:#?}",
-        contacts(&guard)
+        "{:#?}\n{}",
+        contacts(&guard),
+        guard.diag()
     );
     let list = contacts(&guard);
     let isp_two = contact(&list, "abuse@isp-two.example").expect("listed");
@@ -298,6 +309,44 @@ fn a_sent_report_arrives_as_email_and_its_contact_is_judged() {
     );
     guard.guardctl_ok(&["report", "198.51.100.9", "--send", "--force"]);
     assert_eq!(mta.wait_for("isp-two.example", 2).len(), 2, "{}", mta.log());
+
+    // unresponsive = "subnet": the given-up contact's subnet is banned at
+    // its second offender; the responsive one's is not (the subnet rule
+    // is otherwise off).
+    let list = contacts(&guard);
+    let stricter = |who: &str| contact(&list, who).expect("listed")["stricter_subnets"].clone();
+    assert_eq!(
+        stricter("abuse@isp-two.example"),
+        serde_json::json!(["198.51.100.0/24"])
+    );
+    assert_eq!(stricter("abuse@isp-one.example"), serde_json::json!([]));
+    log.append(&log.failures("198.51.100.20", "oracle", 3));
+    log.append(&log.failures("203.0.113.20", "admin", 3));
+    // Bans last 2 s here: every ban on record.
+    let listed = |source: &str| {
+        parse_json(&guard.guardctl_ok(&["list", "--all", "--json"]))
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|b| b["address"] == source)
+            .cloned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || listed("198.51.100.0/24")
+            .is_some()
+            && listed("203.0.113.20").is_some()),
+        "no subnet ban for the unresponsive contact's network: {}",
+        guard.diag()
+    );
+    let subnet = listed("198.51.100.0/24").expect("banned");
+    assert_eq!(subnet["origin"], "subnet", "{subnet}");
+    assert!(
+        subnet["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("abuse@isp-two.example")),
+        "{subnet}"
+    );
+    assert!(listed("203.0.113.0/24").is_none(), "{}", guard.diag());
 }
 
 /// The addresses of a thousand offenders behind one abuse contact.

@@ -15,14 +15,14 @@ mod values;
 pub use crowdsec::{CrowdsecConfig, DecisionScope, Url};
 pub use keyonly::{KeyOnlyConfig, KeyOnlyMethod, KeyOnlyMode, Reload};
 pub use policy::{BanScope, PolicyConfig, RecidiveConfig};
-pub use report::{AutoReport, ReportConfig};
+pub use report::{AutoReport, ReportConfig, Unresponsive};
 pub use sections::{
     FirewallAction, FirewallBackend, FirewallConfig, GeoConfig, LogConfig, LogSource,
     MetricsConfig, PamConfig, PamModule, SshdLogConfig, StoreConfig, Textfile,
 };
 pub use values::{
     Cidr, Factor, GiveUpAfter, Ipv4Prefix, Ipv6Prefix, MailCap, MaxFailures, PositiveDuration,
-    ProbeWeight, SendmailCommand, WhoisServer,
+    ProbeWeight, SendmailCommand, SubnetOffenders, WhoisServer,
 };
 
 use crate::addr;
@@ -389,6 +389,16 @@ mod tests {
             ),
             ("[firewal]\nx = 1\n", 1, "firewal"),
             ("[store]\nretention = \"1d\"\n", 2, "store.retention"),
+            (
+                "[report]\nunresponsive = \"ban\"\n",
+                2,
+                "report.unresponsive",
+            ),
+            (
+                "[report]\nunresponsive_subnet_offenders = 0\n",
+                2,
+                "report.unresponsive_subnet_offenders",
+            ),
         ];
         for (text, want_line, want_key) in cases {
             let (line, key, msg) = error_of(text);

@@ -2,7 +2,9 @@
 //! which go out without a person, and when a contact that never acts is
 //! no longer told.
 
-use super::{GiveUpAfter, MailCap, PositiveDuration, SendmailCommand, WhoisServer};
+use super::{
+    GiveUpAfter, MailCap, PositiveDuration, SendmailCommand, SubnetOffenders, WhoisServer,
+};
 use crate::duration::HumanDuration;
 use serde::Deserialize;
 
@@ -42,6 +44,11 @@ pub struct ReportConfig {
     /// A contact judged unresponsive after this many reports is no longer
     /// mailed.
     pub give_up_after: GiveUpAfter,
+    /// What an unresponsive contact's networks get.
+    pub unresponsive: Unresponsive,
+    /// With `unresponsive = "subnet"`: banned sources inside one of its
+    /// subnets that get the subnet banned.
+    pub unresponsive_subnet_offenders: SubnetOffenders,
 }
 
 impl Default for ReportConfig {
@@ -63,6 +70,8 @@ impl Default for ReportConfig {
             xarf: Vec::new(),
             grace: days(2),
             give_up_after: GiveUpAfter(3),
+            unresponsive: Unresponsive::Ignore,
+            unresponsive_subnet_offenders: SubnetOffenders(2),
         }
     }
 }
@@ -90,4 +99,17 @@ pub enum AutoReport {
     Recidive,
     /// Every ban this host made from its own evidence (PAM, sshd's log, recidive).
     Ban,
+}
+
+/// `[report] unresponsive`: what the networks of a contact judged
+/// unresponsive get, beyond no longer being mailed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unresponsive {
+    /// Nothing more.
+    Ignore,
+    /// The subnet rule, at `unresponsive_subnet_offenders`, for the subnets
+    /// (`[policy] subnet_ipv4_prefix`, `subnet_ipv6_prefix`) holding
+    /// sources whose abuse contact it is, even with the rule off.
+    Subnet,
 }

@@ -170,3 +170,8 @@ bounded!(
     /// no longer mailed, at least 1.
     GiveUpAfter(u32), "u32", |v| *v >= 1, "must be at least 1"
 );
+bounded!(
+    /// `[report] unresponsive_subnet_offenders`: banned sources inside a
+    /// subnet of an unresponsive contact that get the subnet banned, 1 to 1000.
+    SubnetOffenders(u32), "u32", |v| (1..=1000).contains(v), "must be from 1 to 1000"
+);

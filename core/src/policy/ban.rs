@@ -4,7 +4,7 @@
 
 use super::{Facts, Ledger, Origin, escalation};
 use crate::addr;
-use crate::config::{BanScope, Config, PolicyConfig, RecidiveConfig};
+use crate::config::{BanScope, Config, PolicyConfig, RecidiveConfig, Unresponsive};
 use crate::time::{self, Timestamp};
 use ipnet::IpNet;
 use std::time::Duration;
@@ -128,8 +128,10 @@ fn repeat_offence<F: Facts>(
 /// The subnet rule: once `subnet_offenders` distinct sources inside one
 /// subnet (`subnet_ipv4_prefix`/`subnet_ipv6_prefix`) have been banned within
 /// the recidive window, the subnet itself is banned (origin `subnet`).
-/// Asked after the ban of `banned` is written down; the subnet's ban if
-/// that ban tipped it.
+/// With `[report] unresponsive = "subnet"`, a subnet held for an
+/// unresponsive abuse contact tips at `unresponsive_subnet_offenders`
+/// (if lower), even with the rule off. Asked after the ban of `banned` is
+/// written down; the subnet's ban if that ban tipped it.
 pub fn subnet_ban<F: Facts>(
     facts: &mut F,
     config: &Config,
@@ -137,7 +139,8 @@ pub fn subnet_ban<F: Facts>(
     now: Timestamp,
 ) -> Result<Option<BanPlan>, F::Error> {
     let p = &config.policy;
-    if p.subnet_offenders == 0 {
+    let stricter = config.report.unresponsive == Unresponsive::Subnet;
+    if p.subnet_offenders == 0 && !stricter {
         return Ok(None);
     }
     let subnet = addr::source_of(
@@ -148,12 +151,24 @@ pub fn subnet_ban<F: Facts>(
     if subnet.prefix_len() >= banned.prefix_len() || facts.is_banned(&subnet, now)? {
         return Ok(None);
     }
-    let window = config.recidive.window.0;
-    let sources = facts.banned_sources_inside(&subnet, time::before(now, window.0))?;
-    if sources < p.subnet_offenders {
+    let (threshold, unresponsive) = match stricter {
+        true => threshold_in(facts, config, &subnet)?,
+        false => (p.subnet_offenders, None),
+    };
+    if threshold == 0 {
         return Ok(None);
     }
-    let reason = format!("{sources} banned sources within {window}");
+    let window = config.recidive.window.0;
+    let sources = facts.banned_sources_inside(&subnet, time::before(now, window.0))?;
+    if sources < threshold {
+        return Ok(None);
+    }
+    let mut reason = format!("{sources} banned sources within {window}");
+    if let Some(contact) = unresponsive {
+        reason.push_str(&format!(
+            " in a subnet of {contact}, an abuse contact that does not act on reports"
+        ));
+    }
     let new = NewBan {
         net: subnet,
         length: BanLength::Escalated,
@@ -162,6 +177,24 @@ pub fn subnet_ban<F: Facts>(
         failures: 0,
     };
     plan_ban(facts, config, &new, now).map(Some)
+}
+
+/// The subnet rule's threshold in `subnet` (0: off), and the unresponsive
+/// contact that lowered it.
+fn threshold_in<F: Facts>(
+    facts: &mut F,
+    config: &Config,
+    subnet: &IpNet,
+) -> Result<(u32, Option<String>), F::Error> {
+    let usual = config.policy.subnet_offenders;
+    let Some(contact) = facts.unresponsive_contact(subnet)? else {
+        return Ok((usual, None));
+    };
+    let lower = config.report.unresponsive_subnet_offenders.0;
+    Ok(match usual {
+        n if n != 0 && n <= lower => (n, None),
+        _ => (lower, Some(contact)),
+    })
 }
 
 /// A ban as written down, and the subnet ban it tipped, if any.

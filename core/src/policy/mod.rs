@@ -75,6 +75,9 @@ pub trait Facts {
     ) -> Result<u32, Self::Error>;
     /// True when `net` itself (exactly that network) is banned now.
     fn is_banned(&mut self, net: &IpNet, now: Timestamp) -> Result<bool, Self::Error>;
+    /// The unresponsive abuse contact `subnet` is held for, if it is held
+    /// (`[report] unresponsive = "subnet"`).
+    fn unresponsive_contact(&mut self, subnet: &IpNet) -> Result<Option<String>, Self::Error>;
 }
 
 /// [`Facts`] that can also write a decided ban down, so the decisions that

@@ -9,7 +9,7 @@ use crate::addr;
 use crate::policy::{BanPlan, Facts, Ledger};
 use crate::time::Timestamp;
 use ipnet::IpNet;
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 use std::net::IpAddr;
 
 /// The policy's view of the store, inside one write transaction.
@@ -89,6 +89,14 @@ impl Facts for TxFacts<'_, '_> {
                    AND (expires IS NULL OR expires > ?2))";
         let mut stmt = self.tx.prepare_cached(sql)?;
         Ok(stmt.query_row(params![addr::display(net), now], |r| r.get(0))?)
+    }
+
+    fn unresponsive_contact(&mut self, subnet: &IpNet) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT contact FROM unresponsive_subnets WHERE subnet = ?1";
+        let mut stmt = self.tx.prepare_cached(sql)?;
+        Ok(stmt
+            .query_row([addr::display(subnet)], |r| r.get(0))
+            .optional()?)
     }
 }
 

@@ -46,6 +46,7 @@ pub mod outbox;
 mod queue;
 pub mod reports;
 pub mod schema;
+pub mod unresponsive;
 mod wal;
 pub mod whois;
 

@@ -4,10 +4,10 @@
 use rusqlite::Connection;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// Each entry takes the store from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     // 0 → 1: attempts, bans, allow list.
     r#"
     -- One row per login attempt the guard saw. `live` is 1 while the attempt
@@ -201,6 +201,17 @@ const MIGRATIONS: [&str; 11] = [
         PRIMARY KEY (report, source)
     ) STRICT;
     CREATE INDEX reported_sources_by_source ON reported_sources (source);
+    "#,
+    // 11 → 12: with `[report] unresponsive = "subnet"`, the subnets (as the
+    // subnet rule cuts them) holding sources of a contact judged
+    // unresponsive, where that rule bans at a lower threshold. guardctl
+    // rewrites it after judging contacts; a new ban reads one row.
+    r#"
+    CREATE TABLE unresponsive_subnets (
+        subnet  TEXT    PRIMARY KEY,
+        contact TEXT    NOT NULL,
+        since   INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
     "#,
 ];
 

@@ -71,10 +71,17 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     });
     let _metrics = crate::metrics::textfile::start(&ctx.config, ctx.timeout(), ctx.sayer());
     let _reporter = crate::complaints::auto::start(ctx);
-    if _reporter.is_some() {
+    if _reporter.is_some() && !ctx.config.report.auto.is_empty() {
         ctx.say(&format!(
             "report: automatic reports of {:?} bans, at most one per contact every {}, {} a day",
             ctx.config.report.auto, ctx.config.report.interval.0, ctx.config.report.max_per_day.0
+        ));
+    }
+    if ctx.config.report.unresponsive == authguard_core::config::Unresponsive::Subnet {
+        ctx.say(&format!(
+            "report: subnets of contacts given up on get the subnet rule at {} offenders, refreshed every {}",
+            ctx.config.report.unresponsive_subnet_offenders.0,
+            authguard_core::duration::human(crate::complaints::auto::EVERY)
         ));
     }
     if _metrics.is_none() {

@@ -5,7 +5,7 @@
 use crate::BadInput;
 use crate::cli::{ReportArgs, ReportCommand, ReportFormat as Format};
 use crate::complaints::send::{self, Outgoing};
-use crate::complaints::{self, Host, auto, contacts};
+use crate::complaints::{self, Host, auto, contacts, subnets};
 use crate::context::Context;
 use crate::mail;
 use crate::output::{print_json, relative, table};
@@ -96,6 +96,7 @@ fn one(ctx: &Context, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     send::deliver(ctx, &mut store, &outgoing)?;
+    subnets::refresh_or_log(ctx, &mut store, time::now());
     let s = &r.sources[0];
     outln!(
         "sent to {}: Message-ID <{}>, {} log lines quoted from {} to {}",
@@ -112,6 +113,13 @@ fn list_contacts(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
     let store = ctx.reader()?;
     let now = time::now();
     let rows = contacts::all(ctx, &store, now)?;
+    let held = store.unresponsive_subnets()?;
+    let stricter = |contact: &str| -> Vec<&str> {
+        held.iter()
+            .filter(|h| h.contact == contact)
+            .map(|h| h.subnet.as_str())
+            .collect()
+    };
     if as_json {
         let list: Vec<_> = rows
             .iter()
@@ -127,6 +135,7 @@ fn list_contacts(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
                     "last_report_age_seconds": now.saturating_sub(r.last_report),
                     "verdict": j.verdict.word(),
                     "given_up": j.given_up,
+                    "stricter_subnets": stricter(&r.contact),
                 })
             })
             .collect();
@@ -164,6 +173,17 @@ fn list_contacts(ctx: &Context, as_json: bool) -> anyhow::Result<ExitCode> {
         ctx.config.report.grace.0,
         ctx.config.report.give_up_after.0
     );
+    if !held.is_empty() {
+        outln!(
+            "{} subnets of contacts given up on are banned at {} offenders (unresponsive = \"subnet\"): {}",
+            held.len(),
+            ctx.config.report.unresponsive_subnet_offenders.0,
+            held.iter()
+                .map(|h| h.subnet.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -177,6 +197,9 @@ fn auto_pass(ctx: &Context, dry_run: bool, as_json: bool) -> anyhow::Result<Exit
     }
     let mut store = ctx.writer()?;
     let pass = auto::run(ctx, &mut store, time::now(), dry_run, |m| out!("{m}"))?;
+    if !dry_run {
+        subnets::refresh_or_log(ctx, &mut store, time::now());
+    }
     if as_json {
         print_json(&json!({
             "dry_run": dry_run,

@@ -251,7 +251,8 @@ fn sent_report(
     }
 }
 
-/// The daemon's automatic reporter: a pass at start and every [`EVERY`],
+/// The daemon's automatic reporter (and refresher of the stricter subnets,
+/// [`super::subnets`]): a pass at start and every [`EVERY`],
 /// in its own thread on its own store connection, so whois and the MTA
 /// never delay a firewall pass. Stops (and joins) when dropped.
 #[derive(Debug)]
@@ -272,7 +273,8 @@ impl Drop for Reporter {
 /// Starts the reporter, or None when `[report] auto` is empty.
 pub fn start(ctx: &Context) -> Option<Reporter> {
     use std::sync::atomic::Ordering;
-    if ctx.config.report.auto.is_empty() {
+    let subnets = ctx.config.report.unresponsive == authguard_core::config::Unresponsive::Subnet;
+    if ctx.config.report.auto.is_empty() && !subnets {
         return None;
     }
     let ctx = ctx.clone();
@@ -280,9 +282,15 @@ pub fn start(ctx: &Context) -> Option<Reporter> {
     let stopped = std::sync::Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
         while !stopped.load(Ordering::Relaxed) {
-            let done = ctx
-                .writer()
-                .and_then(|mut store| run(&ctx, &mut store, time::now(), false, |_| ()));
+            let done = ctx.writer_beside_open_store().and_then(|mut store| {
+                let pass = if ctx.config.report.auto.is_empty() {
+                    Pass::default()
+                } else {
+                    run(&ctx, &mut store, time::now(), false, |_| ())?
+                };
+                super::subnets::refresh_or_log(&ctx, &mut store, time::now());
+                Ok(pass)
+            });
             match done {
                 Ok(pass) => {
                     for (what, why) in &pass.skipped {

@@ -6,6 +6,7 @@
 pub mod auto;
 pub mod contacts;
 pub mod send;
+pub mod subnets;
 
 use crate::context::Context;
 use crate::report::{self, Envelope, Facts};

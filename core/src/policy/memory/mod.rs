@@ -318,6 +318,11 @@ impl Facts for MemoryFacts {
             .get(net)
             .is_some_and(|b| b.open.iter().any(|&i| self.is_active(i, now))))
     }
+
+    /// Memory knows no abuse contacts: a replay is judged without them.
+    fn unresponsive_contact(&mut self, _subnet: &IpNet) -> Result<Option<String>, Infallible> {
+        Ok(None)
+    }
 }
 
 impl Ledger for MemoryFacts {

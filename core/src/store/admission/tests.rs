@@ -391,6 +391,60 @@ fn enough_banned_sources_in_one_subnet_ban_the_subnet() {
 }
 
 #[test]
+fn an_unresponsive_contacts_subnet_is_banned_at_the_lower_threshold() {
+    let t = TempStore::new("subnet-unresponsive");
+    let mut s = t.open();
+    let mut c = with_max_failures(1);
+    c.report.unresponsive = crate::config::Unresponsive::Subnet;
+    c.report.unresponsive_subnet_offenders = crate::config::SubnetOffenders(2);
+    let held = [("198.51.100.0/24".to_owned(), "abuse@two.example".to_owned())];
+    s.set_unresponsive_subnets(&held.into_iter().collect(), 0)
+        .unwrap();
+    let ban_of = |s: &mut Store, c: &Config, ip: &str, at| {
+        s.admit(c, &attempt(ip), at).unwrap();
+        match s.admit(c, &attempt(ip), at + 1).unwrap() {
+            Decision::Refused {
+                created: true,
+                subnet,
+                ..
+            } => subnet,
+            other => panic!("{other:?}"),
+        }
+    };
+    // The subnet rule is off ([policy] subnet_offenders = 0), except here.
+    assert!(ban_of(&mut s, &c, "203.0.113.1", 10).is_none());
+    assert!(ban_of(&mut s, &c, "203.0.113.2", 20).is_none());
+    assert!(ban_of(&mut s, &c, "198.51.100.1", 30).is_none());
+    let subnet = ban_of(&mut s, &c, "198.51.100.2", 40).expect("two sources in a held /24");
+    assert_eq!(
+        (subnet.source.as_str(), subnet.origin.as_str()),
+        ("198.51.100.0/24", "subnet")
+    );
+    assert!(
+        subnet.reason.contains("abuse@two.example"),
+        "{}",
+        subnet.reason
+    );
+    // With the option off the table is not read: the usual rule decides.
+    let mut off = c.clone();
+    off.report.unresponsive = crate::config::Unresponsive::Ignore;
+    s.set_unresponsive_subnets(
+        &[("192.0.2.0/24".to_owned(), "abuse@x.example".to_owned())]
+            .into_iter()
+            .collect(),
+        50,
+    )
+    .unwrap();
+    assert!(ban_of(&mut s, &off, "192.0.2.1", 60).is_none());
+    assert!(ban_of(&mut s, &off, "192.0.2.2", 70).is_none());
+    // A usual threshold already lower than the option's stays.
+    let mut usual = c.clone();
+    usual.policy.subnet_offenders = 1;
+    let own = ban_of(&mut s, &usual, "192.0.2.9", 80).expect("the usual rule at 1");
+    assert!(!own.reason.contains("abuse contact"), "{}", own.reason);
+}
+
+#[test]
 fn failures_outside_find_time_do_not_count() {
     let t = TempStore::new("window");
     let mut s = t.open();
