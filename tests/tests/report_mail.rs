@@ -310,10 +310,14 @@ fn a_sent_report_arrives_as_email_and_its_contact_is_judged() {
     guard.guardctl_ok(&["report", "198.51.100.9", "--send", "--force"]);
     assert_eq!(mta.wait_for("isp-two.example", 2).len(), 2, "{}", mta.log());
 
-    // unresponsive = "subnet": the given-up contact's subnet is banned at
-    // its second offender; the responsive one's is not (the subnet rule
-    // is otherwise off).
-    let list = contacts(&guard);
+    a_given_up_contacts_subnet_is_banned_early(&guard, &log);
+}
+
+/// `unresponsive = "subnet"`: the given-up contact's subnet is banned at
+/// its second offender; the responsive one's is not (the subnet rule is
+/// otherwise off).
+fn a_given_up_contacts_subnet_is_banned_early(guard: &Guard, log: &SshdLogFile) {
+    let list = contacts(guard);
     let stricter = |who: &str| contact(&list, who).expect("listed")["stricter_subnets"].clone();
     assert_eq!(
         stricter("abuse@isp-two.example"),
