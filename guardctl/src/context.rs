@@ -4,7 +4,7 @@
 use crate::BadInput;
 use anyhow::Context as _;
 use authguard_core::config::{self, Config};
-use authguard_core::store::{Access, Store, StoreError};
+use authguard_core::store::{Access, Store};
 use authguard_core::syslog::{Logger, Severity};
 use std::path::{Path, PathBuf};
 
@@ -50,22 +50,6 @@ impl Context {
     /// Opens the store for a mutating verb, with a clear error when this
     /// process may not write it.
     pub fn writer(&self) -> anyhow::Result<Store> {
-        let path = self.store_path();
-        // Check *before* SQLite opens the file: closing any descriptor of a
-        // file drops all of this process's POSIX locks on it, SQLite's too
-        // (the daemon would lose its lock and others would delete the WAL).
-        if path.exists() && std::fs::OpenOptions::new().write(true).open(path).is_err() {
-            return Err(StoreError::Permission(path.to_owned()))
-                .with_context(|| format!("cannot write the store {}", path.display()));
-        }
-        Store::open(path, Access::Write, self.timeout())
-            .with_context(|| format!("cannot write the store {}", path.display()))
-    }
-
-    /// A writer for a thread of a process that has the store open already
-    /// (the daemon's reporter, `keyonly apply`): no pre-check, which would open and close a
-    /// descriptor of the file and so drop the process's SQLite locks.
-    pub fn writer_beside_open_store(&self) -> anyhow::Result<Store> {
         let path = self.store_path();
         Store::open(path, Access::Write, self.timeout())
             .with_context(|| format!("cannot write the store {}", path.display()))

@@ -1,7 +1,8 @@
 //! The store faults the PAM module must survive without crashing, hanging
 //! or locking the admin out: a full disk and a read-only file system (the
 //! missing and locked store are covered with a real sshd in sshd_guard.rs).
-//! Each fault is made real with a mount inside pamtester's own namespace.
+//! Each fault is made real with a mount inside pamtester's own namespace
+//! (guardctl's, for what guardctl says of a read-only store).
 
 use authguard_e2e::{Guard, PamService, require_root};
 use std::time::Duration;
@@ -120,4 +121,43 @@ fn corrupt_store_is_survived_by_fail_mode() {
              head -c 65536 /dev/urandom > '{store_dir}/authguard.db'"
         )
     });
+}
+
+/// guardctl in a mount namespace of its own where the store's directory is
+/// read-only: `verb`'s output.
+fn guardctl_on_read_only_store(g: &Guard, verb: &str) -> std::process::Output {
+    let script = format!(
+        "{} && exec '{}' --config '{}' {verb}",
+        read_only(g),
+        authguard_e2e::guardctl_path().display(),
+        g.config_path().display()
+    );
+    std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("run unshare")
+}
+
+#[test]
+fn guardctl_on_a_read_only_store_names_it_and_writes_nothing() {
+    if !require_root() {
+        return;
+    }
+    let g = Guard::new();
+    g.guardctl_ok(&["ban", "203.0.113.61"]);
+    // SQLite opens a file it may not write read-only without a word: the
+    // verb must say so, not fail later with a vague error.
+    let ban = guardctl_on_read_only_store(&g, "ban 203.0.113.62");
+    let said = String::from_utf8_lossy(&ban.stderr);
+    assert_eq!(ban.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot write the store") && said.contains("read-only"),
+        "{said}"
+    );
+    // Reading a WAL store needs its -shm written: a reader is told too.
+    let list = guardctl_on_read_only_store(&g, "list");
+    let said = String::from_utf8_lossy(&list.stderr);
+    assert_eq!(list.status.code(), Some(1), "{said}");
+    assert!(said.contains("read-only file system"), "{said}");
+    assert!(g.listed("203.0.113.62").is_none(), "a ban was half-written");
 }

@@ -31,8 +31,7 @@ pub fn run(ctx: &Context, command: KeyOnlyCommand) -> anyhow::Result<ExitCode> {
                     if reloaded {
                         outln!("sshd reloaded");
                         // Counted for `guardctl metrics`, as the daemon's reloads are.
-                        // This process holds `store` open: no pre-check.
-                        if let Ok(mut writer) = ctx.writer_beside_open_store() {
+                        if let Ok(mut writer) = ctx.writer() {
                             super::daemon::count_reload(ctx, &mut writer);
                         }
                     } else {

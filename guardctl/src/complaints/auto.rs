@@ -282,7 +282,7 @@ pub fn start(ctx: &Context) -> Option<Reporter> {
     let stopped = std::sync::Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
         while !stopped.load(Ordering::Relaxed) {
-            let done = ctx.writer_beside_open_store().and_then(|mut store| {
+            let done = ctx.writer().and_then(|mut store| {
                 let pass = if ctx.config.report.auto.is_empty() {
                     Pass::default()
                 } else {
