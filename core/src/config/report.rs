@@ -44,7 +44,7 @@ pub struct ReportConfig {
     /// A contact judged unresponsive after this many reports is no longer
     /// mailed.
     pub give_up_after: GiveUpAfter,
-    /// What an unresponsive contact's networks get.
+    /// What the networks of a contact given up on get.
     pub unresponsive: Unresponsive,
     /// With `unresponsive = "subnet"`: banned sources inside one of its
     /// subnets that get the subnet banned.
@@ -101,8 +101,8 @@ pub enum AutoReport {
     Ban,
 }
 
-/// `[report] unresponsive`: what the networks of a contact judged
-/// unresponsive get, beyond no longer being mailed.
+/// `[report] unresponsive`: what the networks of a contact given up on
+/// (unresponsive after `give_up_after` reports) get, beyond no more mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Unresponsive {

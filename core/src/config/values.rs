@@ -172,6 +172,6 @@ bounded!(
 );
 bounded!(
     /// `[report] unresponsive_subnet_offenders`: banned sources inside a
-    /// subnet of an unresponsive contact that get the subnet banned, 1 to 1000.
+    /// subnet of a contact given up on that get the subnet banned, 1 to 1000.
     SubnetOffenders(u32), "u32", |v| (1..=1000).contains(v), "must be from 1 to 1000"
 );

@@ -128,8 +128,8 @@ fn repeat_offence<F: Facts>(
 /// The subnet rule: once `subnet_offenders` distinct sources inside one
 /// subnet (`subnet_ipv4_prefix`/`subnet_ipv6_prefix`) have been banned within
 /// the recidive window, the subnet itself is banned (origin `subnet`).
-/// With `[report] unresponsive = "subnet"`, a subnet held for an
-/// unresponsive abuse contact tips at `unresponsive_subnet_offenders`
+/// With `[report] unresponsive = "subnet"`, a subnet held for an abuse
+/// contact given up on tips at `unresponsive_subnet_offenders`
 /// (if lower), even with the rule off. Asked after the ban of `banned` is
 /// written down; the subnet's ban if that ban tipped it.
 pub fn subnet_ban<F: Facts>(
@@ -143,17 +143,14 @@ pub fn subnet_ban<F: Facts>(
     if p.subnet_offenders == 0 && !stricter {
         return Ok(None);
     }
-    let subnet = addr::source_of(
-        banned.network(),
-        p.subnet_ipv4_prefix.0,
-        p.subnet_ipv6_prefix.0,
-    );
+    let subnet = subnet_of(p, banned);
     if subnet.prefix_len() >= banned.prefix_len() || facts.is_banned(&subnet, now)? {
         return Ok(None);
     }
-    let (threshold, unresponsive) = match stricter {
-        true => threshold_in(facts, config, &subnet)?,
-        false => (p.subnet_offenders, None),
+    let (threshold, unresponsive) = if stricter {
+        threshold_in(facts, config, &subnet)?
+    } else {
+        (p.subnet_offenders, None)
     };
     if threshold == 0 {
         return Ok(None);
@@ -177,6 +174,16 @@ pub fn subnet_ban<F: Facts>(
         failures: 0,
     };
     plan_ban(facts, config, &new, now).map(Some)
+}
+
+/// The subnet the subnet rule counts `net` in (`subnet_ipv4_prefix`,
+/// `subnet_ipv6_prefix`).
+pub fn subnet_of(policy: &PolicyConfig, net: &IpNet) -> IpNet {
+    addr::source_of(
+        net.network(),
+        policy.subnet_ipv4_prefix.0,
+        policy.subnet_ipv6_prefix.0,
+    )
 }
 
 /// The subnet rule's threshold in `subnet` (0: off), and the unresponsive

@@ -27,7 +27,7 @@ pub use admission::{
     whole, window_start,
 };
 pub use ban::{
-    BanLength, BanPlan, NewBan, ban_and_subnet, expiry, is_active, plan_ban, subnet_ban,
+    BanLength, BanPlan, NewBan, ban_and_subnet, expiry, is_active, plan_ban, subnet_ban, subnet_of,
 };
 pub use escalation::{ban_duration, escalate};
 pub use words::{EndReason, Origin};
@@ -75,7 +75,7 @@ pub trait Facts {
     ) -> Result<u32, Self::Error>;
     /// True when `net` itself (exactly that network) is banned now.
     fn is_banned(&mut self, net: &IpNet, now: Timestamp) -> Result<bool, Self::Error>;
-    /// The unresponsive abuse contact `subnet` is held for, if it is held
+    /// The abuse contact given up on that `subnet` is held for, if it is held
     /// (`[report] unresponsive = "subnet"`).
     fn unresponsive_contact(&mut self, subnet: &IpNet) -> Result<Option<String>, Self::Error>;
 }

@@ -185,9 +185,10 @@ impl Store {
         // SQLite opens lazily: "cannot open" may surface at the first statement.
         store.configure().map_err(|e| reclassify_open(path, e))?;
         // SQLite opens a file it may not write read-only, silently; a writer
-        // is told at once, by name. (Asked of SQLite, not by opening the file
-        // ourselves: closing any descriptor of it would drop this process's
-        // POSIX locks, those of its other connections too.)
+        // is told at once, by name. Asked of SQLite rather than by opening
+        // the file first: closing any descriptor of it drops this process's
+        // POSIX locks, its other connections' too (only once it is known
+        // unwritable does `why_cannot_open` look at the file).
         if access != Access::Read && store.conn.is_readonly(rusqlite::MAIN_DB)? {
             return Err(
                 why_cannot_open(path).unwrap_or_else(|| StoreError::Permission(path.to_owned()))

@@ -203,8 +203,8 @@ const MIGRATIONS: [&str; 12] = [
     CREATE INDEX reported_sources_by_source ON reported_sources (source);
     "#,
     // 11 → 12: with `[report] unresponsive = "subnet"`, the subnets (as the
-    // subnet rule cuts them) holding sources of a contact judged
-    // unresponsive, where that rule bans at a lower threshold. guardctl
+    // subnet rule cuts them) holding sources of a contact given up on,
+    // where that rule bans at a lower threshold. guardctl
     // rewrites it after judging contacts; a new ban reads one row.
     r#"
     CREATE TABLE unresponsive_subnets (

@@ -1,5 +1,5 @@
 //! `unresponsive_subnets`: with `[report] unresponsive = "subnet"`, the
-//! subnets holding sources of an abuse contact judged unresponsive, where
+//! subnets holding sources of an abuse contact given up on, where
 //! the subnet rule bans at `[report] unresponsive_subnet_offenders`.
 //! guardctl rewrites the table after judging the contacts; a new ban reads
 //! one row of it (`Facts::unresponsive_contact`).
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 pub struct UnresponsiveSubnet {
     /// The subnet, as the subnet rule cuts it (`198.51.100.0/24`).
     pub subnet: String,
-    /// The unresponsive contact whose source it holds.
+    /// The contact given up on whose source it holds.
     pub contact: String,
     /// Since when it is held.
     pub since: Timestamp,

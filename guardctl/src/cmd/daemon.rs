@@ -71,7 +71,7 @@ pub fn daemon(ctx: &Context) -> anyhow::Result<ExitCode> {
     });
     let _metrics = crate::metrics::textfile::start(&ctx.config, ctx.timeout(), ctx.sayer());
     let _reporter = crate::complaints::auto::start(ctx);
-    if _reporter.is_some() && !ctx.config.report.auto.is_empty() {
+    if !ctx.config.report.auto.is_empty() {
         ctx.say(&format!(
             "report: automatic reports of {:?} bans, at most one per contact every {}, {} a day",
             ctx.config.report.auto, ctx.config.report.interval.0, ctx.config.report.max_per_day.0

@@ -96,7 +96,7 @@ fn one(ctx: &Context, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     send::deliver(ctx, &mut store, &outgoing)?;
-    subnets::refresh_or_log(ctx, &mut store, time::now());
+    subnets::refresh(ctx, &mut store, time::now());
     let s = &r.sources[0];
     outln!(
         "sent to {}: Message-ID <{}>, {} log lines quoted from {} to {}",
@@ -198,7 +198,7 @@ fn auto_pass(ctx: &Context, dry_run: bool, as_json: bool) -> anyhow::Result<Exit
     let mut store = ctx.writer()?;
     let pass = auto::run(ctx, &mut store, time::now(), dry_run, |m| out!("{m}"))?;
     if !dry_run {
-        subnets::refresh_or_log(ctx, &mut store, time::now());
+        subnets::refresh(ctx, &mut store, time::now());
     }
     if as_json {
         print_json(&json!({

@@ -270,7 +270,8 @@ impl Drop for Reporter {
     }
 }
 
-/// Starts the reporter, or None when `[report] auto` is empty.
+/// Starts the reporter, or None when it has nothing to do (`[report] auto`
+/// empty and `unresponsive` not `"subnet"`).
 pub fn start(ctx: &Context) -> Option<Reporter> {
     use std::sync::atomic::Ordering;
     let subnets = ctx.config.report.unresponsive == authguard_core::config::Unresponsive::Subnet;
@@ -288,7 +289,7 @@ pub fn start(ctx: &Context) -> Option<Reporter> {
                 } else {
                     run(&ctx, &mut store, time::now(), false, |_| ())?
                 };
-                super::subnets::refresh_or_log(&ctx, &mut store, time::now());
+                super::subnets::refresh(&ctx, &mut store, time::now());
                 Ok(pass)
             });
             match done {

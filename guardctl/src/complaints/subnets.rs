@@ -9,18 +9,14 @@ use super::contacts;
 use crate::context::Context;
 use authguard_core::addr;
 use authguard_core::config::Unresponsive;
+use authguard_core::policy;
 use authguard_core::store::Store;
 use authguard_core::time::Timestamp;
 use std::collections::BTreeMap;
 
-/// Rewrites the stricter subnets from the contacts' standing at `now`.
-/// Returns `(added, removed)`, or `None` when the option is off (the table
-/// is then left empty, so turning it off takes effect at the next pass).
-pub fn refresh(
-    ctx: &Context,
-    store: &mut Store,
-    now: Timestamp,
-) -> anyhow::Result<Option<(usize, usize)>> {
+/// Rewrites the stricter subnets from the contacts' standing at `now`
+/// (none with the option off, so turning it off empties the table).
+fn rewrite(ctx: &Context, store: &mut Store, now: Timestamp) -> anyhow::Result<()> {
     let wanted = if ctx.config.report.unresponsive == Unresponsive::Subnet {
         wanted(ctx, store, now)?
     } else {
@@ -34,13 +30,13 @@ pub fn refresh(
             ctx.config.report.unresponsive_subnet_offenders.0
         ));
     }
-    Ok((ctx.config.report.unresponsive == Unresponsive::Subnet).then_some((added, removed)))
+    Ok(())
 }
 
-/// Refreshes, logging a failure instead of returning it: callers have
-/// done their real work already (a report sent, a pass run).
-pub fn refresh_or_log(ctx: &Context, store: &mut Store, now: Timestamp) {
-    if let Err(e) = refresh(ctx, store, now) {
+/// Rewrites the stricter subnets, logging a failure instead of returning
+/// it: callers have done their real work already (a report sent, a pass run).
+pub fn refresh(ctx: &Context, store: &mut Store, now: Timestamp) {
+    if let Err(e) = rewrite(ctx, store, now) {
         ctx.say(&format!(
             "report: the subnets of unresponsive contacts were not refreshed: {e:#}"
         ));
@@ -53,7 +49,6 @@ fn wanted(
     store: &Store,
     now: Timestamp,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let policy = &ctx.config.policy;
     let mut subnets = BTreeMap::new();
     for row in contacts::all(ctx, store, now)? {
         if !row.judgement.given_up {
@@ -63,11 +58,7 @@ fn wanted(
             let Ok(net) = addr::parse_target(&network) else {
                 continue;
             };
-            let subnet = addr::source_of(
-                net.network(),
-                policy.subnet_ipv4_prefix.0,
-                policy.subnet_ipv6_prefix.0,
-            );
+            let subnet = policy::subnet_of(&ctx.config.policy, &net);
             subnets
                 .entry(addr::display(&subnet))
                 .or_insert_with(|| row.contact.clone());
